@@ -1,0 +1,116 @@
+"""Small file helpers shared by every stage: atomic writes and checked image reads."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+
+def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
+    """Run `write(tmp)` on a temporary file beside `path`, then rename it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def remove_stale_parts(root: Path) -> int:
+    """Delete temporary files that an interrupted run left under root; returns how many."""
+    stale = list(Path(root).rglob(".*.part"))
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return len(stale)
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write bytes to `path` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_bytes(data))
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write text to `path` atomically."""
+    atomic_write(path, lambda tmp: tmp.write_text(text))
+
+
+def encode_image(rgb: np.ndarray, fmt: str) -> bytes:
+    """Encode a uint8 RGB array as PNG or JPEG bytes (deterministic for the same array)."""
+    buf = io.BytesIO()
+    img = Image.fromarray(rgb, mode="RGB")
+    if fmt == "png":
+        img.save(buf, format="PNG", optimize=False, compress_level=6)
+    elif fmt in ("jpeg", "jpg"):
+        img.save(buf, format="JPEG", quality=95, subsampling=0)
+    else:
+        raise ValueError(f"unknown image format {fmt!r}; use png or jpeg")
+    return buf.getvalue()
+
+
+def save_mask(path: Path, mask: np.ndarray) -> None:
+    """Save a boolean mask as .npy, atomically."""
+    buf = io.BytesIO()
+    np.save(buf, np.ascontiguousarray(mask, dtype=bool))
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def read_image(path: Path) -> np.ndarray:
+    """Read any image file as uint8 RGB (grayscale, CMYK, palette and RGBA are converted)."""
+    path = Path(path)
+    try:
+        with Image.open(path) as img:
+            img.load()
+            if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
+                img = img.convert("RGBA")
+                white = Image.new("RGBA", img.size, (255, 255, 255, 255))
+                img = Image.alpha_composite(white, img)
+            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: image file not found") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable or truncated image ({err})") from None
+
+
+def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Read a boolean mask (.npy or an image: non-zero = foreground), checking its size."""
+    path = Path(path)
+    try:
+        if path.suffix.lower() == ".npy":
+            mask = np.load(path, allow_pickle=False)
+        else:
+            with Image.open(path) as img:
+                mask = np.asarray(img.convert("L"))
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: mask file not found") from None
+    except (UnidentifiedImageError, OSError, ValueError) as err:
+        raise ValueError(f"{path}: unreadable mask ({err})") from None
+    if mask.ndim == 3 and mask.shape[-1] == 1:
+        mask = mask[..., 0]
+    if mask.ndim != 2:
+        raise ValueError(f"{path}: mask must be 2-D (H, W), got shape {mask.shape}")
+    mask = mask.astype(bool)
+    if shape is not None and mask.shape != tuple(shape):
+        raise ValueError(
+            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+            f"{shape[1]}x{shape[0]} (width x height)"
+        )
+    return mask
+
+
+def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """Tight inclusive box (xmin, ymin, xmax, ymax) of a non-empty mask."""
+    ys = np.flatnonzero(mask.any(axis=1))
+    xs = np.flatnonzero(mask.any(axis=0))
+    if len(xs) == 0:
+        raise ValueError("empty mask has no box")
+    return int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1])

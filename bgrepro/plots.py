@@ -1,0 +1,73 @@
+"""Figure helpers shared by the notebooks and the CLI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg", force=False)
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from .classes import CLASS_FOLDERS, CLASS_NAMES, HABITATS  # noqa: E402
+from .io import read_image, read_mask  # noqa: E402
+
+
+def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path | None = None):
+    """Grid of a synthetic dataset: one row per class; image (titled by habitat) and its mask."""
+    from .synth import read_annotations
+
+    rows = [r for r in read_annotations(root) if r["split"] == split]
+    if not rows:
+        raise ValueError(f"{root}: no images in split {split!r}")
+    fig, axes = plt.subplots(
+        len(CLASS_FOLDERS), 2 * per_class, figsize=(2 * per_class * 1.25, len(CLASS_FOLDERS) * 1.35),
+        squeeze=False,
+    )
+    for c, folder in enumerate(CLASS_FOLDERS):
+        mine = [r for r in rows if r["class_index"] == c][:per_class]
+        for k in range(per_class):
+            ax_img, ax_mask = axes[c, 2 * k], axes[c, 2 * k + 1]
+            for ax in (ax_img, ax_mask):
+                ax.set_xticks([])
+                ax.set_yticks([])
+            if k >= len(mine):
+                ax_img.axis("off")
+                ax_mask.axis("off")
+                continue
+            r = mine[k]
+            img_file = next((Path(root) / "original" / split / folder).glob(f"{r['id']}.*"))
+            image = read_image(img_file)
+            mask = read_mask(Path(root) / "fg_mask" / split / folder / f"{r['id']}.npy", image.shape[:2])
+            ax_img.imshow(image, interpolation="nearest")
+            x0, y0, x1, y1 = r["xmin"], r["ymin"], r["xmax"], r["ymax"]
+            ax_img.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
+                                           fill=False, color="yellow", lw=0.8))
+            ax_img.set_title(HABITATS[r["habitat"]], fontsize=7, pad=2)
+            ax_mask.imshow(mask, cmap="gray", interpolation="nearest")
+            ax_mask.set_title("mask", fontsize=7, pad=2)
+        axes[c, 0].set_ylabel(CLASS_NAMES[c], fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.3)
+    if out is not None:
+        fig.savefig(out, dpi=110)
+    return fig
+
+
+def habitat_gallery(size: int = 96, per_habitat: int = 4, seed: int = 0, out: Path | None = None):
+    """Grid of freshly drawn backgrounds: one row per habitat."""
+    from .synth_render import render_background
+
+    fig, axes = plt.subplots(len(HABITATS), per_habitat, figsize=(per_habitat * 1.2, len(HABITATS) * 1.25),
+                             squeeze=False)
+    for h, name in enumerate(HABITATS):
+        for k in range(per_habitat):
+            rng = np.random.default_rng([seed, h, k])
+            axes[h, k].imshow(render_background(h, size, rng))
+            axes[h, k].set_xticks([])
+            axes[h, k].set_yticks([])
+        axes[h, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    fig.tight_layout(pad=0.3)
+    if out is not None:
+        fig.savefig(out, dpi=110)
+    return fig

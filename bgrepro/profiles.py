@@ -1,0 +1,93 @@
+"""The three scales (tiny, smoke, full) as one object that every stage reads."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass, replace
+
+#: Environment variable that selects the profile when none is passed explicitly.
+PROFILE_ENV = "BGREPRO_PROFILE"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Everything that changes with scale; the code path is the same at every scale."""
+
+    name: str
+    #: Side of the (square) images, in pixels.
+    image_size: int
+    #: Synthetic images per class in the train split.
+    train_per_class: int
+    #: Synthetic images per class in the val (test) split.
+    test_per_class: int
+    #: Default architecture for trained models.
+    arch: str
+    #: Training epochs.
+    epochs: int
+    #: Mini-batch size.
+    batch_size: int
+    #: Peak learning rate (SGD with momentum, cosine schedule).
+    lr: float
+    #: Weight decay.
+    weight_decay: float
+    #: Whether the profile expects a GPU.
+    gpu: bool
+
+    def with_overrides(self, **changes: object) -> Profile:
+        """A copy with some fields replaced (None values are ignored)."""
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+    def as_dict(self) -> dict[str, object]:
+        """Plain-dict form, for records and JSON."""
+        return asdict(self)
+
+
+PROFILES: dict[str, Profile] = {
+    "tiny": Profile(
+        name="tiny",
+        image_size=32,
+        train_per_class=6,
+        test_per_class=3,
+        arch="smallcnn",
+        epochs=2,
+        batch_size=16,
+        lr=0.05,
+        weight_decay=5e-4,
+        gpu=False,
+    ),
+    "smoke": Profile(
+        name="smoke",
+        image_size=40,
+        train_per_class=400,
+        test_per_class=100,
+        arch="smallcnn",
+        epochs=16,
+        batch_size=64,
+        lr=0.05,
+        weight_decay=5e-4,
+        gpu=False,
+    ),
+    "full": Profile(
+        name="full",
+        image_size=224,
+        train_per_class=5045,
+        test_per_class=450,
+        arch="resnet50",
+        epochs=30,
+        batch_size=256,
+        lr=0.1,
+        weight_decay=1e-4,
+        gpu=True,
+    ),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The named profile, or the one in $BGREPRO_PROFILE, or smoke."""
+    name = name or os.environ.get(PROFILE_ENV) or "smoke"
+    try:
+        return PROFILES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}"
+        ) from None

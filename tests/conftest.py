@@ -1,0 +1,31 @@
+"""Shared fixtures: small synthetic datasets made once per test session."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+
+from bgrepro.synth import SynthConfig, generate
+
+
+def tree_digest(root: Path) -> dict[str, str]:
+    """sha256 of every file under root, by relative path (the dataset's identity)."""
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(Path(root).rglob("*"))
+        if p.is_file()
+    }
+
+
+@pytest.fixture(scope="session")
+def tiny_config() -> SynthConfig:
+    return SynthConfig.from_profile("tiny", seed=7)
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory, tiny_config) -> Path:
+    root = tmp_path_factory.mktemp("synth") / "tiny"
+    generate(root, tiny_config, workers=2, progress=False)
+    return root
