@@ -33,7 +33,7 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lint: setup
-	$(BIN)/ruff check bgrepro tests scripts bench
+	$(BIN)/ruff check bgrepro tests scripts
 
 test: setup lint
 	$(BIN)/python -m pytest

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
@@ -143,8 +144,9 @@ def main() -> None:
         cells = "".join(f"{100 * row[v]:>10.1f}%" for v in (*TEST_VARIANTS, "bg_gap"))
         print(f"{tv:<19}{cells}{row['train_seconds']:>10.1f}")
     if args.json:
-        args.json.write_text(json.dumps({"config": vars(config) if hasattr(config, "__dict__") else {},
-                                         "table": table}, indent=2, default=str))
+        record = {"synth": asdict(config), "profile": profile.as_dict(),
+                  "background_only_ceiling": background_only_ceiling(config.correlation), "table": table}
+        args.json.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -74,3 +74,42 @@ def test_bad_inputs_are_rejected():
         composite.only_bg_t(image, (0, 0, 7, 7))
     with pytest.raises(ValueError, match="does not match"):
         composite.only_fg(image, np.zeros((4, 8), bool))
+
+
+@st.composite
+def batch(draw):
+    """Several images of one size, each with its own box and mask."""
+    h, w, n = draw(st.integers(3, 20)), draw(st.integers(3, 20)), draw(st.integers(1, 5))
+    seed = draw(st.integers(0, 2**31))
+    rng = np.random.default_rng(seed)
+    images = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    boxes = []
+    for _ in range(n):
+        x0, x1 = sorted(draw(st.integers(0, w - 1)) for _ in range(2))
+        y0, y1 = sorted(draw(st.integers(0, h - 1)) for _ in range(2))
+        if (x0, y0, x1, y1) == (0, 0, w - 1, h - 1):
+            y1 -= 1
+        boxes.append((x0, y0, x1, y1))
+    masks = rng.random((n, h, w)) < 0.4
+    backgrounds = rng.integers(0, 256, (n, h, w, 3), dtype=np.uint8)
+    return images, boxes, masks, backgrounds
+
+
+@settings(max_examples=200, deadline=None)
+@given(batch())
+def test_numpy_and_torch_paths_agree(sample):
+    import torch
+
+    images, boxes, masks, backgrounds = sample
+    chw = lambda a: torch.from_numpy(a).permute(0, 3, 1, 2)  # noqa: E731
+    t_img, t_bg, t_mask, t_box = chw(images), chw(backgrounds), torch.from_numpy(masks), torch.tensor(boxes)
+    pairs = [
+        (composite.only_bg_t_torch(t_img, t_box), [composite.only_bg_t(i, b) for i, b in zip(images, boxes)]),
+        (composite.only_bg_b_torch(t_img, t_box), [composite.only_bg_b(i, b) for i, b in zip(images, boxes)]),
+        (composite.no_fg_torch(t_img, t_mask), [composite.no_fg(i, m) for i, m in zip(images, masks)]),
+        (composite.only_fg_torch(t_img, t_mask), [composite.only_fg(i, m) for i, m in zip(images, masks)]),
+        (composite.paste_torch(t_img, t_mask, t_bg),
+         [composite.paste(i, m, g) for i, m, g in zip(images, masks, backgrounds)]),
+    ]
+    for got, expected in pairs:
+        np.testing.assert_array_equal(got.permute(0, 2, 3, 1).numpy(), np.stack(expected))
