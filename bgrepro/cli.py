@@ -70,6 +70,45 @@ def _run_synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_build(sub) -> None:
+    p = sub.add_parser(
+        "build",
+        help="materialise IN-9 variants of a source in the official layout",
+        description="Write DIR/<variant>/<split>/<class>/<id>, DIR/fg_mask/, DIR/manifest.csv and "
+        "DIR/rejections.csv. Parallel, resumable (run the same command again after an interruption).",
+    )
+    p.add_argument("--source", required=True, choices=("synthetic", "in9", "imagenet", "folder"))
+    p.add_argument("--in", dest="src", type=Path, required=True, help="the source folder")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--variants", default="all", help="all, or a comma list of: original, only_bg_b, "
+                   "only_bg_t, no_fg, only_fg, mixed_same, mixed_rand, mixed_next")
+    p.add_argument("--splits", default=None, help="comma list of train,val (default: all the source has)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the Mixed-* pairings")
+    p.add_argument("--workers", type=_non_negative, default=None, help="processes (default: all cores)")
+    p.add_argument("--format", choices=("png", "jpeg"), default=None,
+                   help="output format (default: png for synthetic, jpeg for photo sources)")
+    p.add_argument("--boxes", type=Path, default=None,
+                   help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
+    p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
+    p.add_argument("--size", type=_non_negative, default=224, help="folder/imagenet: output side (default 224)")
+    p.set_defaults(func=_run_build)
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from .build import build, parse_variants
+    from .sources import open_source
+
+    variants = parse_variants(args.variants)
+    splits = tuple(s.strip() for s in args.splits.split(",")) if args.splits else None
+    if splits and any(s not in ("train", "val") for s in splits):
+        raise ValueError(f"--splits must be a comma list of train,val, got {args.splits!r}")
+    source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size)
+    report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
+                   workers=args.workers or None, fmt=args.format)
+    print(report.summary())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -77,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     _add_synth(sub)
+    _add_build(sub)
     return parser
 
 

@@ -71,3 +71,34 @@ def habitat_gallery(size: int = 96, per_habitat: int = 4, seed: int = 0, out: Pa
     if out is not None:
         fig.savefig(out, dpi=110)
     return fig
+
+
+VARIANT_TITLES = {
+    "original": "Original", "only_bg_b": "Only-BG-B", "only_bg_t": "Only-BG-T", "no_fg": "No-FG",
+    "only_fg": "Only-FG", "mixed_same": "Mixed-Same", "mixed_rand": "Mixed-Rand", "mixed_next": "Mixed-Next",
+}
+
+
+def variants_figure(root: Path, image_id: str | None = None, split: str = "val", out: Path | None = None):
+    """The paper's Figure 1 layout: one image in all eight variants, labelled (from a built folder)."""
+    from .build import read_manifest
+
+    rows = [r for r in read_manifest(root) if r["split"] == split and r["variant"] in VARIANT_TITLES]
+    if not rows:
+        raise ValueError(f"{root}: the manifest lists no variant images in split {split!r}")
+    image_id = image_id or rows[0]["fg_id"] or rows[0]["bg_id"]
+    mine = {r["variant"]: r for r in rows if image_id in (r["fg_id"], r["bg_id"]) and
+            (r["fg_id"] or r["bg_id"]) == image_id}
+    fig, axes = plt.subplots(1, len(VARIANT_TITLES), figsize=(len(VARIANT_TITLES) * 1.6, 2.0), squeeze=False)
+    for ax, (variant, title) in zip(axes[0], VARIANT_TITLES.items()):
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_title(title, fontsize=9)
+        if variant in mine:
+            ax.imshow(read_image(Path(root) / mine[variant]["path"]), interpolation="nearest")
+        else:
+            ax.text(0.5, 0.5, "not built", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+    fig.tight_layout(pad=0.3)
+    if out is not None:
+        fig.savefig(out, dpi=120)
+    return fig

@@ -1,0 +1,380 @@
+"""Where images and their annotations come from: each source yields (image, label, box, mask, id).
+
+- `SyntheticSource`: the embedded synthetic IN-9 (`bgrepro synth`).
+- `IN9Source`: the official IN-9 release layout (`original/<split>/<class>/` + `fg_mask/`).
+- `ImageNetSource`: ImageNet-style class folders + Pascal VOC bounding-box XMLs -> GrabCut masks,
+  the paper's own procedure (resize 256, center crop 224, the four filters).
+- `FolderSource`: any collection of class folders with masks (PNG/NPY) or a CSV of boxes.
+
+A source lists `Record`s cheaply (paths only) and `load`s one into a `Sample` (pixels), so the
+variant builder can load in parallel. Bad input raises one ValueError naming the file;
+images that fail the paper's filters raise `composite.Rejected` and are counted, not fatal.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import composite
+from .classes import CLASS_FOLDERS, IMAGENET_TO_IN9
+from .io import mask_box, read_image, read_mask
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+SPLITS = ("train", "val")
+Box = tuple[int, int, int, int]
+
+
+@dataclass(frozen=True)
+class Record:
+    """One source image, not yet loaded."""
+
+    split: str
+    id: str
+    label: int
+    image_path: Path
+    mask_path: Path | None = None
+    boxes: tuple[Box, ...] | None = None
+    #: Pascal VOC XML with the boxes (ImageNet), read when the record is loaded.
+    boxes_path: Path | None = None
+
+
+@dataclass
+class Sample:
+    """One loaded image with its foreground: uint8 RGB (H, W, 3), inclusive box, bool mask (H, W)."""
+
+    split: str
+    id: str
+    label: int
+    image: np.ndarray
+    box: Box
+    mask: np.ndarray
+
+
+def _images_in(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def _check_foreground(mask: np.ndarray, path: Path) -> None:
+    if not mask.any():
+        raise ValueError(f"{path}: mask is empty (no foreground pixel)")
+    if mask.all():
+        raise ValueError(f"{path}: mask covers the whole image (no background left)")
+
+
+def _check_box(box: Sequence[int], shape: tuple[int, ...], path: Path) -> Box:
+    x0, y0, x1, y1 = (int(v) for v in box)
+    h, w = shape[:2]
+    if not (0 <= x0 <= x1 < w and 0 <= y0 <= y1 < h):
+        raise ValueError(f"{path}: box {(x0, y0, x1, y1)} lies outside the {w}x{h} image")
+    return x0, y0, x1, y1
+
+
+def _check_unique(records: list[Record]) -> list[Record]:
+    seen: dict[str, Path] = {}
+    for r in records:
+        if r.id in seen:
+            raise ValueError(f"{r.image_path}: duplicate id {r.id!r} (also {seen[r.id]}); ids must be unique")
+        seen[r.id] = r.image_path
+    return records
+
+
+def _class_dirs(split_dir: Path, classes: Sequence[str]) -> list[tuple[int, Path]]:
+    """The class folders of one split, checked against the expected class list."""
+    if not split_dir.is_dir():
+        raise FileNotFoundError(f"{split_dir}: split folder not found")
+    present = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    unknown = [name for name in present if name not in classes]
+    if unknown:
+        raise ValueError(f"{split_dir / unknown[0]}: unknown class folder (expected one of {', '.join(classes)})")
+    missing = [name for name in classes if name not in present]
+    if missing:
+        raise FileNotFoundError(f"{split_dir / missing[0]}: missing class folder")
+    return [(classes.index(name), split_dir / name) for name in classes]
+
+
+class Source:
+    """Base class: a named collection of labelled images with foregrounds."""
+
+    name = "source"
+    #: Class folder names, in label order.
+    classes: tuple[str, ...] = CLASS_FOLDERS
+    #: Photographs (output JPEG by default) or lossless renderings (PNG).
+    photo = True
+
+    def splits(self) -> list[str]:
+        """Splits this source has."""
+        raise NotImplementedError
+
+    def records(self, split: str) -> list[Record]:
+        """Every image of a split, in a fixed order."""
+        raise NotImplementedError
+
+    def load(self, record: Record) -> Sample:
+        """Pixels, box and mask of one record (ValueError naming the file on bad input)."""
+        image = read_image(record.image_path)
+        mask = read_mask(record.mask_path, image.shape[:2])
+        _check_foreground(mask, record.mask_path)
+        box = _check_box(record.boxes[0], image.shape, record.image_path) if record.boxes else mask_box(mask)
+        return Sample(record.split, record.id, record.label, image, box, mask)
+
+
+class SyntheticSource(Source):
+    """The embedded synthetic IN-9 written by `bgrepro synth`."""
+
+    name = "synthetic"
+    photo = False
+
+    def __init__(self, root: Path) -> None:
+        from .synth import read_annotations
+
+        self.root = Path(root)
+        self._rows = read_annotations(self.root)
+
+    def splits(self) -> list[str]:
+        return [s for s in SPLITS if any(r["split"] == s for r in self._rows)]
+
+    def records(self, split: str) -> list[Record]:
+        out = []
+        for r in self._rows:
+            if r["split"] != split:
+                continue
+            folder = CLASS_FOLDERS[r["class_index"]]
+            matches = list((self.root / "original" / split / folder).glob(f"{r['id']}.*"))
+            if not matches:
+                raise FileNotFoundError(f"{self.root / 'original' / split / folder / r['id']}.*: image not found")
+            out.append(Record(split, r["id"], r["class_index"], matches[0],
+                              self.root / "fg_mask" / split / folder / f"{r['id']}.npy",
+                              ((r["xmin"], r["ymin"], r["xmax"], r["ymax"]),)))
+        return _check_unique(out)
+
+
+class IN9Source(Source):
+    """The official IN-9 layout: `<root>/<variant>/<split>/<class>/<image>` plus `fg_mask/`.
+
+    The box of an image is the tight box of its foreground mask (the release ships no boxes).
+    """
+
+    name = "in9"
+
+    def __init__(self, root: Path, variant: str = "original") -> None:
+        self.root = Path(root)
+        self.variant = variant
+        if not (self.root / variant).is_dir():
+            raise FileNotFoundError(f"{self.root / variant}: no '{variant}' folder (is {root} an IN-9 release?)")
+
+    def splits(self) -> list[str]:
+        return [s for s in SPLITS if (self.root / self.variant / s).is_dir()]
+
+    def records(self, split: str) -> list[Record]:
+        out = []
+        for label, folder in _class_dirs(self.root / self.variant / split, self.classes):
+            for path in _images_in(folder):
+                mask = self.root / "fg_mask" / split / folder.name / f"{path.stem}.npy"
+                out.append(Record(split, path.stem, label, path, mask))
+        return _check_unique(out)
+
+    def load(self, record: Record) -> Sample:
+        if not record.mask_path.exists():
+            raise FileNotFoundError(f"{record.mask_path}: no foreground mask for {record.image_path}")
+        return super().load(record)
+
+
+def parse_voc_boxes(path: Path, image_shape: tuple[int, ...] | None = None) -> tuple[Box, ...]:
+    """Bounding boxes of a Pascal VOC XML (as ImageNet ships them), rescaled to the image if needed."""
+    try:
+        tree = ET.parse(path)
+    except (ET.ParseError, OSError) as err:
+        raise ValueError(f"{path}: unreadable bounding-box XML ({err})") from None
+    root = tree.getroot()
+    sx = sy = 1.0
+    size = root.find("size")
+    if image_shape is not None and size is not None:
+        w, h = float(size.findtext("width", "0")), float(size.findtext("height", "0"))
+        if w > 0 and h > 0:
+            sx, sy = image_shape[1] / w, image_shape[0] / h
+    boxes = []
+    for obj in root.iter("object"):
+        bb = obj.find("bndbox")
+        if bb is None:
+            continue
+        try:
+            x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}: malformed <bndbox>") from None
+        boxes.append((int(round(x0 * sx)), int(round(y0 * sy)), int(round(x1 * sx)), int(round(y1 * sy))))
+    return tuple(boxes)
+
+
+class _PhotoSource(Source):
+    """Photos with boxes (GrabCut) or masks, brought to one size as the paper does (256 -> 224)."""
+
+    resize = 256
+    crop = 224
+
+    def _prepare(self, record: Record, image: np.ndarray, boxes: tuple[Box, ...] | None,
+                 mask: np.ndarray | None) -> Sample:
+        if mask is not None:
+            _check_foreground(mask, record.mask_path)
+            cropped, _ = composite.resize_center_crop(image, [], self.resize, self.crop)
+            m8, _ = composite.resize_center_crop(mask.astype(np.uint8) * 255, [], self.resize, self.crop)
+            crop_mask = m8 > 127
+            if not crop_mask.any():
+                raise composite.Rejected("box_outside_crop", f"{record.mask_path}: foreground outside the center crop")
+            return Sample(record.split, record.id, record.label, cropped, mask_box(crop_mask), crop_mask)
+        for box in boxes:
+            _check_box(box, image.shape, record.image_path)
+        cropped, box, mask = composite.extract_foreground(image, list(boxes), resize=self.resize, crop=self.crop)
+        return Sample(record.split, record.id, record.label, cropped, box, mask)
+
+
+class ImageNetSource(_PhotoSource):
+    """ImageNet-style `<root>/<split>/<class>/<image>` with Pascal VOC box XMLs: the paper's procedure.
+
+    Class folders are either IN-9 folder names, or ImageNet wnids; with all 1000 wnid folders
+    present, their sorted order is the ImageNet class index, mapped to IN-9 by WordNet ancestry
+    (folders under no IN-9 class are skipped). XMLs are looked up as `<boxes>/<class>/<stem>.xml`,
+    `<boxes>/<split>/<class>/<stem>.xml`, `<boxes>/<split>/<stem>.xml` or `<boxes>/<stem>.xml`.
+    """
+
+    name = "imagenet"
+
+    def __init__(self, root: Path, boxes: Path) -> None:
+        self.root, self.boxes_root = Path(root), Path(boxes)
+        if not self.boxes_root.is_dir():
+            raise FileNotFoundError(f"{self.boxes_root}: bounding-box folder not found")
+
+    def splits(self) -> list[str]:
+        return [s for s in SPLITS if (self.root / s).is_dir()]
+
+    def _class_map(self, split_dir: Path) -> list[tuple[int, Path]]:
+        dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
+        names = [p.name for p in dirs]
+        if all(n in CLASS_FOLDERS for n in names):
+            return _class_dirs(split_dir, CLASS_FOLDERS)
+        if len(names) == 1000 and all(re.fullmatch(r"n\d{8}", n) for n in names):
+            return [(IMAGENET_TO_IN9[i], d) for i, d in enumerate(dirs) if IMAGENET_TO_IN9[i] >= 0]
+        odd = next(n for n in names if n not in CLASS_FOLDERS)
+        raise ValueError(
+            f"{split_dir / odd}: unknown class folder; expected IN-9 class folders or all 1000 ImageNet wnid folders"
+        )
+
+    def _xml(self, split: str, folder: str, stem: str) -> Path | None:
+        for cand in (self.boxes_root / folder / f"{stem}.xml", self.boxes_root / split / folder / f"{stem}.xml",
+                     self.boxes_root / split / f"{stem}.xml", self.boxes_root / f"{stem}.xml"):
+            if cand.exists():
+                return cand
+        return None
+
+    def records(self, split: str) -> list[Record]:
+        out = []
+        for label, folder in self._class_map(self.root / split):
+            for path in _images_in(folder):
+                xml = self._xml(split, folder.name, path.stem)
+                out.append(Record(split, path.stem, label, path, boxes_path=xml))
+        return _check_unique(out)
+
+    def load(self, record: Record) -> Sample:
+        image = read_image(record.image_path)
+        boxes = parse_voc_boxes(record.boxes_path, image.shape) if record.boxes_path else ()
+        return self._prepare(record, image, boxes, None)
+
+
+class FolderSource(_PhotoSource):
+    """Any collection: `<root>[/<split>]/<class>/<image>` with masks or boxes.
+
+    Masks: a mirror tree `<masks>[/<split>]/<class>/<stem>.png|.npy` (non-zero = foreground).
+    Boxes: a CSV with columns `path, xmin, ymin, xmax, ymax` (path relative to root; an image with
+    several rows has several boxes and is rejected as IN-9 does). Classes are the sorted class folder
+    names; without train/ or val/ folders everything is the `val` (test) split.
+    """
+
+    name = "folder"
+
+    def __init__(self, root: Path, masks: Path | None = None, boxes: Path | None = None,
+                 size: int = 224, resize: int | None = None) -> None:
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: image folder not found")
+        if (masks is None) == (boxes is None):
+            raise ValueError("a folder source needs exactly one of --masks (a mask folder) or --boxes (a CSV)")
+        self.masks = Path(masks) if masks else None
+        self.crop = size
+        self.resize = resize or round(size * 256 / 224)
+        self.box_table = self._read_boxes(Path(boxes)) if boxes else None
+        split_dirs = self._split_dirs()
+        names = sorted({p.name for d in split_dirs.values() for p in d.iterdir() if p.is_dir()})
+        if not names:
+            raise FileNotFoundError(f"{self.root}: no class folders")
+        self.classes = tuple(names)
+
+    def _split_dirs(self) -> dict[str, Path]:
+        nested = {s: self.root / s for s in SPLITS if (self.root / s).is_dir()}
+        return nested or {"val": self.root}
+
+    def _read_boxes(self, path: Path) -> dict[str, list[Box]]:
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: box CSV not found")
+        table: dict[str, list[Box]] = {}
+        with open(path, newline="") as f:
+            reader = csv.DictReader(f)
+            need = {"path", "xmin", "ymin", "xmax", "ymax"}
+            if not need <= set(reader.fieldnames or ()):
+                raise ValueError(f"{path}: box CSV needs columns {', '.join(sorted(need))}")
+            for line, row in enumerate(reader, start=2):
+                try:
+                    box = tuple(int(float(row[k])) for k in ("xmin", "ymin", "xmax", "ymax"))
+                except ValueError:
+                    raise ValueError(f"{path}:{line}: box coordinates must be numbers") from None
+                table.setdefault(Path(row["path"]).as_posix(), []).append(box)
+        return table
+
+    def splits(self) -> list[str]:
+        return list(self._split_dirs())
+
+    def records(self, split: str) -> list[Record]:
+        split_dir = self._split_dirs()[split]
+        nested = split_dir != self.root
+        out = []
+        for label, folder in _class_dirs(split_dir, self.classes):
+            for path in _images_in(folder):
+                rel = path.relative_to(self.root)
+                if self.masks is not None:
+                    base = self.masks / (Path(split) if nested else Path()) / folder.name
+                    found = [base / f"{path.stem}{ext}" for ext in (".png", ".npy")]
+                    mask = next((m for m in found if m.exists()), found[0])
+                    out.append(Record(split, path.stem, label, path, mask_path=mask))
+                else:
+                    boxes = self.box_table.get(rel.as_posix())
+                    if boxes is None:
+                        raise ValueError(f"{path}: no row for {rel.as_posix()} in the box CSV")
+                    out.append(Record(split, path.stem, label, path, boxes=tuple(boxes)))
+        return _check_unique(out)
+
+    def load(self, record: Record) -> Sample:
+        image = read_image(record.image_path)
+        if record.mask_path is not None:
+            return self._prepare(record, image, None, read_mask(record.mask_path, image.shape[:2]))
+        return self._prepare(record, image, record.boxes, None)
+
+
+def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path | None = None,
+                size: int = 224) -> Source:
+    """A source by its CLI name: synthetic, in9, imagenet or folder."""
+    if kind == "synthetic":
+        return SyntheticSource(path)
+    if kind == "in9":
+        return IN9Source(path)
+    if kind == "imagenet":
+        if boxes is None:
+            raise ValueError("--source imagenet needs --boxes DIR (the bounding-box XML folder)")
+        return ImageNetSource(path, boxes)
+    if kind == "folder":
+        return FolderSource(path, masks=masks, boxes=boxes, size=size)
+    raise ValueError(f"unknown source {kind!r}; choose synthetic, in9, imagenet or folder")

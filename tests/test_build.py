@@ -1,0 +1,137 @@
+"""The variant builder: manifest, pairings, exact composites, round trip, resume after a kill."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from bgrepro import composite
+from bgrepro.build import MANIFEST_COLUMNS, build, pair_backgrounds, parse_variants, read_manifest
+from bgrepro.classes import CLASS_FOLDERS, VARIANTS
+from bgrepro.io import read_image, read_mask
+from bgrepro.sources import IN9Source, SyntheticSource
+
+from .conftest import tree_digest
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, tiny_dataset):
+    out = tmp_path_factory.mktemp("built") / "in9"
+    report = build(SyntheticSource(tiny_dataset), out, seed=3, workers=2, progress=False)
+    return out, report
+
+
+def test_manifest_lists_every_output(built, tiny_config):
+    out, report = built
+    header = (out / "manifest.csv").read_text().splitlines()[0]
+    assert tuple(header.split(",")) == MANIFEST_COLUMNS
+    rows = read_manifest(out)
+    per_split = {"train": 9 * tiny_config.train_per_class, "val": 9 * tiny_config.test_per_class}
+    counts = Counter((r["variant"], r["split"]) for r in rows)
+    for variant in (*VARIANTS, "fg_mask"):
+        for split, n in per_split.items():
+            assert counts[variant, split] == n, (variant, split)
+    for r in rows:
+        path = out / r["path"]
+        assert path.is_file(), r["path"]
+        assert path.parts[-4:-1] == (r["variant"], r["split"], CLASS_FOLDERS[int(r["label"])])
+    files = {p.relative_to(out).as_posix() for v in (*VARIANTS, "fg_mask") for p in (out / v).rglob("*") if p.is_file()}
+    assert files == {r["path"] for r in rows}
+    assert report.written == len(rows) and not report.rejections
+
+
+def test_pairings_follow_the_paper(built):
+    rows = read_manifest(built[0])
+    for r in rows:
+        fg_class, bg_class = r["fg_class"], r["bg_class"]
+        if r["variant"] == "mixed_next":
+            assert int(bg_class) == (int(fg_class) + 1) % 9
+        if r["variant"] == "mixed_same":
+            assert bg_class == fg_class and r["bg_id"] != r["fg_id"]
+        if r["variant"] == "mixed_rand":
+            assert r["bg_id"] != r["fg_id"]
+        if r["variant"].startswith("mixed"):
+            assert r["label"] == fg_class and r["bg_id"].startswith(r["split"])
+        if r["variant"] in ("only_bg_b", "only_bg_t", "no_fg"):
+            assert r["fg_id"] == "" and r["label"] == bg_class
+        if r["variant"] == "only_fg":
+            assert r["bg_id"] == "" and r["label"] == fg_class
+
+
+def test_mixed_files_keep_the_foreground_exactly(built, tiny_dataset):
+    out, _ = built
+    rows = [r for r in read_manifest(out) if r["variant"].startswith("mixed")]
+    boxes = {s.id: s.box for split in ("train", "val") for s in map(SyntheticSource(tiny_dataset).load,
+                                                                    SyntheticSource(tiny_dataset).records(split))}
+
+    def original(sample_id, label, split):
+        return read_image(out / "original" / split / CLASS_FOLDERS[int(label)] / f"{sample_id}.png")
+
+    for r in rows:
+        composite_image = read_image(out / r["path"])
+        fg = original(r["fg_id"], r["fg_class"], r["split"])
+        mask = read_mask(out / "fg_mask" / r["split"] / CLASS_FOLDERS[int(r["fg_class"])] / f"{r['fg_id']}.npy",
+                         fg.shape[:2])
+        background = composite.only_bg_t(original(r["bg_id"], r["bg_class"], r["split"]), boxes[r["bg_id"]])
+        np.testing.assert_array_equal(composite_image[mask], fg[mask])
+        np.testing.assert_array_equal(composite_image[~mask], background[~mask])
+
+
+def test_pairings_are_deterministic_from_the_seed():
+    samples = [{"split": "val", "id": f"i{k}", "label": k % 3} for k in range(30)]
+    for variant in ("mixed_same", "mixed_rand", "mixed_next"):
+        a = pair_backgrounds(samples, variant, seed=1, num_classes=3)
+        assert a == pair_backgrounds(samples, variant, seed=1, num_classes=3)
+        assert a != pair_backgrounds(samples, variant, seed=2, num_classes=3)
+    with pytest.raises(ValueError, match="at least two images of class"):
+        pair_backgrounds(samples[:3], "mixed_same", seed=0, num_classes=3)
+
+
+def test_round_trip_through_the_in9_source(built, tiny_dataset):
+    synthetic, official = SyntheticSource(tiny_dataset), IN9Source(built[0])
+    assert official.splits() == ["train", "val"]
+    for split in ("train", "val"):
+        records = official.records(split)
+        assert [r.id for r in records] == [r.id for r in synthetic.records(split)]
+        for ours, theirs in zip(map(official.load, records), map(synthetic.load, synthetic.records(split))):
+            assert ours.label == theirs.label and ours.box == theirs.box
+            np.testing.assert_array_equal(ours.image, theirs.image)
+            np.testing.assert_array_equal(ours.mask, theirs.mask)
+
+
+def test_subset_of_variants_and_splits(tmp_path, tiny_dataset):
+    report = build(SyntheticSource(tiny_dataset), tmp_path / "b", variants=parse_variants("only_fg,mixed_next"),
+                   splits=("val",), workers=1, progress=False)
+    assert {v for v, _ in report.counts} == {"fg_mask", "original", "only_fg", "mixed_next"}
+    assert not (tmp_path / "b" / "only_bg_t").exists() and not (tmp_path / "b" / "original" / "train").exists()
+    with pytest.raises(ValueError, match="unknown variant 'mixed_up'"):
+        parse_variants("original,mixed_up")
+
+
+def test_killed_build_resumes_to_identical_tree(tmp_path):
+    from bgrepro.synth import SynthConfig, generate
+
+    src = tmp_path / "src"
+    generate(src, SynthConfig(size=32, train_per_class=40, test_per_class=0, seed=5), workers=2, progress=False)
+    cmd = [sys.executable, "-m", "bgrepro", "build", "--source", "synthetic", "--in", str(src), "--workers", "1"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*cmd, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 60
+    while time.time() < deadline and sum(1 for _ in killed.rglob("*.png")) < 300:
+        time.sleep(0.02)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "manifest.csv").exists(), "the kill must land before the build finished"
+    subprocess.run([*cmd, "--out", str(killed)], check=True, capture_output=True)
+    clean = tmp_path / "clean"
+    subprocess.run([*cmd, "--out", str(clean)], check=True, capture_output=True)
+    digest = tree_digest(killed)
+    assert not [k for k in digest if k.endswith(".part")]
+    assert digest == tree_digest(clean)

@@ -1,0 +1,204 @@
+"""Photo sources (ImageNet + VOC boxes -> GrabCut, user folders) and their errors on bad input."""
+
+from __future__ import annotations
+
+import csv
+
+import cv2
+import numpy as np
+import pytest
+from PIL import Image
+
+from bgrepro import composite
+from bgrepro.build import build, read_manifest
+from bgrepro.classes import CLASS_FOLDERS
+from bgrepro.io import read_image
+from bgrepro.sources import FolderSource, ImageNetSource, IN9Source, open_source
+from bgrepro.synth import render_sample
+
+
+def photo(class_index: int, seed: int, width: int = 320, height: int = 272):
+    """A photo-sized synthetic image (non-square), its true mask and box."""
+    image, mask, _, _ = render_sample(class_index, class_index, 256, np.random.default_rng(seed))
+    image = cv2.resize(image, (width, height), interpolation=cv2.INTER_LINEAR)
+    mask = cv2.resize(mask.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST).astype(bool)
+    ys, xs = np.nonzero(mask)
+    return image, mask, (int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max()))
+
+
+def voc_xml(path, size, boxes) -> None:
+    objects = "".join(
+        f"<object><name>x</name><bndbox><xmin>{b[0]}</xmin><ymin>{b[1]}</ymin><xmax>{b[2]}</xmax>"
+        f"<ymax>{b[3]}</ymax></bndbox></object>" for b in boxes
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height></size>{objects}</annotation>")
+
+
+@pytest.fixture(scope="module")
+def imagenet(tmp_path_factory):
+    """ImageNet-style fixture: val/<IN-9 class>/<id>.JPEG + Annotation/<class>/<id>.xml."""
+    root = tmp_path_factory.mktemp("imagenet")
+    truth = {}
+    for c, folder in enumerate(CLASS_FOLDERS):
+        for k in range(3):
+            stem = f"ILSVRC_{c}_{k}"
+            image, mask, box = photo(c, seed=100 * c + k)
+            (root / "val" / folder).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / "val" / folder / f"{stem}.JPEG", quality=95)
+            boxes = [box]
+            if c == 0 and k == 2:
+                boxes = [box, (0, 0, 20, 20)]  # two boxes: not_one_box
+            if c == 1 and k == 2:
+                boxes = [(0, 0, 319, 271)]  # the whole photo: box_too_large
+            if c == 2 and k == 2:
+                boxes = [(0, 10, 30, 60)]  # far left, outside the center crop: box_outside_crop
+            voc_xml(root / "Annotation" / folder / f"{stem}.xml", (320, 272), boxes)
+            truth[stem] = mask
+    return root, truth
+
+
+def test_imagenet_source_runs_the_papers_procedure(imagenet, tmp_path):
+    root, truth = imagenet
+    report = build(ImageNetSource(root, root / "Annotation"), tmp_path / "out", workers=2, progress=False)
+    assert report.rejections == {"not_one_box": 1, "box_too_large": 1, "box_outside_crop": 1}
+    rows = read_manifest(tmp_path / "out")
+    originals = [r for r in rows if r["variant"] == "original"]
+    assert len(originals) == 27 - 3
+    rejected = list(csv.DictReader(open(tmp_path / "out" / "rejections.csv")))
+    assert {r["reason"] for r in rejected} == {"not_one_box", "box_too_large", "box_outside_crop"}
+    ious = []
+    for r in originals:
+        image = read_image(tmp_path / "out" / r["path"])
+        assert image.shape == (224, 224, 3)
+        got = np.load(tmp_path / "out" / "fg_mask" / "val" / CLASS_FOLDERS[int(r["label"])] / f"{r['fg_id']}.npy")
+        true8, _ = composite.resize_center_crop(truth[r["fg_id"]].astype(np.uint8) * 255, [], 256, 224)
+        true = true8 > 127
+        ious.append((got & true).sum() / (got | true).sum())
+    print(f"GrabCut vs true mask: mean IoU {np.mean(ious):.3f} over {len(ious)} images")
+    assert np.mean(ious) > 0.6, f"GrabCut masks should mostly find the object, mean IoU {np.mean(ious):.2f}"
+    assert all(r["path"].endswith(".jpg") for r in rows if r["variant"] != "fg_mask")
+
+
+def test_grabcut_is_deterministic_and_filters_small_foregrounds():
+    image, _, box = photo(3, seed=1)
+    a = composite.extract_foreground(image, [box])
+    b = composite.extract_foreground(image, [box])
+    np.testing.assert_array_equal(a[2], b[2])
+    with pytest.raises(composite.Rejected) as info:
+        composite.extract_foreground(image, [box], min_foreground_fraction=1.01)
+    assert info.value.reason == "grabcut_too_small"
+
+
+def _folder_with_masks(root, masks, classes=("benign", "malignant"), per_class=3, size=64):
+    for c, name in enumerate(classes):
+        for k in range(per_class):
+            image, mask, _, _ = render_sample(c + 2 * k, (c + k) % 9, size, np.random.default_rng([c, k]))
+            (root / name).mkdir(parents=True, exist_ok=True)
+            (masks / name).mkdir(parents=True, exist_ok=True)
+            img = Image.fromarray(image)
+            if k == 1:
+                img = img.convert("L")  # grayscale is converted, not rejected
+            if k == 2:
+                img = img.convert("RGBA")
+            img.save(root / name / f"{name}_{k}.png")
+            Image.fromarray(mask.astype(np.uint8) * 255).save(masks / name / f"{name}_{k}.png")
+
+
+def test_folder_source_with_masks_any_classes(tmp_path):
+    _folder_with_masks(tmp_path / "imgs", tmp_path / "masks")
+    source = open_source("folder", tmp_path / "imgs", masks=tmp_path / "masks", size=48)
+    assert source.classes == ("benign", "malignant") and source.splits() == ["val"]
+    build(source, tmp_path / "out", workers=1, progress=False)
+    rows = read_manifest(tmp_path / "out")
+    nxt = [r for r in rows if r["variant"] == "mixed_next"]
+    assert len(nxt) == 6 and all(int(r["bg_class"]) == 1 - int(r["fg_class"]) for r in nxt)
+    assert read_image(tmp_path / "out" / nxt[0]["path"]).shape == (48, 48, 3)
+
+
+def test_folder_source_with_box_csv(tmp_path):
+    root = tmp_path / "imgs"
+    rows = []
+    for c, name in enumerate(("cat", "dog")):
+        for k in range(2):
+            image, _, box = photo(4 * c, seed=k, width=240, height=240)
+            (root / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / name / f"{name}{k}.jpg")
+            rows.append([f"{name}/{name}{k}.jpg", *box])
+    with open(tmp_path / "boxes.csv", "w", newline="") as f:
+        csv.writer(f).writerows([["path", "xmin", "ymin", "xmax", "ymax"], *rows])
+    report = build(FolderSource(root, boxes=tmp_path / "boxes.csv"), tmp_path / "out", workers=1, progress=False)
+    assert report.counts["mixed_rand", "val"] == 4 and not report.rejections
+
+
+# ----------------------------------------------------------------------------- bad input
+
+
+def _in9(root, n=2):
+    for split in ("val",):
+        for c, folder in enumerate(CLASS_FOLDERS):
+            for k in range(n):
+                image, mask, _, _ = render_sample(c, c, 32, np.random.default_rng([c, k]))
+                (root / "original" / split / folder).mkdir(parents=True, exist_ok=True)
+                (root / "fg_mask" / split / folder).mkdir(parents=True, exist_ok=True)
+                Image.fromarray(image).save(root / "original" / split / folder / f"im{c}_{k}.JPEG", quality=95)
+                np.save(root / "fg_mask" / split / folder / f"im{c}_{k}.npy", mask)
+    return root
+
+
+def _build_error(source, tmp_path):
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        build(source, tmp_path / "out", workers=1, progress=False)
+    return str(info.value)
+
+
+def test_truncated_image_names_the_file(tmp_path):
+    root = _in9(tmp_path / "in9")
+    bad = root / "original" / "val" / "03_reptile" / "im3_0.JPEG"
+    bad.write_bytes(bad.read_bytes()[:200])
+    message = _build_error(IN9Source(root), tmp_path)
+    assert str(bad) in message and "truncated" in message
+
+
+@pytest.mark.parametrize(
+    "mask, expected",
+    [(np.zeros((16, 32), bool), "mask is 32x16 but its image is 32x32"),
+     (np.zeros((32, 32), bool), "mask is empty"),
+     (np.ones((32, 32), bool), "covers the whole image")],
+)
+def test_bad_masks_name_the_file(tmp_path, mask, expected):
+    root = _in9(tmp_path / "in9")
+    bad = root / "fg_mask" / "val" / "05_insect" / "im5_1.npy"
+    np.save(bad, mask)
+    message = _build_error(IN9Source(root), tmp_path)
+    assert str(bad) in message and expected in message
+    assert not (tmp_path / "out" / "manifest.csv").exists()
+    assert not list((tmp_path / "out").rglob("*.part"))
+
+
+def test_missing_and_unknown_class_folders(tmp_path):
+    root = _in9(tmp_path / "in9", n=1)
+    (root / "original" / "val" / "10_cat").mkdir()
+    assert "10_cat: unknown class folder" in _build_error(IN9Source(root), tmp_path)
+    (root / "original" / "val" / "10_cat").rmdir()
+    for f in (root / "original" / "val" / "08_fish").iterdir():
+        f.unlink()
+    (root / "original" / "val" / "08_fish").rmdir()
+    assert "08_fish: missing class folder" in _build_error(IN9Source(root), tmp_path)
+
+
+def test_duplicate_ids_and_box_outside(tmp_path):
+    _folder_with_masks(tmp_path / "imgs", tmp_path / "masks", per_class=1)
+    dup = tmp_path / "imgs" / "malignant" / "benign_0.png"
+    dup.write_bytes((tmp_path / "imgs" / "benign" / "benign_0.png").read_bytes())  # same stem in two classes
+    message = _build_error(FolderSource(tmp_path / "imgs", masks=tmp_path / "masks"), tmp_path)
+    assert "duplicate id 'benign_0'" in message and str(dup) in message
+
+    root = tmp_path / "boxed"
+    (root / "a").mkdir(parents=True)
+    (root / "b").mkdir(parents=True)
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(root / "a" / "x.png")
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(root / "b" / "y.png")
+    (tmp_path / "boxes.csv").write_text("path,xmin,ymin,xmax,ymax\na/x.png,5,5,60,30\nb/y.png,1,1,9,9\n")
+    message = _build_error(FolderSource(root, boxes=tmp_path / "boxes.csv"), tmp_path)
+    assert str(root / "a" / "x.png") in message and "outside the 40x40 image" in message
