@@ -10,13 +10,14 @@ DATA ?= synthetic
 DEPS_HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SYNTH_DIR := data/synth-$(PROFILE)
+VARIANTS_DIR := data/variants-$(PROFILE)
 
 .PHONY: help setup test lint reproduce data preview clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
 	@echo "make test       run the test suite (lint + pytest)"
-	@echo "make reproduce  the main job [PROFILE=tiny|smoke|full] [DATA=synthetic]"
+	@echo "make reproduce  the main job [PROFILE=tiny|smoke|full] [DATA=synthetic|in9]"
 	@echo "make clean      remove results/ and generated data (keeps .venv)"
 
 TORCH_VERSION := 2.14.1
@@ -33,27 +34,30 @@ $(STAMP): pyproject.toml
 	@touch $@
 
 lint: setup
-	$(BIN)/ruff check bgrepro tests scripts
+	$(BIN)/ruff check bgrepro tests scripts bench
 
 test: setup lint
 	$(BIN)/python -m pytest
 
+# The data stage: the embedded synthetic IN-9 and its eight variants, or the official IN-9 test sets.
 data: setup
 ifeq ($(DATA),synthetic)
 	$(BIN)/bgrepro synth --out $(SYNTH_DIR) --profile $(PROFILE) --preview
+	$(BIN)/bgrepro build --source synthetic --in $(SYNTH_DIR) --out $(VARIANTS_DIR) --preview
+else ifeq ($(DATA),in9)
+	$(BIN)/bgrepro data fetch in9 --dest data/in9
 else
-	@echo "DATA=$(DATA): only the embedded synthetic data is wired in so far (official IN-9 and your own folders come with the variant builder)"; exit 2
+	@echo "DATA=$(DATA): use DATA=synthetic (default) or DATA=in9; for your own images run 'bgrepro build --source folder' (see README)"; exit 2
 endif
 
 reproduce: data
 	@echo
-	@echo "Dataset ready: $(SYNTH_DIR) (preview: $(SYNTH_DIR)/preview.png, habitats: $(SYNTH_DIR)/habitats.png)."
+	@echo "Data ready (DATA=$(DATA), PROFILE=$(PROFILE))."
 	@echo "Later stages of 'make reproduce', added as they land:"
-	@echo "  1. build the eight IN-9 variants of the data (bgrepro build)"
-	@echo "  2. train and evaluate the models, BG-Gap (bgrepro train / eval)"
-	@echo "  3. adversarial backgrounds, fine-grained and benchmark-progress analyses"
-	@echo "  4. Grad-CAM saliency and representer-point localization"
-	@echo "  5. execute the book's notebooks with papermill and build the site into book/_build/html"
+	@echo "  1. train and evaluate the models, BG-Gap (bgrepro train / eval)"
+	@echo "  2. adversarial backgrounds, fine-grained and benchmark-progress analyses"
+	@echo "  3. Grad-CAM saliency and representer-point localization"
+	@echo "  4. execute the book's notebooks with papermill and build the site into book/_build/html"
 
 clean:
-	rm -rf results data/synth-*
+	rm -rf results data/synth-* data/variants-*

@@ -84,7 +84,7 @@ class BuildReport:
         return "\n".join(lines)
 
 
-# State shared with worker processes (set before the pool forks).
+# State shared with worker processes: set in this process, and handed to each spawned worker.
 _STATE: dict = {}
 
 
@@ -205,7 +205,8 @@ def _run(fn, tasks, workers: int, desc: str, progress: bool):
             results.append(fn(t))
             bar.update()
     else:
-        with mp.get_context("fork").Pool(workers, initializer=_worker_init) as pool:
+        # spawn, not fork: forking after OpenCV has started its thread pool can deadlock the child
+        with mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(dict(_STATE),)) as pool:
             for r in pool.imap(fn, tasks, chunksize=8):
                 results.append(r)
                 bar.update()
@@ -213,10 +214,11 @@ def _run(fn, tasks, workers: int, desc: str, progress: bool):
     return results
 
 
-def _worker_init() -> None:
+def _worker_init(state: dict) -> None:
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(1)  # one process per core already
+    _STATE.update(state)
 
 
 def build(

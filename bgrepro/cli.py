@@ -91,6 +91,8 @@ def _add_build(sub) -> None:
                    help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
     p.add_argument("--size", type=_non_negative, default=224, help="folder/imagenet: output side (default 224)")
+    p.add_argument("--preview", action="store_true",
+                   help="also write variants.png: one image in all eight variants (the paper's Figure 1)")
     p.set_defaults(func=_run_build)
 
 
@@ -106,6 +108,49 @@ def _run_build(args: argparse.Namespace) -> int:
     report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
                    workers=args.workers or None, fmt=args.format)
     print(report.summary())
+    if args.preview:
+        from .plots import variants_figure
+
+        split = "val" if (not splits or "val" in splits) and "val" in source.splits() else source.splits()[0]
+        variants_figure(args.out, split=split, out=args.out / "variants.png")
+        print(f"preview: {args.out / 'variants.png'}")
+    return 0
+
+
+def _default_manifest(name: str) -> Path:
+    for candidate in (Path("data") / f"{name}.json", Path(__file__).resolve().parents[1] / "data" / f"{name}.json"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"data/{name}.json: no manifest for {name!r} (pass --manifest)")
+
+
+def _add_data(sub) -> None:
+    p = sub.add_parser("data", help="download official datasets")
+    data_sub = p.add_subparsers(dest="data_command", required=True)
+    f = data_sub.add_parser(
+        "fetch",
+        help="download, verify (sha256) and unpack a dataset's archives; resumes interrupted downloads",
+    )
+    f.add_argument("dataset", choices=("in9",))
+    f.add_argument("--dest", type=Path, default=None, help="destination (default data/<dataset>)")
+    f.add_argument("--only", default=None,
+                   help="comma list of archive names from the manifest, or 'all' (default: the test sets)")
+    f.add_argument("--manifest", type=Path, default=None, help="manifest JSON (default data/<dataset>.json)")
+    f.set_defaults(func=_run_fetch)
+
+
+def _run_fetch(args: argparse.Namespace) -> int:
+    from .download import fetch, read_manifest
+
+    manifest = args.manifest or _default_manifest(args.dataset)
+    only = None
+    if args.only == "all":
+        only = tuple(a["name"] for a in read_manifest(manifest)["archives"])
+    elif args.only:
+        only = tuple(n.strip() for n in args.only.split(",") if n.strip())
+    dest = args.dest or Path("data") / args.dataset
+    names = fetch(manifest, dest, only=only)
+    print(f"{args.dataset}: {', '.join(names)} ready in {dest}")
     return 0
 
 
@@ -117,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_synth(sub)
     _add_build(sub)
+    _add_data(sub)
     return parser
 
 
@@ -126,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FileNotFoundError, PermissionError) as err:
+    except (ValueError, OSError) as err:
         print(f"bgrepro {args.command}: error: {err}", file=sys.stderr)
         return 2
 

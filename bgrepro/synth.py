@@ -270,7 +270,8 @@ def generate(
             boxes[job_id] = box
             bar.update()
     else:
-        with mp.get_context("fork").Pool(workers) as pool:
+        # spawn, not fork: forking after OpenCV has started its thread pool can deadlock the child
+        with mp.get_context("spawn").Pool(workers) as pool:
             for job_id, box in pool.imap_unordered(_make_one, args, chunksize=8):
                 boxes[job_id] = box
                 bar.update()

@@ -11,6 +11,8 @@ from collections import Counter
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bgrepro import composite
 from bgrepro.build import MANIFEST_COLUMNS, build, pair_backgrounds, parse_variants, read_manifest
@@ -135,3 +137,39 @@ def test_killed_build_resumes_to_identical_tree(tmp_path):
     digest = tree_digest(killed)
     assert not [k for k in digest if k.endswith(".part")]
     assert digest == tree_digest(clean)
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(st.integers(0, 3), min_size=2, max_size=40), st.integers(0, 10_000))
+def test_pairing_rules_hold_for_any_labels(labels, seed):
+    samples = [{"split": "train", "id": f"i{k}", "label": c} for k, c in enumerate(labels)]
+    counts = Counter(labels)
+    for variant in ("mixed_same", "mixed_rand", "mixed_next"):
+        impossible = (variant == "mixed_same" and min(counts.values()) < 2) or (
+            variant == "mixed_next" and any(counts[(c + 1) % 4] == 0 for c in counts))
+        if impossible:
+            with pytest.raises(ValueError, match=variant):
+                pair_backgrounds(samples, variant, seed, num_classes=4)
+            continue
+        backgrounds = pair_backgrounds(samples, variant, seed, num_classes=4)
+        for fg, bg in zip(samples, backgrounds):
+            if variant == "mixed_same":
+                assert bg["label"] == fg["label"] and bg["id"] != fg["id"]
+            elif variant == "mixed_next":
+                assert bg["label"] == (fg["label"] + 1) % 4
+            else:
+                assert bg["id"] != fg["id"]
+
+
+def test_parallel_build_after_opencv_threads_started(tmp_path, tiny_dataset):
+    """Forked workers deadlocked once OpenCV's thread pool ran in the parent; spawned ones must not."""
+    script = f"""
+import cv2, numpy as np
+from bgrepro.build import build
+from bgrepro.sources import SyntheticSource
+cv2.resize(np.zeros((600, 600), np.float32), (1200, 1200))
+build(SyntheticSource({str(tiny_dataset)!r}), {str(tmp_path / 'a')!r}, workers=1, progress=False)
+build(SyntheticSource({str(tiny_dataset)!r}), {str(tmp_path / 'b')!r}, workers=2, progress=False)
+"""
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True)
+    assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")

@@ -1,0 +1,174 @@
+"""Fetch dataset archives listed in a committed manifest: resumable, checksummed, unpacked atomically.
+
+A manifest (`data/in9.json`) lists archives: name, url, filename, sha256 (or null when the
+publisher gives none), and how to unpack (`strip`: a leading folder to drop; `exclude`: paths
+to skip). Downloads go to `<dest>/.downloads/<filename>.part` and resume from there; a finished
+file is verified before it is renamed into place. A pinned sha256 that does not match is an
+error (the bad file is deleted). For an unpinned archive the digest of the first download is
+recorded in `<dest>/.downloads/SHA256SUMS` with a warning, and later downloads must match it.
+Archives are extracted into a temporary folder first, so a corrupt archive leaves `dest` untouched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import tarfile
+import urllib.request
+import zipfile
+from pathlib import Path
+from urllib.parse import urlparse
+
+from tqdm.auto import tqdm
+
+CHUNK = 1 << 20
+
+
+def read_manifest(path: Path) -> dict:
+    """A dataset manifest, checked for the fields every archive needs."""
+    try:
+        manifest = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{path}: unreadable dataset manifest ({err})") from None
+    for i, archive in enumerate(manifest.get("archives", [])):
+        missing = [k for k in ("name", "url", "filename") if not archive.get(k)]
+        if missing:
+            raise ValueError(f"{path}: archive #{i} lacks {', '.join(missing)}")
+    if not manifest.get("archives"):
+        raise ValueError(f"{path}: the manifest lists no archives")
+    return manifest
+
+
+def sha256_of(path: Path) -> str:
+    """Hex sha256 of a file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _open_from(url: str, offset: int):
+    """A readable stream of `url` starting at byte `offset`, and whether the offset was honoured."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        f = open(urllib.request.url2pathname(parsed.path), "rb")
+        f.seek(offset)
+        return f, True, os.fstat(f.fileno()).st_size
+    request = urllib.request.Request(url, headers={"Range": f"bytes={offset}-"} if offset else {})
+    response = urllib.request.urlopen(request, timeout=60)  # noqa: S310 - URLs come from the manifest
+    resumed = offset > 0 and response.status == 206
+    length = response.headers.get("Content-Length")
+    total = (int(length) + (offset if resumed else 0)) if length else None
+    return response, resumed, total
+
+
+def download(url: str, target: Path, progress: bool = True) -> Path:
+    """Download `url` to `target`, resuming `target.part` if an earlier attempt was interrupted."""
+    target = Path(target)
+    part = target.with_name(target.name + ".part")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    offset = part.stat().st_size if part.exists() else 0
+    try:
+        stream, resumed, total = _open_from(url, offset)
+    except OSError as err:
+        raise ConnectionError(f"{url}: download failed ({err}); run the same command again to resume") from None
+    with stream, open(part, "ab" if resumed else "wb") as out:
+        bar = tqdm(total=total, initial=offset if resumed else 0, unit="B", unit_scale=True,
+                   desc=target.name, disable=not progress)
+        for block in iter(lambda: stream.read(CHUNK), b""):
+            out.write(block)
+            bar.update(len(block))
+        bar.close()
+    os.replace(part, target)
+    return target
+
+
+def _known_sums(downloads: Path) -> dict[str, str]:
+    sums = downloads / "SHA256SUMS"
+    if not sums.exists():
+        return {}
+    return {name: digest for digest, name in (line.split(None, 1) for line in sums.read_text().splitlines() if line)}
+
+
+def _verify(archive: dict, file: Path, downloads: Path) -> None:
+    digest = sha256_of(file)
+    recorded = _known_sums(downloads).get(archive["filename"])
+    expected = archive.get("sha256") or recorded
+    if expected and digest != expected:
+        file.unlink()
+        raise ValueError(f"{file}: sha256 {digest} does not match the expected {expected} "
+                         "(the file was deleted; run again to download it anew)")
+    if not expected:
+        print(f"warning: {archive['filename']} has no published sha256; recorded {digest} in "
+              f"{downloads / 'SHA256SUMS'} (later downloads must match it)", file=sys.stderr)
+        with open(downloads / "SHA256SUMS", "a") as f:
+            f.write(f"{digest}  {archive['filename']}\n")
+
+
+def _extract(file: Path, into: Path) -> None:
+    try:
+        if zipfile.is_zipfile(file):
+            with zipfile.ZipFile(file) as z:
+                z.extractall(into)
+        else:
+            with tarfile.open(file) as t:
+                t.extractall(into, filter="data")
+    except (tarfile.TarError, zipfile.BadZipFile, OSError, EOFError) as err:
+        raise ValueError(f"{file}: corrupt or unreadable archive ({err})") from None
+
+
+def unpack(file: Path, dest: Path, strip: str | None = None, exclude: tuple[str, ...] = ()) -> int:
+    """Extract an archive into dest (whole archive first into a temporary folder); returns files moved."""
+    dest = Path(dest)
+    tmp = dest / f".unpack-{file.name}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir(parents=True)
+    try:
+        _extract(file, tmp)
+        top = tmp / strip if strip else tmp
+        if strip and not top.is_dir():
+            raise ValueError(f"{file}: archive has no top-level folder {strip!r}")
+        moved = 0
+        for path in sorted(p for p in top.rglob("*") if p.is_file()):
+            rel = path.relative_to(top).as_posix()
+            if any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude):
+                continue
+            target = dest / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            os.replace(path, target)
+            moved += 1
+        return moved
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def fetch(manifest_path: Path, dest: Path, only: tuple[str, ...] | None = None, progress: bool = True) -> list[str]:
+    """Download, verify and unpack the manifest's archives (those named in `only`); returns their names."""
+    manifest = read_manifest(manifest_path)
+    archives = manifest["archives"]
+    names = [a["name"] for a in archives]
+    wanted = tuple(only or manifest.get("default", names))
+    unknown = [n for n in wanted if n not in names]
+    if unknown:
+        raise ValueError(f"unknown archive {unknown[0]!r} in {manifest_path}; choose from {', '.join(names)}")
+    dest = Path(dest)
+    downloads = dest / ".downloads"
+    downloads.mkdir(parents=True, exist_ok=True)
+    done = []
+    for archive in (a for a in archives if a["name"] in wanted):
+        marker = downloads / f"{archive['filename']}.unpacked"
+        if marker.exists():
+            done.append(archive["name"])
+            continue
+        file = downloads / archive["filename"]
+        if not file.exists():
+            download(archive["url"], file, progress=progress)
+        _verify(archive, file, downloads)
+        unpack(file, dest, archive.get("strip"), tuple(archive.get("exclude", ())))
+        marker.write_text("ok\n")
+        done.append(archive["name"])
+    return done
