@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import composite
 from .classes import VARIANTS
@@ -39,6 +38,7 @@ from .io import (
     remove_stale_parts,
     save_mask,
 )
+from .parallel import run_tasks
 from .sources import Record, Source
 
 SINGLE_VARIANTS = ("original", "only_bg_b", "only_bg_t", "no_fg", "only_fg")
@@ -197,27 +197,7 @@ def pair_backgrounds(samples: list[dict], variant: str, seed: int, num_classes: 
     return chosen
 
 
-def _run(fn, tasks, workers: int, desc: str, progress: bool):
-    bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress)
-    results = []
-    if workers <= 1:
-        for t in tasks:
-            results.append(fn(t))
-            bar.update()
-    else:
-        # spawn, not fork: forking after OpenCV has started its thread pool can deadlock the child
-        with mp.get_context("spawn").Pool(workers, initializer=_worker_init, initargs=(dict(_STATE),)) as pool:
-            for r in pool.imap(fn, tasks, chunksize=8):
-                results.append(r)
-                bar.update()
-    bar.close()
-    return results
-
-
-def _worker_init(state: dict) -> None:
-    import cv2
-
-    cv2.setNumThreads(1)  # one process per core already
+def _set_state(state: dict) -> None:
     _STATE.update(state)
 
 
@@ -251,7 +231,7 @@ def build(
     variants = ("original", *[v for v in variants if v != "original"])  # the base of every other variant
     _STATE.update(source=source, out=out, fmt=fmt, single=tuple(v for v in SINGLE_VARIANTS if v in variants))
     report = BuildReport(out)
-    phase1 = _run(_single, records, workers, f"build {out.name}: images", progress)
+    phase1 = run_tasks(_single, records, workers, f"build {out.name}: images", progress, _set_state, (dict(_STATE),))
     metas = [m for m, _ in phase1]
     report.written += sum(n for _, n in phase1)
     ok = [m for m in metas if m["status"] == "ok"]
@@ -267,7 +247,8 @@ def build(
             backgrounds = pair_backgrounds(fgs, variant, seed, len(source.classes), source.classes)
             pairs[variant, split] = list(zip(fgs, backgrounds))
     tasks = [(v, fg, bg) for (v, _), pl in pairs.items() for fg, bg in pl]
-    report.written += sum(_run(_mixed, tasks, workers, f"build {out.name}: mixed", progress))
+    report.written += sum(run_tasks(_mixed, tasks, workers, f"build {out.name}: mixed", progress,
+                                    _set_state, (dict(_STATE),)))
     _write_manifest(out, source, fmt, ok, variants, pairs, report)
     _write_rejections(out, [m for m in metas if m["status"] == "rejected"])
     total = sum(report.counts.values())

@@ -33,7 +33,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from . import synth_render
 from .classes import CLASS_FOLDERS, HABITATS, NUM_CLASSES
@@ -45,6 +44,7 @@ from .io import (
     remove_stale_parts,
     save_mask,
 )
+from .parallel import run_tasks
 from .profiles import get_profile
 
 #: P(habitat | class) at correlation 1. Rows: classes (IN-9 order); columns: habitats
@@ -262,20 +262,7 @@ def generate(
     jobs = plan(config)
     workers = max(1, min(workers or mp.cpu_count(), len(jobs)))
     args = [(out, config, job) for job in jobs]
-    bar = tqdm(total=len(jobs), desc=f"synth {out.name}", unit="img", disable=not progress)
-    boxes: dict[str, tuple[int, int, int, int]] = {}
-    if workers == 1:
-        for a in args:
-            job_id, box = _make_one(a)
-            boxes[job_id] = box
-            bar.update()
-    else:
-        # spawn, not fork: forking after OpenCV has started its thread pool can deadlock the child
-        with mp.get_context("spawn").Pool(workers) as pool:
-            for job_id, box in pool.imap_unordered(_make_one, args, chunksize=8):
-                boxes[job_id] = box
-                bar.update()
-    bar.close()
+    boxes = dict(run_tasks(_make_one, args, workers, f"synth {out.name}", progress))
     _write_annotations(out / "annotations.csv", jobs, boxes)
     return out
 
