@@ -154,6 +154,81 @@ def _run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a model on one variant (resumable; DDP under torchrun)",
+                       description="Train on DATA/<variant>/train; leaves RUN/checkpoint.pt and RUN/train_log.json. "
+                       "Run the same command again to resume an interrupted run.")
+    p.add_argument("--data", type=Path, required=True, help="dataset in the official layout (bgrepro build output)")
+    p.add_argument("--variant", required=True, help="training variant, e.g. original, only_bg_t, mixed_rand")
+    p.add_argument("--out", type=Path, required=True, help="run folder")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None)
+    p.add_argument("--arch", default=None)
+    p.add_argument("--epochs", type=_non_negative, default=None)
+    p.add_argument("--batch-size", type=_non_negative, default=None)
+    p.add_argument("--lr", type=float, default=None)
+    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
+    p.add_argument("--schedule", choices=("cosine", "step"), default=None)
+    p.add_argument("--label-smoothing", type=_fraction, default=None)
+    p.add_argument("--on-the-fly", action="store_true",
+                   help="with --variant mixed_rand: composite foregrounds on random backgrounds on the device")
+    p.add_argument("--seed", type=_non_negative, default=0)
+    p.set_defaults(func=_run_train)
+
+
+def _run_train(args: argparse.Namespace) -> int:
+    from .train import TrainConfig, train
+
+    config = TrainConfig.from_profile(
+        args.data, args.profile, variant=args.variant, arch=args.arch, epochs=args.epochs,
+        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
+        schedule=args.schedule, label_smoothing=args.label_smoothing, on_the_fly=args.on_the_fly or None,
+        seed=args.seed,
+    )
+    checkpoint = train(config, args.out)
+    print(f"checkpoint: {checkpoint}")
+    return 0
+
+
+def _add_eval(sub) -> None:
+    p = sub.add_parser("eval", help="accuracy on every variant and the BG-Gap",
+                       description="Evaluate a checkpoint (or an ImageNet-pretrained model mapped to IN-9) on "
+                       "every variant folder of DATA; prints a table and writes a JSON record.")
+    p.add_argument("--data", type=Path, required=True)
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--checkpoint", type=Path, help="a bgrepro checkpoint")
+    group.add_argument("--arch", help="with --pretrained: an ImageNet architecture")
+    p.add_argument("--pretrained", action="store_true", help="use ImageNet weights from disk (never downloads)")
+    p.add_argument("--weights", type=Path, default=None, help="ImageNet weights file (default: torch hub cache)")
+    p.add_argument("--split", default="val")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--record", type=Path, default=None, help="where to write the JSON record "
+                   "(default: beside the checkpoint, or results/eval-<arch>.json)")
+    p.set_defaults(func=_run_eval)
+
+
+def _run_eval(args: argparse.Namespace) -> int:
+    import json
+
+    from .evaluate import evaluate, format_table
+    from .io import atomic_write_text
+    from .models import imagenet_model, load_checkpoint
+
+    if args.checkpoint:
+        model, meta = load_checkpoint(args.checkpoint)
+        name, default_record = meta["arch"], args.checkpoint.with_name("eval.json")
+    else:
+        if not args.pretrained:
+            raise ValueError("--arch needs --pretrained (or evaluate a trained --checkpoint)")
+        model, name = imagenet_model(args.arch, args.weights), args.arch
+        default_record = Path("results") / f"eval-{args.arch}.json"
+    result = evaluate(model, args.data, split=args.split)
+    result["model"] = name
+    atomic_write_text(args.record or default_record, json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -163,6 +238,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_synth(sub)
     _add_build(sub)
     _add_data(sub)
+    _add_train(sub)
+    _add_eval(sub)
     return parser
 
 

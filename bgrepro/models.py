@@ -1,15 +1,35 @@
-"""Model architectures: small nets sized for the CPU profiles (more arrive with the training engine)."""
+"""Models: architectures by name, checkpoints, ImageNet-pretrained weights and the 1000 -> IN-9 mapping.
+
+Every model takes float images in [0, 1] of shape (N, 3, H, W) (ImageNet normalisation happens
+inside, as in the official code) and returns class logits: 9 for IN-9 models; 10 for ImageNet
+models mapped to IN-9 (the 10th logit is "no IN-9 class", which is always counted wrong).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from .classes import NUM_CLASSES
+from .classes import IMAGENET_INDICES, NUM_CLASSES
 
-#: ImageNet channel statistics; normalisation happens inside the model, as in the official code.
+#: ImageNet channel statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+#: torchvision architectures by the names this project uses.
+TORCHVISION_ARCHS = {
+    "resnet18": "resnet18",
+    "resnet50": "resnet50",
+    "resnet152": "resnet152",
+    "wide_resnet50_2": "wide_resnet50_2",
+    "vgg16_bn": "vgg16_bn",
+    "alexnet": "alexnet",
+    "shufflenet_v2": "shufflenet_v2_x1_0",
+    "mobilenet_v3_large": "mobilenet_v3_large",
+    "efficientnet_b0": "efficientnet_b0",
+}
 
 
 class Normalize(nn.Module):
@@ -24,6 +44,18 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
+class Classifier(nn.Module):
+    """Normalisation followed by a network."""
+
+    def __init__(self, net: nn.Module) -> None:
+        super().__init__()
+        self.normalize = Normalize()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
 def _block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
         nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
@@ -36,7 +68,6 @@ class SmallCNN(nn.Module):
 
     def __init__(self, widths: tuple[int, ...] = (16, 32, 64), num_classes: int = NUM_CLASSES) -> None:
         super().__init__()
-        self.normalize = Normalize()
         stages, cin = [], 3
         for i, w in enumerate(widths):
             stages.append(_block(cin, w))
@@ -48,18 +79,113 @@ class SmallCNN(nn.Module):
         self.fc = nn.Linear(cin, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.fc(torch.flatten(self.pool(self.features(self.normalize(x))), 1))
+        return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
 SMALL_ARCHS = {
-    "smallcnn": lambda: SmallCNN((16, 32, 64)),
-    "smallcnn_wide": lambda: SmallCNN((24, 48, 96)),
+    "smallcnn": (16, 32, 64),
+    "smallcnn_narrow": (8, 16, 32),
+    "smallcnn_wide": (24, 48, 96),
 }
 
+ARCHS = tuple(SMALL_ARCHS) + tuple(TORCHVISION_ARCHS)
 
-def create_model(arch: str) -> nn.Module:
-    """A fresh 9-class model by name."""
+
+def create_model(arch: str, num_classes: int = NUM_CLASSES) -> Classifier:
+    """A fresh, randomly initialised classifier by name (small nets, torchvision, or timm's names)."""
+    if arch in SMALL_ARCHS:
+        return Classifier(SmallCNN(SMALL_ARCHS[arch], num_classes))
+    if arch in TORCHVISION_ARCHS:
+        import torchvision
+
+        return Classifier(torchvision.models.get_model(TORCHVISION_ARCHS[arch], weights=None,
+                                                       num_classes=num_classes))
     try:
-        return SMALL_ARCHS[arch]()
-    except KeyError:
-        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(SMALL_ARCHS)}") from None
+        import timm
+    except ImportError:
+        timm = None
+    if timm is not None and arch in timm.list_models():
+        return Classifier(timm.create_model(arch, pretrained=False, num_classes=num_classes))
+    raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)} (or a timm model name)")
+
+
+class IN9Mapped(nn.Module):
+    """A 1000-class ImageNet model scored on IN-9: logit of an IN-9 class = max over its ImageNet classes.
+
+    The argmax of these 10 logits is the IN-9 class of the model's top-1 ImageNet class, or 9
+    ("no class", always wrong) when the top-1 class is under no IN-9 synset, as in the paper.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        groups = torch.full((1000,), NUM_CLASSES, dtype=torch.long)
+        for c, indices in enumerate(IMAGENET_INDICES):
+            groups[list(indices)] = c
+        self.register_buffer("groups", groups)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.model(x)
+        if logits.shape[1] != 1000:
+            raise ValueError(f"IN9Mapped needs a 1000-class ImageNet model, got {logits.shape[1]} outputs")
+        out = logits.new_full((logits.shape[0], NUM_CLASSES + 1), float("-inf"))
+        return out.scatter_reduce(1, self.groups.expand_as(logits), logits, reduce="amax")
+
+
+def pretrained_weights_path(arch: str) -> Path:
+    """Where torchvision's ImageNet weights for `arch` live in the local torch hub cache."""
+    import torchvision
+
+    if arch not in TORCHVISION_ARCHS:
+        raise ValueError(f"no ImageNet weights are known for {arch!r}; choose one of {', '.join(TORCHVISION_ARCHS)}")
+    weights = torchvision.models.get_model_weights(TORCHVISION_ARCHS[arch]).DEFAULT
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+
+
+def imagenet_model(arch: str, weights: Path | None = None) -> IN9Mapped:
+    """An ImageNet-pretrained model mapped to IN-9, from a local file or the torch hub cache (never downloads)."""
+    import torchvision
+
+    path = Path(weights) if weights else pretrained_weights_path(arch)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"{path}: ImageNet weights for {arch} not found (bgrepro never downloads; put the file there or "
+            "pass --weights)"
+        )
+    net = torchvision.models.get_model(TORCHVISION_ARCHS.get(arch, arch), weights=None)
+    try:
+        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+    except (RuntimeError, ValueError) as err:
+        raise ValueError(f"{path}: not {arch} ImageNet weights ({str(err).splitlines()[0]})") from None
+    return IN9Mapped(Classifier(net)).eval()
+
+
+def save_checkpoint(path: Path, model: nn.Module, meta: dict, **extra) -> None:
+    """Write a checkpoint atomically: the model's weights, its metadata and any training state."""
+    from .io import atomic_write
+
+    model = getattr(model, "module", model)  # unwrap DDP
+    payload = {"format": "bgrepro-checkpoint-1", "meta": meta, "state_dict": model.state_dict(), **extra}
+    atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[Classifier, dict]:
+    """A trained model (eval mode, images in [0, 1] -> 9 logits) and its metadata (arch, variant, image size)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    try:
+        payload = torch.load(path, map_location=map_location, weights_only=False)
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
+        raise ValueError(f"{path}: unreadable checkpoint ({err})") from None
+    if not isinstance(payload, dict) or payload.get("format") != "bgrepro-checkpoint-1":
+        raise ValueError(f"{path}: not a bgrepro checkpoint")
+    meta = payload["meta"]
+    model = create_model(meta["arch"], meta.get("num_classes", NUM_CLASSES))
+    try:
+        model.load_state_dict(payload["state_dict"])
+    except RuntimeError as err:
+        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
+        raise ValueError(f"{path}: weights do not fit architecture {meta['arch']!r} "
+                         f"with {meta.get('num_classes', NUM_CLASSES)} classes ({first})") from None
+    return model.to(map_location).eval(), meta

@@ -29,3 +29,14 @@ def tiny_dataset(tmp_path_factory, tiny_config) -> Path:
     root = tmp_path_factory.mktemp("synth") / "tiny"
     generate(root, tiny_config, workers=2, progress=False)
     return root
+
+
+@pytest.fixture(scope="session")
+def tiny_variants(tmp_path_factory, tiny_dataset) -> Path:
+    """All eight variants of the tiny synthetic dataset (official layout)."""
+    from bgrepro.build import build
+    from bgrepro.sources import SyntheticSource
+
+    out = tmp_path_factory.mktemp("variants") / "tiny"
+    build(SyntheticSource(tiny_dataset), out, seed=0, workers=1, progress=False)
+    return out

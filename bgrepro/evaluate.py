@@ -1,0 +1,87 @@
+"""Evaluation: accuracy of a model on every variant of a dataset, per class, and the BG-Gap.
+
+BG-Gap = accuracy(Mixed-Same) - accuracy(Mixed-Rand): how much a model loses when the background
+of its image no longer comes from the image's class.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from .classes import NUM_CLASSES, VARIANTS
+from .datasets import ImageSet, load_variant
+
+#: Extra test sets evaluated when present beside the variants (IN-9L's val split).
+EXTRA_SETS = ("in9l",)
+
+
+@lru_cache(maxsize=32)
+def _cached_set(root: str, variant: str, split: str, stamp: float) -> ImageSet:
+    return load_variant(root, variant, split)
+
+
+def test_set(root: Path, variant: str, split: str = "val") -> ImageSet:
+    """A decoded test set, cached in memory while its folder is unchanged."""
+    folder = Path(root) / variant / split
+    return _cached_set(str(root), variant, split, folder.stat().st_mtime)
+
+
+def available_variants(root: Path, split: str = "val") -> list[str]:
+    """The variants (and extra sets) that a dataset folder has for a split."""
+    return [v for v in (*VARIANTS, *EXTRA_SETS) if (Path(root) / v / split).is_dir()]
+
+
+@torch.no_grad()
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256, device=None) -> torch.Tensor:
+    """Predicted class of every uint8 image (N, 3, H, W)."""
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    cuda = device.type == "cuda"
+    model = model.to(device).eval()
+    preds = []
+    for k in range(0, len(images), batch_size):
+        x = images[k:k + batch_size].to(device).float().div_(255)
+        if cuda:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+            preds.append(model(x).argmax(1).cpu())
+    return torch.cat(preds)
+
+
+def accuracy_report(preds: torch.Tensor, labels: torch.Tensor) -> dict:
+    """Overall and per-class accuracy of predictions."""
+    correct = preds == labels
+    per_class = [float(correct[labels == c].float().mean()) if (labels == c).any() else None
+                 for c in range(NUM_CLASSES)]
+    return {"accuracy": float(correct.float().mean()), "per_class": per_class, "n": int(len(labels))}
+
+
+def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
+             batch_size: int = 256, device=None, progress: bool = False) -> dict:
+    """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap."""
+    variants = variants or available_variants(root, split)
+    if not variants:
+        raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
+    result = {"accuracy": {}, "per_class": {}, "n": {}}
+    for variant in tqdm(variants, desc="evaluate", disable=not progress):
+        data = test_set(root, variant, split)
+        report = accuracy_report(predict(model, data.images, batch_size, device), data.labels)
+        result["accuracy"][variant] = report["accuracy"]
+        result["per_class"][variant] = report["per_class"]
+        result["n"][variant] = report["n"]
+    acc = result["accuracy"]
+    result["bg_gap"] = acc["mixed_same"] - acc["mixed_rand"] if {"mixed_same", "mixed_rand"} <= acc.keys() else None
+    return result
+
+
+def format_table(result: dict) -> str:
+    """A plain-text table of accuracies (%) and the BG-Gap."""
+    lines = [f"{'test set':<12}{'accuracy':>10}{'images':>8}"]
+    for variant, acc in result["accuracy"].items():
+        lines.append(f"{variant:<12}{100 * acc:>9.1f}%{result['n'][variant]:>8}")
+    if result.get("bg_gap") is not None:
+        lines.append(f"{'BG-Gap':<12}{100 * result['bg_gap']:>9.1f}")
+    return "\n".join(lines)

@@ -1,0 +1,195 @@
+"""Training: one function of a config, checkpointed every epoch, resumable with identical results.
+
+`train(config, run_dir)` trains `config.arch` on `config.variant` of `config.data` (the official
+layout) and leaves `run_dir/checkpoint.pt` (load it with `bgrepro.models.load_checkpoint`) and
+`run_dir/train_log.json`. After every epoch the whole training state (weights, optimizer,
+schedule, epoch) is written atomically to `run_dir/last.pt`; running the same config on the same
+`run_dir` again resumes there. The data order, augmentation and dropout are seeded per epoch, so
+a resumed run ends with exactly the weights of an uninterrupted one on the CPU.
+
+Launched by `torchrun --nproc_per_node N`, it trains with DistributedDataParallel (NCCL on GPUs,
+gloo on the CPU); each process takes every N-th example of the epoch's order.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .classes import NUM_CLASSES, VARIANTS
+from .datasets import BatchStream, load_variant
+from .io import atomic_write_text
+from .models import create_model, save_checkpoint
+from .profiles import get_profile
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that determines a trained model."""
+
+    data: str
+    variant: str = "original"
+    arch: str = "smallcnn"
+    epochs: int = 20
+    batch_size: int = 64
+    lr: float = 0.05
+    weight_decay: float = 5e-4
+    optimizer: str = "sgd"  # sgd (momentum 0.9, Nesterov) or adamw
+    schedule: str = "cosine"  # cosine with linear warm-up, or step (x0.1 at 50% and 75%)
+    label_smoothing: float = 0.0
+    #: Paste foregrounds on random Only-BG-T backgrounds on the fly (variant must be mixed_rand).
+    on_the_fly: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.variant not in VARIANTS:
+            raise ValueError(f"unknown variant {self.variant!r}; choose one of {', '.join(VARIANTS)}")
+        if self.on_the_fly and self.variant != "mixed_rand":
+            raise ValueError("on-the-fly compositing is Mixed-Rand training: use variant mixed_rand")
+        if self.optimizer not in ("sgd", "adamw"):
+            raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
+        if self.schedule not in ("cosine", "step"):
+            raise ValueError(f"schedule must be cosine or step, got {self.schedule!r}")
+        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
+            raise ValueError("epochs and batch size must be positive, and so must the learning rate")
+
+    @classmethod
+    def from_profile(cls, data, profile: str | None = None, **overrides) -> TrainConfig:
+        """The profile's training defaults, with explicit overrides (None means 'keep')."""
+        p = get_profile(profile)
+        values = dict(data=str(data), arch=p.arch, epochs=p.epochs, batch_size=p.batch_size, lr=p.lr,
+                      weight_decay=p.weight_decay)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        """Plain-dict form (for records and checkpoints)."""
+        return asdict(self)
+
+
+def default_device() -> torch.device:
+    """CUDA when available, else the CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _lr_lambda(config: TrainConfig, total_steps: int, steps_per_epoch: int):
+    warmup = min(steps_per_epoch, max(1, total_steps // 10))
+
+    def factor(step: int) -> float:
+        if config.schedule == "step":
+            return 0.1 ** sum(step >= total_steps * m for m in (0.5, 0.75))
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    return factor
+
+
+def _distributed() -> tuple[int, int]:
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world > 1 and not torch.distributed.is_initialized():
+        backend = "nccl" if torch.cuda.is_available() else "gloo"
+        torch.distributed.init_process_group(backend)
+    rank = torch.distributed.get_rank() if world > 1 else 0
+    return rank, world
+
+
+def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True,
+          stop_after_epoch: int | None = None) -> Path:
+    """Train (or resume) and return the path of the final checkpoint."""
+    run_dir = Path(run_dir)
+    rank, world = _distributed()
+    if world > 1 and torch.cuda.is_available():
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    device = torch.device(device) if device is not None else default_device()
+    cuda = device.type == "cuda"
+    final = run_dir / "checkpoint.pt"
+    if final.exists():
+        _check_same_config(final, config)
+        return final
+    data = load_variant(config.data, "original" if config.on_the_fly else config.variant, "train",
+                        with_masks=config.on_the_fly)
+    stream = BatchStream(data, max(1, config.batch_size // world), device=device, train=True,
+                         mixed_rand=config.on_the_fly, rank=rank, world_size=world)
+    torch.manual_seed(config.seed)
+    model = create_model(config.arch).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
+    if config.optimizer == "sgd":
+        opt = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=0.9, nesterov=True,
+                              weight_decay=config.weight_decay)
+    else:
+        opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    total = config.epochs * len(stream)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, total, len(stream)))
+    meta = {"arch": config.arch, "num_classes": NUM_CLASSES, "variant": config.variant,
+            "on_the_fly": config.on_the_fly, "image_size": int(data.images.shape[-1]), "config": config.as_dict()}
+    history, start = [], 0
+    last = run_dir / "last.pt"
+    if last.exists():
+        state = torch.load(last, map_location=device, weights_only=False)
+        if state["meta"]["config"] != config.as_dict():
+            raise ValueError(f"{last}: {run_dir} holds a run with another config; choose another run folder")
+        model.load_state_dict(state["state_dict"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["scheduler"])
+        history, start = state["history"], state["epoch"]
+    net = torch.nn.parallel.DistributedDataParallel(model) if world > 1 else model
+    bar = tqdm(range(start, config.epochs), initial=start, total=config.epochs, disable=not progress or rank != 0,
+               desc=f"train {config.arch} on {config.variant}{' (on the fly)' if config.on_the_fly else ''}")
+    for epoch in bar:
+        torch.manual_seed(config.seed * 7919 + epoch)  # dropout etc.: same per epoch, resumed or not
+        net.train()
+        t0, loss_sum, correct, seen = time.perf_counter(), 0.0, 0, 0
+        for x, y in stream.epoch(config.seed, epoch):
+            if cuda:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
+                logits = net(x)
+                loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+            loss_sum += float(loss.detach()) * len(y)
+            correct += int((logits.argmax(1) == y).sum())
+            seen += len(y)
+        seconds = time.perf_counter() - t0
+        history.append({"epoch": epoch + 1, "loss": loss_sum / seen, "train_accuracy": correct / seen,
+                        "images_per_second": seen * world / seconds, "seconds": seconds})
+        bar.set_postfix(loss=f"{loss_sum / seen:.3f}", acc=f"{correct / seen:.2f}", ips=f"{seen * world / seconds:.0f}")
+        if rank == 0:
+            save_checkpoint(last, model, meta, optimizer=opt.state_dict(), scheduler=sched.state_dict(),
+                            epoch=epoch + 1, history=history)
+        if world > 1:
+            torch.distributed.barrier()
+        if stop_after_epoch is not None and epoch + 1 >= stop_after_epoch:
+            return last
+    if rank == 0:
+        save_checkpoint(final, model, {**meta, "history": history})
+        atomic_write_text(run_dir / "train_log.json", json.dumps({"config": config.as_dict(), "history": history},
+                                                                 indent=2) + "\n")
+        last.unlink(missing_ok=True)
+    if world > 1:
+        torch.distributed.barrier()
+    return final
+
+
+def _check_same_config(checkpoint: Path, config: TrainConfig) -> None:
+    meta = torch.load(checkpoint, map_location="cpu", weights_only=False)["meta"]
+    if meta["config"] != config.as_dict():
+        raise ValueError(f"{checkpoint}: this run folder holds a model trained with another config")
+
+
+def config_fields() -> list[str]:
+    """Names of the TrainConfig fields (for the CLI)."""
+    return [f.name for f in fields(TrainConfig)]

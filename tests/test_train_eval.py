@@ -1,0 +1,175 @@
+"""Models, checkpoints, the ImageNet mapping, training with resume and DDP, evaluation, records."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from bgrepro import composite
+from bgrepro.cli import main
+from bgrepro.datasets import BatchStream, load_variant, mask_boxes
+from bgrepro.evaluate import evaluate
+from bgrepro.models import (
+    ARCHS,
+    IN9Mapped,
+    create_model,
+    imagenet_model,
+    load_checkpoint,
+    save_checkpoint,
+)
+from bgrepro.results import cached
+from bgrepro.train import TrainConfig, train
+
+
+@pytest.mark.parametrize("arch", ARCHS)
+def test_every_architecture_gives_nine_logits(arch):
+    torch.manual_seed(0)
+    model = create_model(arch).eval()
+    with torch.no_grad():
+        assert model(torch.rand(2, 3, 64, 64)).shape == (2, 9)
+
+
+def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
+    model = create_model("smallcnn").eval()
+    save_checkpoint(tmp_path / "ok.pt", model, {"arch": "smallcnn", "num_classes": 9, "variant": "original",
+                                                "image_size": 32})
+    loaded, meta = load_checkpoint(tmp_path / "ok.pt")
+    x = torch.rand(3, 3, 32, 32)
+    assert not loaded.training and meta["variant"] == "original"
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
+    save_checkpoint(tmp_path / "arch.pt", model, {"arch": "smallcnn_wide", "num_classes": 9})
+    with pytest.raises(ValueError, match=r"arch\.pt: weights do not fit architecture 'smallcnn_wide'"):
+        load_checkpoint(tmp_path / "arch.pt")
+    save_checkpoint(tmp_path / "classes.pt", model, {"arch": "smallcnn", "num_classes": 10})
+    with pytest.raises(ValueError, match="with 10 classes"):
+        load_checkpoint(tmp_path / "classes.pt")
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match=r"junk\.pt: unreadable checkpoint"):
+        load_checkpoint(tmp_path / "junk.pt")
+
+
+class OneHot1000(torch.nn.Module):
+    """A stand-in ImageNet model whose top-1 class is given per image."""
+
+    def __init__(self, classes):
+        super().__init__()
+        self.classes = classes
+        self.dummy = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x):
+        logits = torch.zeros(len(x), 1000)
+        logits[torch.arange(len(x)), torch.tensor(self.classes)] = 5.0
+        return logits
+
+
+def test_imagenet_mapping_follows_wordnet_ancestry():
+    # dog 151, bird 7, vehicle 407, reptile 33, carnivore 387, insect 300, instrument 889, primate 384,
+    # fish 0, and 500 (under no IN-9 class) -> 9, counted wrong
+    top1 = [151, 7, 407, 33, 387, 300, 889, 384, 0, 500]
+    preds = IN9Mapped(OneHot1000(top1))(torch.zeros(10, 3, 8, 8)).argmax(1)
+    assert preds.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_pretrained_weights_are_never_downloaded(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    import urllib.request
+
+    monkeypatch.setattr(urllib.request, "urlopen", lambda *a, **k: pytest.fail("tried to download"))
+    with pytest.raises(FileNotFoundError, match=r"resnet50.*not found \(bgrepro never downloads"):
+        imagenet_model("resnet50")
+
+
+def _tiny_config(data, **changes):
+    return TrainConfig.from_profile(data, "tiny", **{"epochs": 3, **changes})
+
+
+@pytest.mark.parametrize("changes", [{}, {"variant": "mixed_rand", "on_the_fly": True},
+                                     {"optimizer": "adamw", "schedule": "step", "label_smoothing": 0.1, "lr": 0.01}])
+def test_resumed_training_reproduces_the_uninterrupted_run(tmp_path, tiny_variants, changes):
+    config = _tiny_config(tiny_variants, **changes)
+    straight = train(config, tmp_path / "straight", progress=False)
+    train(config, tmp_path / "resumed", progress=False, stop_after_epoch=1)  # as if killed after epoch 1
+    assert (tmp_path / "resumed" / "last.pt").exists() and not (tmp_path / "resumed" / "checkpoint.pt").exists()
+    resumed = train(config, tmp_path / "resumed", progress=False)
+    a, b = torch.load(straight, weights_only=False), torch.load(resumed, weights_only=False)
+    for key in a["state_dict"]:
+        torch.testing.assert_close(a["state_dict"][key], b["state_dict"][key], rtol=0, atol=0)
+    assert [h["loss"] for h in a["meta"]["history"]] == [h["loss"] for h in b["meta"]["history"]]
+
+
+def test_run_folder_refuses_another_config(tmp_path, tiny_variants):
+    train(_tiny_config(tiny_variants, epochs=1), tmp_path / "run", progress=False)
+    with pytest.raises(ValueError, match="another config"):
+        train(_tiny_config(tiny_variants, epochs=2), tmp_path / "run", progress=False)
+
+
+def test_on_the_fly_mixed_rand_keeps_foregrounds_and_uses_other_backgrounds(tiny_variants):
+    data = load_variant(tiny_variants, "original", "train", with_masks=True)
+    stream = BatchStream(data, batch_size=16, train=False, mixed_rand=True)
+    only_bg_t = composite.only_bg_t_torch(data.images, mask_boxes(data.masks))
+    seen = 0
+    for x, y in stream.epoch(seed=0, epoch=0):
+        images = (x * 255).round().to(torch.uint8)
+        for i in range(len(y)):
+            k = seen + i
+            mask = data.masks[k]
+            assert torch.equal(images[i][:, mask], data.images[k][:, mask])
+            outside = images[i][:, ~mask]
+            matches = [j for j in range(len(data)) if torch.equal(outside, only_bg_t[j][:, ~mask])]
+            assert matches and k not in matches
+        seen += len(y)
+    assert seen == len(data)
+
+
+def test_ddp_training_with_two_cpu_processes(tmp_path, tiny_variants):
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29517",
+           "-m", "bgrepro", "train", "--data", str(tiny_variants), "--variant", "original", "--profile", "tiny",
+           "--out", str(tmp_path / "ddp")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    model, meta = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    assert meta["history"][-1]["images_per_second"] > 0 and len(meta["history"]) == 2
+
+
+def test_evaluate_and_eval_cli(tmp_path, tiny_variants, capsys):
+    checkpoint = train(_tiny_config(tiny_variants, epochs=1), tmp_path / "run", progress=False)
+    model, _ = load_checkpoint(checkpoint)
+    result = evaluate(model, tiny_variants)
+    assert set(result["accuracy"]) == {"original", "only_bg_b", "only_bg_t", "no_fg", "only_fg",
+                                       "mixed_same", "mixed_rand", "mixed_next"}
+    assert result["bg_gap"] == pytest.approx(result["accuracy"]["mixed_same"] - result["accuracy"]["mixed_rand"])
+    assert all(len(v) == 9 for v in result["per_class"].values())
+    assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(checkpoint), "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["accuracy"] == result["accuracy"] and "bg_gap" in printed
+    assert json.loads((tmp_path / "run" / "eval.json").read_text())["accuracy"] == result["accuracy"]
+
+
+def test_records_are_cached_by_config(tmp_path):
+    calls = []
+
+    def compute(cfg):
+        calls.append(cfg)
+        return {"value": np.float64(cfg["x"]).item() * 2}
+
+    first = cached("demo", {"x": 1, "seed": 3}, compute, root=tmp_path)
+    again = cached("demo", {"x": 1, "seed": 3}, compute, root=tmp_path)
+    other = cached("demo", {"x": 2, "seed": 3}, compute, root=tmp_path)
+    assert len(calls) == 2 and first == again and other["metrics"]["value"] == 4
+    prov = first["provenance"]
+    assert prov["seed"] == 3 and prov["versions"]["torch"] == torch.__version__ and prov["wall_seconds"] >= 0
+
+
+def test_default_augmentation_copies_pixels_without_blurring():
+    from bgrepro.datasets import augment
+
+    x = torch.rand(32, 3, 40, 40)
+    y = augment(x, torch.Generator().manual_seed(0))
+    for i in range(len(x)):
+        assert torch.isin(y[i].flatten(), x[i].flatten()).all(), "a pixel was interpolated"
+    assert not torch.equal(y, augment(x, torch.Generator().manual_seed(1)))
