@@ -91,6 +91,8 @@ def _add_build(sub) -> None:
                    help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
     p.add_argument("--size", type=_non_negative, default=224, help="folder/imagenet: output side (default 224)")
+    p.add_argument("--fg-masks", choices=("exact", "grabcut"), default="exact",
+                   help="synthetic: the generator's exact masks, or GrabCut masks from the boxes (the paper's way)")
     p.add_argument("--preview", action="store_true",
                    help="also write variants.png: one image in all eight variants (the paper's Figure 1)")
     p.set_defaults(func=_run_build)
@@ -104,7 +106,8 @@ def _run_build(args: argparse.Namespace) -> int:
     splits = tuple(s.strip() for s in args.splits.split(",")) if args.splits else None
     if splits and any(s not in ("train", "val") for s in splits):
         raise ValueError(f"--splits must be a comma list of train,val, got {args.splits!r}")
-    source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size)
+    source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size,
+                         fg_masks=args.fg_masks)
     report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
                    workers=args.workers or None, fmt=args.format)
     print(report.summary())

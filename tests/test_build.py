@@ -173,3 +173,20 @@ build(SyntheticSource({str(tiny_dataset)!r}), {str(tmp_path / 'b')!r}, workers=2
 """
     subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True)
     assert tree_digest(tmp_path / "a") == tree_digest(tmp_path / "b")
+
+
+def test_synthetic_masks_from_grabcut_like_the_paper(tmp_path, tiny_dataset):
+    report = build(SyntheticSource(tiny_dataset, fg_masks="grabcut"), tmp_path / "g", variants=("no_fg",),
+                   workers=1, progress=False)
+    exact = SyntheticSource(tiny_dataset)
+    ious = []
+    for r in (r for r in read_manifest(tmp_path / "g") if r["variant"] == "fg_mask"):
+        grab = np.load(tmp_path / "g" / r["path"])
+        sample = exact.load(next(x for x in exact.records(r["split"]) if x.id == r["fg_id"]))
+        x0, y0, x1, y1 = sample.box
+        assert not grab[:y0].any() and not grab[y1 + 1:].any() and not grab[:, :x0].any() and not grab[:, x1 + 1:].any()
+        ious.append((grab & sample.mask).sum() / (grab | sample.mask).sum())
+    assert len(ious) + sum(report.rejections.values()) == 81
+    assert np.mean(ious) > 0.6
+    with pytest.raises(ValueError, match="exact or grabcut"):
+        SyntheticSource(tiny_dataset, fg_masks="magic")
