@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from . import composite
 from .classes import CLASS_FOLDERS
 from .io import read_image, read_mask
-from .sources import IMAGE_SUFFIXES
+from .sources import class_dirs, images_in
 
 
 @dataclass
@@ -45,16 +45,7 @@ class ImageSet:
 def list_variant(root: Path, variant: str, split: str, classes=CLASS_FOLDERS) -> list[tuple[Path, int]]:
     """(image path, label) of every image of a variant and split, in a fixed order."""
     base = Path(root) / variant / split
-    if not base.is_dir():
-        raise FileNotFoundError(f"{base}: no such variant/split folder")
-    present = sorted(p.name for p in base.iterdir() if p.is_dir())
-    unknown = [n for n in present if n not in classes]
-    if unknown:
-        raise ValueError(f"{base / unknown[0]}: unknown class folder")
-    items = []
-    for label, folder in enumerate(classes):
-        if (base / folder).is_dir():
-            items.extend((p, label) for p in sorted((base / folder).iterdir()) if p.suffix.lower() in IMAGE_SUFFIXES)
+    items = [(p, label) for label, folder in class_dirs(base, classes, allow_missing=True) for p in images_in(folder)]
     if not items:
         raise ValueError(f"{base}: no images")
     return items

@@ -57,7 +57,8 @@ class Sample:
     mask: np.ndarray
 
 
-def _images_in(folder: Path) -> list[Path]:
+def images_in(folder: Path) -> list[Path]:
+    """Image files of a folder, sorted."""
     return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
@@ -85,8 +86,8 @@ def _check_unique(records: list[Record]) -> list[Record]:
     return records
 
 
-def _class_dirs(split_dir: Path, classes: Sequence[str]) -> list[tuple[int, Path]]:
-    """The class folders of one split, checked against the expected class list."""
+def class_dirs(split_dir: Path, classes: Sequence[str], allow_missing: bool = False) -> list[tuple[int, Path]]:
+    """(label, folder) of the class folders of one split, checked against the expected class list."""
     if not split_dir.is_dir():
         raise FileNotFoundError(f"{split_dir}: split folder not found")
     present = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
@@ -94,9 +95,9 @@ def _class_dirs(split_dir: Path, classes: Sequence[str]) -> list[tuple[int, Path
     if unknown:
         raise ValueError(f"{split_dir / unknown[0]}: unknown class folder (expected one of {', '.join(classes)})")
     missing = [name for name in classes if name not in present]
-    if missing:
+    if missing and not allow_missing:
         raise FileNotFoundError(f"{split_dir / missing[0]}: missing class folder")
-    return [(classes.index(name), split_dir / name) for name in classes]
+    return [(classes.index(name), split_dir / name) for name in classes if name in present]
 
 
 class Source:
@@ -191,8 +192,8 @@ class IN9Source(Source):
 
     def records(self, split: str) -> list[Record]:
         out = []
-        for label, folder in _class_dirs(self.root / self.variant / split, self.classes):
-            for path in _images_in(folder):
+        for label, folder in class_dirs(self.root / self.variant / split, self.classes):
+            for path in images_in(folder):
                 mask = self.root / "fg_mask" / split / folder.name / f"{path.stem}.npy"
                 out.append(Record(split, path.stem, label, path, mask))
         return _check_unique(out)
@@ -274,7 +275,7 @@ class ImageNetSource(_PhotoSource):
         dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
         names = [p.name for p in dirs]
         if all(n in CLASS_FOLDERS for n in names):
-            return _class_dirs(split_dir, CLASS_FOLDERS)
+            return class_dirs(split_dir, CLASS_FOLDERS)
         if len(names) == 1000 and all(re.fullmatch(r"n\d{8}", n) for n in names):
             return [(IMAGENET_TO_IN9[i], d) for i, d in enumerate(dirs) if IMAGENET_TO_IN9[i] >= 0]
         odd = next(n for n in names if n not in CLASS_FOLDERS)
@@ -292,7 +293,7 @@ class ImageNetSource(_PhotoSource):
     def records(self, split: str) -> list[Record]:
         out = []
         for label, folder in self._class_map(self.root / split):
-            for path in _images_in(folder):
+            for path in images_in(folder):
                 xml = self._xml(split, folder.name, path.stem)
                 out.append(Record(split, path.stem, label, path, boxes_path=xml))
         return _check_unique(out)
@@ -359,8 +360,8 @@ class FolderSource(_PhotoSource):
         split_dir = self._split_dirs()[split]
         nested = split_dir != self.root
         out = []
-        for label, folder in _class_dirs(split_dir, self.classes):
-            for path in _images_in(folder):
+        for label, folder in class_dirs(split_dir, self.classes):
+            for path in images_in(folder):
                 rel = path.relative_to(self.root)
                 if self.masks is not None:
                     base = self.masks / (Path(split) if nested else Path()) / folder.name
