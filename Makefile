@@ -12,12 +12,13 @@ STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SYNTH_DIR := data/synth-$(PROFILE)
 VARIANTS_DIR := data/variants-$(PROFILE)
 
-.PHONY: help setup test lint reproduce data preview clean
+.PHONY: help setup test lint reproduce data bench clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
 	@echo "make test       run the test suite (lint + pytest)"
 	@echo "make reproduce  the main job [PROFILE=tiny|smoke|full] [DATA=synthetic|in9]"
+	@echo "make bench      throughput benchmarks (variant builder; training pipeline vs ImageFolder)"
 	@echo "make clean      remove results/ and generated data (keeps .venv)"
 
 TORCH_VERSION := 2.14.1
@@ -53,11 +54,17 @@ endif
 reproduce: data
 	@echo
 	@echo "Data ready (DATA=$(DATA), PROFILE=$(PROFILE))."
+	@echo "The first experiments (backgrounds suffice, BG-Gap table, Mixed-Rand training) run with:"
+	@echo "  $(BIN)/python scripts/first_results.py --data $(VARIANTS_DIR) --profile $(PROFILE)   (about 10 min on 2 cores)"
 	@echo "Later stages of 'make reproduce', added as they land:"
-	@echo "  1. train and evaluate the models, BG-Gap (bgrepro train / eval)"
+	@echo "  1. the experiments above, through the book's notebooks"
 	@echo "  2. adversarial backgrounds, fine-grained and benchmark-progress analyses"
 	@echo "  3. Grad-CAM saliency and representer-point localization"
 	@echo "  4. execute the book's notebooks with papermill and build the site into book/_build/html"
+
+bench: data
+	$(BIN)/python bench/build_throughput.py --profile $(PROFILE)
+	$(BIN)/python bench/train_throughput.py --data $(VARIANTS_DIR)
 
 clean:
 	rm -rf results data/synth-* data/variants-*
