@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 
 #: Environment variable that selects the profile when none is passed explicitly.
 PROFILE_ENV = "BGREPRO_PROFILE"
@@ -32,10 +32,6 @@ class Profile:
     weight_decay: float
     #: Whether the profile expects a GPU.
     gpu: bool
-
-    def with_overrides(self, **changes: object) -> Profile:
-        """A copy with some fields replaced (None values are ignored)."""
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict form, for records and JSON."""

@@ -17,7 +17,7 @@ import json
 import math
 import os
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -188,8 +188,3 @@ def _check_same_config(checkpoint: Path, config: TrainConfig) -> None:
     meta = torch.load(checkpoint, map_location="cpu", weights_only=False)["meta"]
     if meta["config"] != config.as_dict():
         raise ValueError(f"{checkpoint}: this run folder holds a model trained with another config")
-
-
-def config_fields() -> list[str]:
-    """Names of the TrainConfig fields (for the CLI)."""
-    return [f.name for f in fields(TrainConfig)]
