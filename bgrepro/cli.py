@@ -114,7 +114,8 @@ def _run_build(args: argparse.Namespace) -> int:
     if args.preview:
         from .plots import variants_figure
 
-        split = "val" if (not splits or "val" in splits) and "val" in source.splits() else source.splits()[0]
+        built = splits or tuple(source.splits())
+        split = "val" if "val" in built else built[0]
         variants_figure(args.out, split=split, out=args.out / "variants.png")
         print(f"preview: {args.out / 'variants.png'}")
     return 0

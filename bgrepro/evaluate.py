@@ -20,14 +20,16 @@ EXTRA_SETS = ("in9l",)
 
 
 @lru_cache(maxsize=32)
-def _cached_set(root: str, variant: str, split: str, stamp: float) -> ImageSet:
+def _cached_set(root: str, variant: str, split: str, stamp: tuple[float, ...]) -> ImageSet:
     return load_variant(root, variant, split)
 
 
 def test_set(root: Path, variant: str, split: str = "val") -> ImageSet:
     """A decoded test set, cached in memory while its folder is unchanged."""
     folder = Path(root) / variant / split
-    return _cached_set(str(root), variant, split, folder.stat().st_mtime)
+    # a file written or replaced (atomic rename) in a class folder changes that folder's mtime
+    stamp = tuple(p.stat().st_mtime for p in (folder, *sorted(folder.iterdir())) if p.is_dir())
+    return _cached_set(str(root), variant, split, stamp)
 
 
 def available_variants(root: Path, split: str = "val") -> list[str]:

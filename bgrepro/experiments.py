@@ -57,10 +57,9 @@ def bg_gap_table(data: Path, archs: tuple[str, ...], profile: str | None = None,
     for arch in archs:
         record = trained_model(TrainConfig.from_profile(data, profile, arch=arch, seed=seed, **overrides))
         columns[f"{arch} (trained)"] = record["metrics"]["evaluation"]["accuracy"]
-    for arch in pretrained:
-        model = imagenet_model(arch)  # raises a clear error when the weights are not on disk
+    for arch in pretrained:  # weights are loaded only when no record exists (clear error if not on disk)
         record = cached("pretrained_eval", {"arch": arch, "data": str(data)},
-                        lambda cfg, model=model: {"evaluation": evaluate(model, cfg["data"])})
+                        lambda cfg: {"evaluation": evaluate(imagenet_model(cfg["arch"]), cfg["data"])})
         columns[f"{arch} (ImageNet)"] = record["metrics"]["evaluation"]["accuracy"]
     table = pd.DataFrame({name: {r: 100 * acc[r] for r in TABLE2_ROWS} for name, acc in columns.items()})
     table.loc["bg_gap"] = table.loc["mixed_same"] - table.loc["mixed_rand"]

@@ -87,8 +87,7 @@ def variants_figure(root: Path, image_id: str | None = None, split: str = "val",
     if not rows:
         raise ValueError(f"{root}: the manifest lists no variant images in split {split!r}")
     image_id = image_id or rows[0]["fg_id"] or rows[0]["bg_id"]
-    mine = {r["variant"]: r for r in rows if image_id in (r["fg_id"], r["bg_id"]) and
-            (r["fg_id"] or r["bg_id"]) == image_id}
+    mine = {r["variant"]: r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id}
     fig, axes = plt.subplots(1, len(VARIANT_TITLES), figsize=(len(VARIANT_TITLES) * 1.6, 2.0), squeeze=False)
     for ax, (variant, title) in zip(axes[0], VARIANT_TITLES.items()):
         ax.set_xticks([])
