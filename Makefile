@@ -18,7 +18,7 @@ help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
 	@echo "make test       run the test suite (lint + pytest)"
 	@echo "make reproduce  the main job [PROFILE=tiny|smoke|full] [DATA=synthetic|in9]"
-	@echo "make bench      throughput benchmarks (variant builder; training pipeline vs ImageFolder)"
+	@echo "make bench      throughput benchmarks (variant builder; training vs ImageFolder; challenge vs official)"
 	@echo "make clean      remove results/ and generated data (keeps .venv)"
 
 TORCH_VERSION := 2.14.1
@@ -65,6 +65,7 @@ reproduce: data
 bench: data
 	$(BIN)/python bench/build_throughput.py --profile $(PROFILE)
 	$(BIN)/python bench/train_throughput.py --data $(VARIANTS_DIR)
+	$(BIN)/python bench/challenge_throughput.py --data $(VARIANTS_DIR) --profile $(PROFILE)
 
 clean:
 	rm -rf results data/synth-* data/variants-*

@@ -199,11 +199,7 @@ def _add_eval(sub) -> None:
                        description="Evaluate a checkpoint (or an ImageNet-pretrained model mapped to IN-9) on "
                        "every variant folder of DATA; prints a table and writes a JSON record.")
     p.add_argument("--data", type=Path, required=True)
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--checkpoint", type=Path, help="a bgrepro checkpoint")
-    group.add_argument("--arch", help="with --pretrained: an ImageNet architecture")
-    p.add_argument("--pretrained", action="store_true", help="use ImageNet weights from disk (never downloads)")
-    p.add_argument("--weights", type=Path, default=None, help="ImageNet weights file (default: torch hub cache)")
+    _add_model_args(p)
     p.add_argument("--split", default="val")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--record", type=Path, default=None, help="where to write the JSON record "
@@ -211,25 +207,89 @@ def _add_eval(sub) -> None:
     p.set_defaults(func=_run_eval)
 
 
+def _add_model_args(p) -> None:
+    group = p.add_mutually_exclusive_group(required=True)
+    group.add_argument("--checkpoint", type=Path, help="a bgrepro checkpoint")
+    group.add_argument("--arch", help="with --pretrained: an ImageNet architecture")
+    p.add_argument("--pretrained", action="store_true", help="use ImageNet weights from disk (never downloads)")
+    p.add_argument("--weights", type=Path, default=None, help="ImageNet weights file (default: torch hub cache)")
+
+
+def _load_model(args: argparse.Namespace):
+    """(model, name, default record path) from --checkpoint or --arch A --pretrained."""
+    from .models import imagenet_model, load_checkpoint
+
+    if args.checkpoint:
+        model, meta = load_checkpoint(args.checkpoint)
+        return model, meta["arch"], args.checkpoint.parent
+    if not args.pretrained:
+        raise ValueError("--arch needs --pretrained (or pass a trained --checkpoint)")
+    return imagenet_model(args.arch, args.weights), args.arch, Path("results")
+
+
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
     from .evaluate import evaluate, format_table
     from .io import atomic_write_text
-    from .models import imagenet_model, load_checkpoint
 
-    if args.checkpoint:
-        model, meta = load_checkpoint(args.checkpoint)
-        name, default_record = meta["arch"], args.checkpoint.with_name("eval.json")
-    else:
-        if not args.pretrained:
-            raise ValueError("--arch needs --pretrained (or evaluate a trained --checkpoint)")
-        model, name = imagenet_model(args.arch, args.weights), args.arch
-        default_record = Path("results") / f"eval-{args.arch}.json"
+    model, name, where = _load_model(args)
     result = evaluate(model, args.data, split=args.split)
     result["model"] = name
+    default_record = where / ("eval.json" if args.checkpoint else f"eval-{name}.json")
     atomic_write_text(args.record or default_record, json.dumps(result, indent=2) + "\n")
     print(json.dumps(result) if args.json else format_table(result))
+    return 0
+
+
+def _add_challenge(sub) -> None:
+    p = sub.add_parser("challenge", help="the backgrounds challenge: adversarial Only-BG-T backgrounds",
+                       description="For every test foreground (original + fg_mask), search the Only-BG-T test "
+                       "backgrounds of every class for one that makes the model predict another class.")
+    p.add_argument("--data", type=Path, required=True)
+    _add_model_args(p)
+    p.add_argument("--split", default="val")
+    p.add_argument("--all-pairs", action="store_true",
+                   help="evaluate every (foreground, background) pair: per-background counts and figures")
+    p.add_argument("--batch-size", type=int, default=None, help="composites per forward pass")
+    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
+                   help="auto: bf16 autocast on CUDA, fp32 on the CPU")
+    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="folder for challenge.json (and, with --all-pairs, the two figures)")
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
+    p.set_defaults(func=_run_challenge)
+
+
+def _run_challenge(args: argparse.Namespace) -> int:
+    import json
+
+    from .adversarial import challenge, load_challenge_data
+    from .classes import CLASS_FOLDERS
+    from .io import atomic_write_text
+    from .train import default_device
+
+    model, name, _ = _load_model(args)
+    foregrounds, backgrounds = load_challenge_data(args.data, args.split)
+    device = args.device or default_device()
+    result = challenge(model, foregrounds, backgrounds, all_pairs=args.all_pairs, device=device,
+                       batch_size=args.batch_size, precision=args.precision, progress=not args.json)
+    summary = {"model": name, **result.to_json()}
+    if args.out:
+        atomic_write_text(args.out / "challenge.json", json.dumps(summary, indent=2) + "\n")
+        if args.all_pairs:
+            from .plots import fooling_histogram, top_backgrounds
+
+            top_backgrounds(summary, args.data, split=args.split, out=args.out / "top_backgrounds.png")
+            fooling_histogram(summary, out=args.out / "fooling_histogram.png")
+    if args.json:
+        print(json.dumps(summary))
+        return 0
+    print(f"{name}: challenge accuracy {100 * result.challenge_accuracy:.1f}% "
+          f"({len(result.fooled_ids)} of {len(result.fg_ids)} foregrounds fooled by some of "
+          f"{len(result.bg_ids)} backgrounds; {result.composites} composites in {result.seconds:.1f} s)")
+    for folder, share in zip(CLASS_FOLDERS, result.per_class()):
+        print(f"  {folder:<14} fooled {100 * share:5.1f}%")
     return 0
 
 
@@ -244,6 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(sub)
     _add_train(sub)
     _add_eval(sub)
+    _add_challenge(sub)
     return parser
 
 

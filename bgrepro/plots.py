@@ -101,3 +101,56 @@ def variants_figure(root: Path, image_id: str | None = None, split: str = "val",
     if out is not None:
         fig.savefig(out, dpi=120)
     return fig
+
+
+def _finish(fig, out: Path | None, dpi: int = 110):
+    fig.tight_layout(pad=0.3)
+    if out is not None:
+        fig.savefig(out, dpi=dpi)
+    return fig
+
+
+def _variant_image(root: Path, variant: str, split: str, label: int, image_id: str) -> np.ndarray:
+    folder = Path(root) / variant / split / CLASS_FOLDERS[label]
+    matches = sorted(folder.glob(f"{image_id}.*"))
+    if not matches:
+        raise FileNotFoundError(f"{folder}: no image {image_id!r}")
+    return read_image(matches[0])
+
+
+def top_backgrounds(summary: dict, root: Path, split: str = "val", per_class: int = 5, out: Path | None = None):
+    """Paper Fig. 3: per class, the Only-BG-T backgrounds that fool the largest share of the other
+    classes' foregrounds (titled with that share). `summary` is an all-pairs challenge summary."""
+    if "background_rates" not in summary:
+        raise ValueError("the figure needs per-background counts: run the challenge with all_pairs")
+    labels, rates, ids = (np.array(summary["background_labels"]), np.array(summary["background_rates"]),
+                          summary["background_ids"])
+    fig, axes = plt.subplots(len(CLASS_FOLDERS), per_class, figsize=(per_class * 1.25, len(CLASS_FOLDERS) * 1.35),
+                             squeeze=False)
+    for c, name in enumerate(CLASS_NAMES):
+        mine = np.flatnonzero(labels == c)
+        best = mine[np.argsort(-rates[mine], kind="stable")][:per_class]
+        for k, ax in enumerate(axes[c]):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if k >= len(best):
+                ax.axis("off")
+                continue
+            j = best[k]
+            ax.imshow(_variant_image(root, "only_bg_t", split, c, ids[j]), interpolation="nearest")
+            ax.set_title(f"{100 * rates[j]:.1f}%", fontsize=7, pad=2)
+        axes[c, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+    return _finish(fig, out)
+
+
+def fooling_histogram(summary: dict, bins: int = 30, out: Path | None = None):
+    """Paper Fig. 4: how many backgrounds fool what share of the other classes' foregrounds."""
+    if "background_rates" not in summary:
+        raise ValueError("the figure needs per-background counts: run the challenge with all_pairs")
+    rates = 100 * np.array(summary["background_rates"])
+    fig, ax = plt.subplots(figsize=(5, 3))
+    ax.hist(rates, bins=bins, color="tab:red", alpha=0.8)
+    ax.set_xlabel("foregrounds of other classes fooled by the background (%)")
+    ax.set_ylabel("backgrounds")
+    ax.set_title(f"{len(rates)} Only-BG-T backgrounds; median {np.median(rates):.1f}%", fontsize=9)
+    return _finish(fig, out)

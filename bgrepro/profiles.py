@@ -32,6 +32,9 @@ class Profile:
     weight_decay: float
     #: Whether the profile expects a GPU.
     gpu: bool
+    #: The model zoo of the benchmark-progress analysis: architectures x training epochs.
+    zoo_archs: tuple[str, ...] = ()
+    zoo_epochs: tuple[int, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict form, for records and JSON."""
@@ -50,6 +53,8 @@ PROFILES: dict[str, Profile] = {
         lr=0.05,
         weight_decay=5e-4,
         gpu=False,
+        zoo_archs=("smallcnn_narrow", "smallcnn"),
+        zoo_epochs=(1, 2),
     ),
     "smoke": Profile(
         name="smoke",
@@ -62,6 +67,8 @@ PROFILES: dict[str, Profile] = {
         lr=0.05,
         weight_decay=5e-4,
         gpu=False,
+        zoo_archs=("smallcnn_narrow", "smallcnn", "smallcnn_wide"),
+        zoo_epochs=(5, 20),
     ),
     "full": Profile(
         name="full",
@@ -74,6 +81,9 @@ PROFILES: dict[str, Profile] = {
         lr=0.1,
         weight_decay=1e-4,
         gpu=True,
+        zoo_archs=("alexnet", "shufflenet_v2", "mobilenet_v3_large", "efficientnet_b0", "resnet18", "resnet50",
+                   "wide_resnet50_2", "vgg16_bn"),
+        zoo_epochs=(30,),
     ),
 }
 

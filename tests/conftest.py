@@ -40,3 +40,12 @@ def tiny_variants(tmp_path_factory, tiny_dataset) -> Path:
     out = tmp_path_factory.mktemp("variants") / "tiny"
     build(SyntheticSource(tiny_dataset), out, seed=0, workers=1, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory, tiny_variants) -> Path:
+    """A SmallCNN trained briefly on the tiny variants' Original set (a real, if weak, classifier)."""
+    from bgrepro.train import TrainConfig, train
+
+    config = TrainConfig.from_profile(tiny_variants, "tiny", epochs=3, seed=0)
+    return train(config, tmp_path_factory.mktemp("tiny-run"), progress=False)

@@ -1,0 +1,76 @@
+"""Benchmark progress (paper Sec. 6, Fig. 8): do better models use the foreground more?
+
+A model zoo (the profile's architectures x training lengths, trained on Original; plus the
+ImageNet-pretrained models whose weights are on disk) is evaluated on every variant. Each
+variant's accuracy is plotted against accuracy on Original (the paper uses ImageNet accuracy; our
+trained models have none) with a least-squares line per variant. The paper's finding: the
+foreground-using variants (Mixed-Rand, Only-FG, Mixed-Same) rise faster than Only-BG-T, so the
+BG-Gap shrinks as models improve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .experiments import pretrained_accuracy, trained_model
+from .profiles import get_profile
+from .train import TrainConfig
+
+PROGRESS_VARIANTS = ("only_bg_t", "mixed_same", "mixed_rand", "only_fg", "no_fg", "only_bg_b")
+
+
+def zoo_table(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = (),
+              progress: bool = True) -> pd.DataFrame:
+    """Accuracy (%) of every zoo model (rows) on Original and each variant (columns)."""
+    p = get_profile(profile)
+    rows = {}
+    for arch in p.zoo_archs:
+        for epochs in p.zoo_epochs:
+            config = TrainConfig.from_profile(data, profile, arch=arch, epochs=epochs, seed=seed)
+            acc = trained_model(config, progress=progress)["metrics"]["evaluation"]["accuracy"]
+            rows[f"{arch} ({epochs} ep)"] = acc
+    for arch in pretrained:
+        rows[f"{arch} (ImageNet)"] = pretrained_accuracy(arch, data)
+    if not rows:
+        raise ValueError(f"profile {p.name!r} has no model zoo and no pretrained models were given")
+    columns = ["original", *[v for v in PROGRESS_VARIANTS if all(v in acc for acc in rows.values())]]
+    return pd.DataFrame({name: {v: 100 * acc[v] for v in columns} for name, acc in rows.items()}).T
+
+
+def linear_fits(table: pd.DataFrame, x: str = "original") -> pd.DataFrame:
+    """Per variant: slope and intercept of accuracy against `x`, and the correlation r."""
+    if len(table) < 2:
+        raise ValueError("a linear fit needs at least two models")
+    fits = {}
+    for variant in table.columns.drop(x):
+        slope, intercept = np.polyfit(table[x], table[variant], 1)
+        r = np.corrcoef(table[x], table[variant])[0, 1] if table[variant].std() > 0 else float("nan")
+        fits[variant] = {"slope": slope, "intercept": intercept, "r": r}
+    return pd.DataFrame(fits).T
+
+
+def progress_figure(table: pd.DataFrame, fits: pd.DataFrame | None = None, x: str = "original",
+                    out: Path | None = None):
+    """Accuracy on each variant against accuracy on `x`, one colour per variant, with its fitted line."""
+    import matplotlib.pyplot as plt
+
+    from .plots import VARIANT_TITLES
+
+    fits = linear_fits(table, x) if fits is None else fits
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    xs = np.linspace(table[x].min() - 1, table[x].max() + 1, 20)
+    for k, variant in enumerate(fits.index):
+        colour = f"C{k}"
+        ax.scatter(table[x], table[variant], color=colour, s=18)
+        ax.plot(xs, fits.loc[variant, "slope"] * xs + fits.loc[variant, "intercept"], color=colour, lw=1,
+                label=f"{VARIANT_TITLES.get(variant, variant)} (slope {fits.loc[variant, 'slope']:.2f})")
+    ax.set_xlabel(f"accuracy on {VARIANT_TITLES.get(x, x)} (%)")
+    ax.set_ylabel("accuracy on the variant (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=110)
+    return fig
