@@ -66,6 +66,7 @@ bench: data
 	$(BIN)/python bench/build_throughput.py --profile $(PROFILE)
 	$(BIN)/python bench/train_throughput.py --data $(VARIANTS_DIR)
 	$(BIN)/python bench/challenge_throughput.py --data $(VARIANTS_DIR) --profile $(PROFILE)
+	$(BIN)/python bench/saliency_throughput.py --data $(VARIANTS_DIR) --profile $(PROFILE)
 
 clean:
 	rm -rf results data/synth-* data/variants-*

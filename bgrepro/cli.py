@@ -90,6 +90,8 @@ def _add_build(sub) -> None:
     p.add_argument("--boxes", type=Path, default=None,
                    help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
+    p.add_argument("--missing-masks", choices=("error", "reject"), default="error",
+                   help="folder: an image without a mask stops the build (error) or is rejected as no_mask")
     p.add_argument("--size", type=_non_negative, default=224, help="folder/imagenet: output side (default 224)")
     p.add_argument("--fg-masks", choices=("exact", "grabcut"), default="exact",
                    help="synthetic: the generator's exact masks, or GrabCut masks from the boxes (the paper's way)")
@@ -107,7 +109,7 @@ def _run_build(args: argparse.Namespace) -> int:
     if splits and any(s not in ("train", "val") for s in splits):
         raise ValueError(f"--splits must be a comma list of train,val, got {args.splits!r}")
     source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size,
-                         fg_masks=args.fg_masks)
+                         fg_masks=args.fg_masks, missing_masks=args.missing_masks)
     report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
                    workers=args.workers or None, fmt=args.format)
     print(report.summary())
@@ -293,6 +295,115 @@ def _run_challenge(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_localize(sub) -> None:
+    p = sub.add_parser("localize", help="unsupervised object localization by representer point selection",
+                       description="Estimate the RPS foreground predictor w* from one pass over a training set "
+                       "and score its maps (and the feature-norm baseline) against the foreground masks; or "
+                       "write RPS masks that `bgrepro build --source folder --masks` takes.")
+    p.add_argument("--data", type=Path, required=True,
+                   help="a dataset in the official layout (original/ [+ fg_mask/]), or any folder of images")
+    p.add_argument("--backbone", required=True,
+                   help="checkpoint:PATH (a bgrepro checkpoint), a torchvision CNN name, or a timm ViT name")
+    p.add_argument("--weights", type=Path, default=None, help="backbone weights file (DINO, MoCo, ImageNet)")
+    p.add_argument("--split", default="val", help="split to evaluate (official layout)")
+    p.add_argument("--estimate-split", default="train", help="split w* is estimated on (official layout)")
+    p.add_argument("--estimate-on", type=Path, default=None,
+                   help="estimate w* on this other dataset instead (zero-shot transfer)")
+    p.add_argument("--rps", type=Path, default=None, help="use a saved w* (rps.pt) instead of estimating")
+    p.add_argument("--class-wise", choices=("none", "labels", "predictions"), default="none",
+                   help="one w* per class, from the true labels or a classifier's predictions (checkpoint)")
+    p.add_argument("--size", type=int, default=None, help="backbone input size (default: the images' size)")
+    p.add_argument("--out", type=Path, default=None, help="folder for rps.pt and localize.json")
+    p.add_argument("--write-masks", type=Path, default=None,
+                   help="write RPS masks for every image (mirror tree of .npy files) to this folder")
+    p.add_argument("--mask-threshold", type=_fraction, default=0.5)
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_localize)
+
+
+def _run_localize(args: argparse.Namespace) -> int:
+    import json
+
+    from . import localize as loc
+    from .datasets import load_variant
+    from .evaluate import predict
+    from .io import atomic_write_text
+
+    net = loc.backbone(args.backbone, args.weights)
+    official = (args.data / "original").is_dir()
+
+    def images_of(root: Path, split: str):
+        if (root / "original").is_dir():
+            data = load_variant(root, "original", split, with_masks=(root / "fg_mask" / split).is_dir())
+            if args.size and data.images.shape[-1] != args.size:
+                import torch.nn.functional as F
+
+                data.images = F.interpolate(data.images.float(), size=(args.size, args.size), mode="bilinear",
+                                            align_corners=False).round().clamp(0, 255).byte()
+                data.masks = None  # masks are at the original size; metrics need the native size
+            return data.images, data.labels, data.masks
+        images, _ = loc.folder_images(root, args.size or 224, progress=not args.json)
+        return images, None, None
+
+    if args.rps:
+        rps = loc.RPS.load(args.rps)
+    else:
+        est_root = args.estimate_on or args.data
+        images, labels, _ = images_of(est_root, args.estimate_split if (est_root / "original").is_dir() else "")
+        if args.class_wise == "predictions":
+            if not args.backbone.startswith("checkpoint:") and not args.backbone.endswith(".pt"):
+                raise ValueError("--class-wise predictions needs a classifier checkpoint as the backbone")
+            from .models import load_checkpoint
+
+            labels = predict(load_checkpoint(args.backbone.removeprefix("checkpoint:"))[0], images)
+        elif args.class_wise == "none":
+            labels = None
+        elif labels is None:
+            raise ValueError("--class-wise labels needs a dataset in the official layout (class folders)")
+        rps = loc.estimate(net, images, labels, progress=not args.json)
+    summary: dict = {"backbone": args.backbone, "class_wise": args.class_wise}
+    if args.out:
+        rps.save(args.out / "rps.pt")
+    if official:
+        images, labels, masks = images_of(args.data, args.split)
+        if masks is None:
+            summary["note"] = "no fg_mask at the images' size: metrics skipped"
+        else:
+            classes = None
+            if args.class_wise == "labels":
+                classes = labels
+            elif args.class_wise == "predictions":
+                from .models import load_checkpoint
+
+                classes = predict(load_checkpoint(args.backbone.removeprefix("checkpoint:"))[0], images)
+            rps_maps = loc.activation_maps(net, images, rps, classes=classes, progress=not args.json)
+            summary.update(loc.localization_metrics(rps_maps.numpy(), masks.numpy()))
+            summary["caam"] = loc.localization_metrics(loc.activation_maps(net, images, None).numpy(), masks.numpy())
+            summary["n_images"] = len(images)
+    if args.write_masks:
+        root = args.data / "original" if official else args.data
+        if args.size:
+            size = args.size
+        elif official:  # the dataset's own image size
+            size = load_variant(args.data, "original", args.split).images.shape[-1]
+        else:
+            size = 224
+        summary["masks_written"] = loc.write_masks(net, rps, root, args.write_masks, size, args.mask_threshold,
+                                                   progress=not args.json)
+    if args.out:
+        atomic_write_text(args.out / "localize.json", json.dumps(summary, indent=2) + "\n")
+    if args.json:
+        print(json.dumps(summary))
+    else:
+        for key, value in summary.items():
+            if isinstance(value, dict):
+                value = ", ".join(f"{k} {v:.3f}" for k, v in value.items() if isinstance(v, float))
+            elif isinstance(value, float):
+                value = f"{value:.3f}"
+            print(f"{key:<16}{value}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = argparse.ArgumentParser(
@@ -305,6 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_train(sub)
     _add_eval(sub)
     _add_challenge(sub)
+    _add_localize(sub)
     return parser
 
 

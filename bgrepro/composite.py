@@ -90,7 +90,7 @@ def paste(fg_image: np.ndarray, fg_mask: np.ndarray, background: np.ndarray) -> 
 
 # ----------------------------------------------------------------------------- foreground extraction
 #: Why an image was left out of IN-9, in the order the paper's filters are applied.
-REJECTION_REASONS = ("not_one_box", "box_outside_crop", "box_too_large", "grabcut_too_small")
+REJECTION_REASONS = ("not_one_box", "box_outside_crop", "box_too_large", "grabcut_too_small", "no_mask")
 
 
 class Rejected(ValueError):

@@ -8,13 +8,18 @@
 - `mixed_rand_training` (paper Fig. 5): models trained on Original, on the materialised Mixed-Rand
   and on Mixed-Rand composited on the fly, tested on every variant that keeps the foreground.
 - `adversarial_backgrounds` (paper Sec. 4, Figs. 3-4): the backgrounds challenge of a trained model.
+- `saliency_on_foreground` (claim 4): the share of Grad-CAM saliency on the foreground.
+- `rps_localization`, `mask_quality`: representer point selection against the feature-norm
+  baseline, and RPS / GrabCut masks against the exact synthetic masks.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -127,3 +132,110 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
 
     return cached("challenge", {**config.as_dict(), "pairs_per_class": pairs_per_class, "precision": precision},
                   compute)
+
+
+def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = True) -> pd.DataFrame:
+    """Share (%) of positive Grad-CAM saliency on the foreground mask, mean over the Original test set
+    and per class, for each named trained model (paper claim 4: higher after Mixed-Rand training)."""
+    from .classes import CLASS_NAMES
+    from .datasets import load_variant
+    from .saliency import foreground_share, gradcam
+
+    columns = {}
+    for name, config in configs.items():
+        record = trained_model(config, progress=progress)
+
+        def compute(cfg: dict, record=record) -> dict:
+            model, _ = load_checkpoint(record["metrics"]["checkpoint"])
+            data = load_variant(cfg["data"], "original", "val", with_masks=True)
+            share = foreground_share(gradcam(model, data.images, progress=progress), data.masks)
+            labels = data.labels.numpy()
+            return {"mean": float(np.nanmean(share)), "fg_fraction": float(data.masks.float().mean()),
+                    "per_class": [float(np.nanmean(share[labels == c])) for c in range(NUM_CLASSES)]}
+
+        m = cached("saliency", config.as_dict(), compute)["metrics"]
+        columns[name] = {"all test images": 100 * m["mean"], "mask area (chance)": 100 * m["fg_fraction"],
+                         **{c: 100 * v for c, v in zip(CLASS_NAMES, m["per_class"])}}
+    return pd.DataFrame(columns)
+
+
+def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", progress: bool = True) -> pd.DataFrame:
+    """RPS vs the feature-norm baseline (CAAM) on the Original test set, with the trunk of the model
+    trained by `config` as the frozen backbone; w* from one pass over the Original training set
+    (class-agnostic; class-wise from labels and from the model's predictions), and zero-shot from the
+    `transfer_from` training set. Also the one-pass estimation speed (images/s)."""
+    from . import localize as loc
+    from .datasets import load_variant
+    from .evaluate import predict
+
+    record = trained_model(config, progress=progress)
+
+    def compute(cfg: dict) -> dict:
+        checkpoint = record["metrics"]["checkpoint"]
+        net = loc.backbone(f"checkpoint:{checkpoint}")
+        train_set = load_variant(cfg["data"], "original", "train")
+        test = load_variant(cfg["data"], "original", "val", with_masks=True)
+        t0 = time.perf_counter()
+        rps = loc.estimate(net, train_set.images, train_set.labels)
+        seconds = time.perf_counter() - t0
+        classifier, _ = load_checkpoint(checkpoint)
+        rps_pred = loc.estimate(net, train_set.images, predict(classifier, train_set.images))
+        other = loc.estimate(net, load_variant(cfg["data"], transfer_from, "train").images)
+        masks = test.masks.numpy()
+        test_pred = predict(classifier, test.images)
+        maps = {
+            "CAAM (feature norm)": loc.activation_maps(net, test.images, None),
+            "RPS": loc.activation_maps(net, test.images, rps),
+            "RPS class-wise (labels)": loc.activation_maps(net, test.images, rps, classes=test.labels),
+            "RPS class-wise (predictions)": loc.activation_maps(net, test.images, rps_pred, classes=test_pred),
+            f"RPS zero-shot (w* from {transfer_from})": loc.activation_maps(net, test.images, other),
+        }
+        rows = {name: loc.localization_metrics(m.numpy(), masks) for name, m in maps.items()}
+        rows["RPS"]["mask_iou@0.5"] = float(loc.mask_iou(loc.masks_from_maps(maps["RPS"].numpy()), masks).mean())
+        return {"rows": rows, "estimate_images_per_s": len(train_set) / seconds, "n_train": len(train_set)}
+
+    m = cached("rps_localization", {**config.as_dict(), "transfer_from": transfer_from}, compute)["metrics"]
+    table = 100 * pd.DataFrame(m["rows"]).T
+    table.attrs["estimate_images_per_s"] = m["estimate_images_per_s"]
+    return table
+
+
+def mask_quality(synthetic: Path, config: TrainConfig, threshold: float = 0.5, progress: bool = True) -> pd.DataFrame:
+    """Mean IoU (%) with the generator's exact masks, on the test split of a synthetic dataset, of
+    GrabCut masks from the exact boxes (the paper's way) and of RPS masks (no annotation at all)."""
+    from . import composite
+    from . import localize as loc
+    from .datasets import load_variant
+    from .synth import read_annotations
+
+    record = trained_model(config, progress=progress)
+
+    def compute(cfg: dict) -> dict:
+        data = load_variant(cfg["synthetic"], "original", "val", with_masks=True)
+        boxes = {r["id"]: (r["xmin"], r["ymin"], r["xmax"], r["ymax"])
+                 for r in read_annotations(cfg["synthetic"]) if r["split"] == "val"}
+        images = data.images.permute(0, 2, 3, 1).numpy()
+        grabcut = np.stack([composite.grabcut_mask(img, boxes[i]) for img, i in zip(images, data.ids)])
+        net = loc.backbone(f"checkpoint:{record['metrics']['checkpoint']}")
+        train_set = load_variant(cfg["synthetic"], "original", "train")
+        rps = loc.estimate(net, train_set.images)
+        rps_masks = loc.masks_from_maps(loc.activation_maps(net, data.images, rps).numpy(), cfg["threshold"])
+        exact = data.masks.numpy()
+        return {"grabcut": float(loc.mask_iou(grabcut, exact).mean()),
+                "rps": float(loc.mask_iou(rps_masks, exact).mean()),
+                "box": float(loc.mask_iou(_box_masks(exact), exact).mean()), "n": len(exact)}
+
+    m = cached("mask_quality", {"synthetic": str(synthetic), "threshold": threshold, "backbone": config.as_dict()},
+               compute)["metrics"]
+    return pd.DataFrame({"mean IoU with exact masks (%)": {
+        "box (filled bounding box)": 100 * m["box"], "GrabCut from the box": 100 * m["grabcut"],
+        "RPS (no annotation)": 100 * m["rps"]}})
+
+
+def _box_masks(masks: np.ndarray) -> np.ndarray:
+    """Each mask's filled bounding box."""
+    out = np.zeros_like(masks)
+    for i, mask in enumerate(masks):
+        ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+        out[i, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] = True
+    return out

@@ -109,6 +109,23 @@ def create_model(arch: str, num_classes: int = NUM_CLASSES) -> Classifier:
     raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(ARCHS)} (or a timm model name)")
 
 
+def feature_trunk(net: nn.Module) -> nn.Module:
+    """The convolutional trunk of a network: its input -> its last spatial feature map (N, C, h, w).
+
+    SmallCNN, VGG, AlexNet, EfficientNet and MobileNet keep it as `.features`; ResNets, Wide ResNets
+    and ShuffleNet are rebuilt up to their last stage. The trunk's last module is where Grad-CAM looks.
+    """
+    net = getattr(net, "net", net)  # a Classifier's network
+    if isinstance(getattr(net, "features", None), nn.Module):
+        return net.features
+    if hasattr(net, "layer4"):
+        return nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool, net.layer1, net.layer2, net.layer3,
+                             net.layer4)
+    if hasattr(net, "conv5") and hasattr(net, "stage4"):
+        return nn.Sequential(net.conv1, net.maxpool, net.stage2, net.stage3, net.stage4, net.conv5)
+    raise ValueError(f"{type(net).__name__}: no convolutional trunk known; pass the layer explicitly")
+
+
 class IN9Mapped(nn.Module):
     """A 1000-class ImageNet model scored on IN-9: logit of an IN-9 class = max over its ImageNet classes.
 

@@ -245,7 +245,11 @@ class _PhotoSource(Source):
             crop_mask = m8 > 127
             if not crop_mask.any():
                 raise composite.Rejected("box_outside_crop", f"{record.mask_path}: foreground outside the center crop")
-            return Sample(record.split, record.id, record.label, cropped, mask_box(crop_mask), crop_mask)
+            box = mask_box(crop_mask)
+            if box == (0, 0, crop_mask.shape[1] - 1, crop_mask.shape[0] - 1):
+                raise composite.Rejected("box_too_large", f"{record.mask_path}: the foreground's box is the whole "
+                                         "crop (no background strip for Only-BG-T)")
+            return Sample(record.split, record.id, record.label, cropped, box, crop_mask)
         for box in boxes:
             _check_box(box, image.shape, record.image_path)
         cropped, box, mask = composite.extract_foreground(image, list(boxes), resize=self.resize, crop=self.crop)
@@ -307,7 +311,9 @@ class ImageNetSource(_PhotoSource):
 class FolderSource(_PhotoSource):
     """Any collection: `<root>[/<split>]/<class>/<image>` with masks or boxes.
 
-    Masks: a mirror tree `<masks>[/<split>]/<class>/<stem>.png|.npy` (non-zero = foreground).
+    Masks: a mirror tree `<masks>[/<split>]/<class>/<stem>.png|.npy` (non-zero = foreground); an
+    image without a mask is an error, or a `no_mask` rejection with `missing_masks="reject"` (for
+    automatic masks such as `bgrepro localize --write-masks`, which writes none where it finds no object).
     Boxes: a CSV with columns `path, xmin, ymin, xmax, ymax` (path relative to root; an image with
     several rows has several boxes and is rejected as IN-9 does). Classes are the sorted class folder
     names; without train/ or val/ folders everything is the `val` (test) split.
@@ -316,8 +322,11 @@ class FolderSource(_PhotoSource):
     name = "folder"
 
     def __init__(self, root: Path, masks: Path | None = None, boxes: Path | None = None,
-                 size: int = 224, resize: int | None = None) -> None:
+                 size: int = 224, resize: int | None = None, missing_masks: str = "error") -> None:
         self.root = Path(root)
+        if missing_masks not in ("error", "reject"):
+            raise ValueError(f"missing_masks must be error or reject, got {missing_masks!r}")
+        self.missing_masks = missing_masks
         if not self.root.is_dir():
             raise FileNotFoundError(f"{self.root}: image folder not found")
         if (masks is None) == (boxes is None):
@@ -378,12 +387,14 @@ class FolderSource(_PhotoSource):
     def load(self, record: Record) -> Sample:
         image = read_image(record.image_path)
         if record.mask_path is not None:
+            if self.missing_masks == "reject" and not record.mask_path.exists():
+                raise composite.Rejected("no_mask", f"{record.mask_path}: no mask (e.g. RPS found no object)")
             return self._prepare(record, image, None, read_mask(record.mask_path, image.shape[:2]))
         return self._prepare(record, image, record.boxes, None)
 
 
 def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path | None = None,
-                size: int = 224, fg_masks: str = "exact") -> Source:
+                size: int = 224, fg_masks: str = "exact", missing_masks: str = "error") -> Source:
     """A source by its CLI name: synthetic, in9, imagenet or folder."""
     if kind == "synthetic":
         return SyntheticSource(path, fg_masks=fg_masks)
@@ -394,5 +405,5 @@ def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path
             raise ValueError("--source imagenet needs --boxes DIR (the bounding-box XML folder)")
         return ImageNetSource(path, boxes)
     if kind == "folder":
-        return FolderSource(path, masks=masks, boxes=boxes, size=size)
+        return FolderSource(path, masks=masks, boxes=boxes, size=size, missing_masks=missing_masks)
     raise ValueError(f"unknown source {kind!r}; choose synthetic, in9, imagenet or folder")

@@ -1,0 +1,61 @@
+"""Grad-CAM throughput: batched captum LayerGradCam vs a per-image loop, same model and images, one run.
+
+Also times the one-pass RPS estimation (images/s) on the training set.
+
+    python bench/saliency_throughput.py --data data/variants-smoke --checkpoint results/runs/<hash>/checkpoint.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import torch
+
+from bgrepro import localize
+from bgrepro.datasets import load_variant
+from bgrepro.models import load_checkpoint
+from bgrepro.saliency import gradcam
+from bgrepro.train import default_device
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--checkpoint", type=Path, default=None)
+    ap.add_argument("--profile", default=None)
+    ap.add_argument("--images", type=int, default=256, help="images for the per-image loop (and the batched run)")
+    ap.add_argument("--batch-size", type=int, default=128)
+    args = ap.parse_args()
+    if args.checkpoint is None:
+        from bgrepro.experiments import trained_model
+        from bgrepro.train import TrainConfig
+
+        record = trained_model(TrainConfig.from_profile(args.data, args.profile))
+        args.checkpoint = Path(record["metrics"]["checkpoint"])
+    device = default_device()
+    model, meta = load_checkpoint(args.checkpoint, device)
+    images = load_variant(args.data, "original", "val").images[:args.images]
+    print(f"model {meta['arch']}, {len(images)} images of {tuple(images.shape[2:])}, device {device}")
+    gradcam(model, images[:8], batch_size=8)  # warm-up
+    t0 = time.perf_counter()
+    loop = torch.cat([gradcam(model, images[i:i + 1], batch_size=1) for i in range(len(images))])
+    t_loop = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    batched = gradcam(model, images, batch_size=args.batch_size)
+    t_batch = time.perf_counter() - t0
+    print(f"per-image loop: {len(images) / t_loop:.0f} maps/s; batched ({args.batch_size}): "
+          f"{len(images) / t_batch:.0f} maps/s; ratio {t_loop / t_batch:.2f}x; "
+          f"max difference {float((loop - batched).abs().max()):.2e}")
+    train = load_variant(args.data, "original", "train").images
+    net = localize.backbone(f"checkpoint:{args.checkpoint}")
+    t0 = time.perf_counter()
+    localize.estimate(net, train, device=device)
+    seconds = time.perf_counter() - t0
+    print(f"RPS w* estimation: one pass over {len(train)} images in {seconds:.2f} s "
+          f"({len(train) / seconds:.0f} images/s)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,381 @@
+"""Unsupervised object localization by representer point selection (RPS; Song et al., ICCV 2023).
+
+A frozen backbone gives a feature map f(x) (C x h x w). Each location is scored by a linear
+foreground predictor applied to the L2-normalised feature; its closed form needs two averages over
+a training set, in one pass, with no training:
+
+    v = mean over images of the mean raw feature vector,
+    u = mean over images of the mean L2-normalised feature vector,
+    w* = normalise(v - u |v| / |u|).
+
+The map is <w*, f / |f|>, clamped at 0, min-max normalised per image and upsampled to the image.
+Class-wise RPS keeps one w* per class (from labels, or from a classifier's predictions); zero-shot
+transfer applies a w* estimated on one dataset to another. The feature-norm map |f| (CAAM) is the
+baseline. Boxes come from thresholding a map and taking the box of its largest connected component.
+
+Metrics (maps and masks are (N, H, W) arrays, boxes (N, 4) xmin, ymin, xmax, ymax inclusive):
+`max_box_acc` (best threshold's share of boxes with IoU >= 0.3/0.5/0.7 with the ground truth),
+`pxap` (area under the pixel precision-recall curve) and `piou` (best pixel IoU over thresholds),
+pixel counts pooled over the dataset as in the usual WSOL evaluation.
+
+Backbones (`backbone(spec)`): a bgrepro checkpoint (`checkpoint:PATH` or a path ending in .pt),
+a torchvision CNN by name, or a timm ViT by name, with weights from a local file (`weights=`; DINO /
+MoCo / ImageNet state dicts) or the torch cache, never downloaded.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from .classes import NUM_CLASSES
+from .models import Normalize, feature_trunk
+
+THRESHOLDS = np.linspace(0, 1, 101)[:-1]  # map thresholds for boxes (0, 0.01, ..., 0.99)
+
+
+# ----------------------------------------------------------------------------- backbones
+class _Trunk(torch.nn.Module):
+    """Images in [0, 1] -> feature map (N, C, h, w)."""
+
+    def __init__(self, net: torch.nn.Module, normalize: torch.nn.Module) -> None:
+        super().__init__()
+        self.normalize, self.net = normalize, net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(self.normalize(x))
+
+
+class _ViTTokens(torch.nn.Module):
+    """A timm ViT as a feature-map backbone: patch tokens (prefix tokens dropped) on their grid."""
+
+    def __init__(self, vit: torch.nn.Module) -> None:
+        super().__init__()
+        self.vit = vit
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.vit.forward_features(x)[:, getattr(self.vit, "num_prefix_tokens", 1):]
+        h, w = x.shape[2] // self.vit.patch_embed.patch_size[0], x.shape[3] // self.vit.patch_embed.patch_size[1]
+        return tokens.transpose(1, 2).reshape(len(x), -1, h, w)
+
+
+def _load_state(path: Path) -> dict:
+    if not Path(path).exists():
+        raise FileNotFoundError(f"{path}: backbone weights not found (bgrepro never downloads)")
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("state_dict", "model", "teacher", "student"):  # common wrappers (DINO, MoCo, timm)
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    prefixes = ("module.", "backbone.", "base_encoder.", "encoder.")
+    clean = {}
+    for k, v in state.items():
+        for p in prefixes:
+            k = k[len(p):] if k.startswith(p) else k
+        clean[k] = v
+    return clean
+
+
+def backbone(spec: str, weights: Path | None = None) -> torch.nn.Module:
+    """A frozen feature-map backbone (eval mode; images in [0, 1] -> (N, C, h, w))."""
+    from .models import TORCHVISION_ARCHS, load_checkpoint, pretrained_weights_path
+
+    if spec.startswith("checkpoint:") or spec.endswith(".pt"):
+        model, _ = load_checkpoint(Path(spec.removeprefix("checkpoint:")))
+        trunk = _Trunk(feature_trunk(model), model.normalize)
+    elif spec in TORCHVISION_ARCHS:
+        import torchvision
+
+        net = torchvision.models.get_model(TORCHVISION_ARCHS[spec], weights=None)
+        path = Path(weights) if weights else pretrained_weights_path(spec)
+        missing, _ = net.load_state_dict(_load_state(path), strict=False)
+        if any(not k.startswith(("fc.", "classifier.")) for k in missing):
+            raise ValueError(f"{path}: not {spec} weights (missing {missing[0]})")
+        trunk = _Trunk(feature_trunk(net), Normalize())
+    else:
+        try:
+            import timm
+        except ImportError:
+            raise ValueError(f"unknown backbone {spec!r}: not a checkpoint or torchvision name, and timm is "
+                             "not installed") from None
+        if spec not in timm.list_models():
+            raise ValueError(f"unknown backbone {spec!r}")
+        if weights is None:
+            raise ValueError(f"{spec}: pass the weights file (bgrepro never downloads)")
+        vit = timm.create_model(spec, pretrained=False, num_classes=0)
+        missing, _ = vit.load_state_dict(_load_state(weights), strict=False)
+        if missing:
+            raise ValueError(f"{weights}: not {spec} weights (missing {missing[0]})")
+        cfg = vit.pretrained_cfg
+        trunk = _Trunk(_ViTTokens(vit), Normalize(cfg.get("mean"), cfg.get("std")))
+    return trunk.eval().requires_grad_(False)
+
+
+@torch.inference_mode()
+def features(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 128, device=None,
+             progress: bool = False):
+    """Yield feature maps (float32, on the CPU) of uint8 images (N, 3, H, W), batch by batch."""
+    device = torch.device(device) if device is not None else next(net.parameters()).device
+    net = net.to(device)
+    for k in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress):
+        x = images[k:k + batch_size].to(device).float().div_(255)
+        yield net(x).float().cpu()
+
+
+# ----------------------------------------------------------------------------- RPS
+@dataclass
+class RPS:
+    """The closed-form foreground predictor: class-agnostic `w` (C,) and optional class-wise `w_class` (K, C)."""
+
+    w: torch.Tensor
+    w_class: torch.Tensor | None = None
+
+    def save(self, path: Path) -> None:
+        from .io import atomic_write
+
+        atomic_write(Path(path), lambda tmp: torch.save({"format": "bgrepro-rps-1", "w": self.w,
+                                                         "w_class": self.w_class}, tmp))
+
+    @classmethod
+    def load(cls, path: Path) -> RPS:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if not isinstance(payload, dict) or payload.get("format") != "bgrepro-rps-1":
+            raise ValueError(f"{path}: not an RPS predictor saved by bgrepro")
+        return cls(payload["w"], payload["w_class"])
+
+
+def _closed_form(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
+    w = v - u * v.norm(dim=-1, keepdim=True) / u.norm(dim=-1, keepdim=True).clamp_min(1e-12)
+    return F.normalize(w, dim=-1)
+
+
+def estimate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
+             batch_size: int = 128, device=None, progress: bool = False) -> RPS:
+    """w* from one pass over a training set; with `labels` (true or predicted), also one w* per class."""
+    v_sum = u_sum = None
+    v_cls = u_cls = counts = None
+    k = 0
+    for feats in features(net, images, batch_size, device, progress):
+        raw = feats.mean(dim=(2, 3))  # (B, C): mean raw feature per image
+        unit = F.normalize(feats, dim=1).mean(dim=(2, 3))  # mean normalised feature per image
+        if v_sum is None:
+            v_sum = torch.zeros(raw.shape[1], dtype=torch.float64)
+            u_sum = torch.zeros_like(v_sum)
+            v_cls = torch.zeros(NUM_CLASSES, raw.shape[1], dtype=torch.float64)
+            u_cls, counts = torch.zeros_like(v_cls), torch.zeros(NUM_CLASSES, dtype=torch.float64)
+        v_sum += raw.sum(0).double()
+        u_sum += unit.sum(0).double()
+        if labels is not None:
+            lab = labels[k:k + len(raw)].long()
+            v_cls.index_add_(0, lab, raw.double())
+            u_cls.index_add_(0, lab, unit.double())
+            counts += torch.bincount(lab, minlength=NUM_CLASSES).double()
+        k += len(raw)
+    if v_sum is None:
+        raise ValueError("no images to estimate w* from")
+    w = _closed_form(v_sum / k, u_sum / k).float()
+    w_class = None
+    if labels is not None:
+        c = counts.clamp_min(1)[:, None]
+        w_class = _closed_form(v_cls / c, u_cls / c).float()
+        w_class[counts == 0] = w  # classes absent from the estimation set fall back to class-agnostic
+    return RPS(w, w_class)
+
+
+def _normalise_maps(scores: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    scores = scores.clamp_min(0)
+    lo = scores.amin(dim=(1, 2), keepdim=True)
+    hi = scores.amax(dim=(1, 2), keepdim=True)
+    scores = (scores - lo) / (hi - lo).clamp_min(1e-12)
+    return F.interpolate(scores[:, None], size=size, mode="bilinear", align_corners=False)[:, 0].clamp_(0, 1)
+
+
+def activation_maps(net: torch.nn.Module, images: torch.Tensor, rps: RPS | None,
+                    classes: torch.Tensor | None = None, batch_size: int = 128, device=None,
+                    progress: bool = False) -> torch.Tensor:
+    """Maps (N, H, W) in [0, 1]: RPS (<w*, f/|f|>; per image class's w* when `classes` is given), or the
+    feature-norm baseline CAAM when `rps` is None."""
+    size = tuple(images.shape[2:])
+    out, k = [], 0
+    for feats in features(net, images, batch_size, device, progress):
+        if rps is None:
+            scores = feats.norm(dim=1)
+        else:
+            if classes is None:
+                w = rps.w.expand(len(feats), -1)
+            else:
+                if rps.w_class is None:
+                    raise ValueError("class-wise maps need a class-wise RPS (estimate with labels)")
+                w = rps.w_class[classes[k:k + len(feats)].long()]
+            scores = torch.einsum("bc,bchw->bhw", w, F.normalize(feats, dim=1))
+        out.append(_normalise_maps(scores, size))
+        k += len(feats)
+    return torch.cat(out)
+
+
+# ----------------------------------------------------------------------------- boxes and metrics
+def box_from_map(heat: np.ndarray, threshold: float) -> tuple[int, int, int, int] | None:
+    """Box (xmin, ymin, xmax, ymax) of the largest connected component of heat >= threshold, or None."""
+    import cv2
+
+    binary = (np.asarray(heat) >= threshold).astype(np.uint8)
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+    if n <= 1:
+        return None
+    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    x, y, w, h = (int(stats[k, i]) for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
+                                              cv2.CC_STAT_HEIGHT))
+    return x, y, x + w - 1, y + h - 1
+
+
+def box_iou(a, b) -> float:
+    """IoU of two inclusive pixel boxes."""
+    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
+    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
+    inter = max(ix, 0) * max(iy, 0)
+    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)
+    return inter / (area(a) + area(b) - inter)
+
+
+def _check(maps, other, what: str):
+    maps = np.asarray(maps, dtype=np.float64)
+    if maps.ndim != 3:
+        raise ValueError(f"maps must be (N, H, W), got shape {maps.shape}")
+    other = np.asarray(other)
+    if what == "masks" and other.shape != maps.shape:
+        raise ValueError(f"masks {other.shape} must match maps {maps.shape}")
+    if what == "boxes" and other.shape != (len(maps), 4):
+        raise ValueError(f"boxes must be ({len(maps)}, 4), got {other.shape}")
+    return maps, other
+
+
+def box_accuracy_curve(maps, boxes, iou: float = 0.5, thresholds=THRESHOLDS) -> np.ndarray:
+    """Share of images whose map box has IoU >= `iou` with the ground-truth box, at each threshold."""
+    maps, boxes = _check(maps, boxes, "boxes")
+    hits = np.zeros(len(thresholds))
+    for heat, gt in zip(maps, boxes):
+        for t, threshold in enumerate(thresholds):
+            box = box_from_map(heat, threshold)
+            hits[t] += box is not None and box_iou(box, gt) >= iou
+    return hits / len(maps)
+
+
+def max_box_acc(maps, boxes, iou: float = 0.5, thresholds=THRESHOLDS) -> float:
+    """MaxBoxAcc: the best threshold's share of images localised with IoU >= `iou`."""
+    return float(box_accuracy_curve(maps, boxes, iou, thresholds).max())
+
+
+def _pixel_counts(maps, masks, bins: int = 1000):
+    maps, masks = _check(maps, masks, "masks")
+    masks = masks.astype(bool)
+    edges = np.linspace(0, 1, bins + 1)
+    values = np.clip(maps, 0, 1)
+    fg, _ = np.histogram(values[masks], bins=edges)
+    bg, _ = np.histogram(values[~masks], bins=edges)
+    # pixels at or above each threshold edges[k], from the highest threshold down
+    tp = np.cumsum(fg[::-1])
+    fp = np.cumsum(bg[::-1])
+    return tp, fp, int(masks.sum())
+
+
+def pxap(maps, masks) -> float:
+    """PxAP: area under the pixel precision-recall curve of the maps against the masks."""
+    tp, fp, positives = _pixel_counts(maps, masks)
+    if positives == 0:
+        raise ValueError("the masks have no foreground pixels")
+    precision = tp / np.maximum(tp + fp, 1)
+    recall = tp / positives
+    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+
+
+def piou(maps, masks) -> float:
+    """PIoU: the best pixel IoU (pooled over images) over thresholds."""
+    tp, fp, positives = _pixel_counts(maps, masks)
+    return float(np.max(tp / (positives + fp)))
+
+
+def mask_iou(pred, masks) -> np.ndarray:
+    """Per-image IoU of boolean masks (N, H, W)."""
+    pred, masks = np.asarray(pred, dtype=bool), np.asarray(masks, dtype=bool)
+    inter = (pred & masks).sum(axis=(1, 2))
+    union = (pred | masks).sum(axis=(1, 2))
+    return np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+
+
+def masks_from_maps(maps, threshold: float = 0.5) -> np.ndarray:
+    """Binary masks from maps: the largest connected component of map >= threshold (never empty)."""
+    import cv2
+
+    maps = np.asarray(maps)
+    out = np.zeros(maps.shape, dtype=bool)
+    for i, heat in enumerate(maps):
+        binary = (heat >= min(threshold, float(heat.max()))).astype(np.uint8)
+        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
+        if n > 1:
+            out[i] = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    return out
+
+
+def localization_metrics(maps, masks, boxes=None) -> dict:
+    """MaxBoxAcc at IoU 0.3/0.5/0.7 and their mean, PxAP and PIoU of maps against masks (and boxes)."""
+    from .datasets import mask_boxes
+
+    masks_t = torch.as_tensor(np.asarray(masks, dtype=bool))
+    boxes = mask_boxes(masks_t).numpy() if boxes is None else np.asarray(boxes)
+    acc = {f"maxboxacc@{t}": max_box_acc(maps, boxes, t) for t in (0.3, 0.5, 0.7)}
+    return {"maxboxacc": acc["maxboxacc@0.5"], **acc, "maxboxacc_mean": float(np.mean(list(acc.values()))),
+            "pxap": pxap(maps, masks), "piou": piou(maps, masks)}
+
+
+def folder_images(root: Path, size: int, progress: bool = False) -> tuple[torch.Tensor, list[Path]]:
+    """Every image under a folder, resized to size x size (uint8 (N, 3, size, size)), and their paths."""
+    import cv2
+
+    from .io import read_image
+    from .sources import IMAGE_SUFFIXES
+
+    files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{root}: no images")
+    arrays = [cv2.resize(read_image(p), (size, size), interpolation=cv2.INTER_AREA)
+              for p in tqdm(files, desc="read", disable=not progress)]
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), files
+
+
+def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, size: int,
+                threshold: float = 0.5, progress: bool = True) -> int:
+    """RPS masks for every image under `<image_root>[/<split>]/<class>/` as a mirror tree of .npy masks
+    (the `--masks` layout of `bgrepro build --source folder`), each at its image's own size. Where the
+    map finds no object (or leaves no background) no mask is written; build with `--missing-masks
+    reject` to skip those images. Masks already there are kept (an interrupted run resumes); returns
+    the number written."""
+    from .io import read_image, save_mask
+    from .sources import IMAGE_SUFFIXES
+
+    image_root, out = Path(image_root), Path(out)
+    files = sorted(p for p in image_root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not files:
+        raise FileNotFoundError(f"{image_root}: no images")
+    done = 0
+    for path in tqdm(files, desc="rps masks", disable=not progress):
+        target = out / path.relative_to(image_root).with_suffix(".npy")
+        if target.exists():  # resume
+            continue
+        rgb = read_image(path)
+        x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
+        small = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False)
+        heat = activation_maps(net, small.round().clamp(0, 255).to(torch.uint8), rps)
+        heat = F.interpolate(heat[:, None], size=rgb.shape[:2], mode="bilinear", align_corners=False)[:, 0]
+        mask = masks_from_maps(heat.numpy(), threshold)[0]
+        if mask.any() and not mask.all():  # no object found, or no background left: no mask
+            save_mask(target, mask)
+            done += 1
+    return done
+
+
+__all__ = ["RPS", "backbone", "estimate", "activation_maps", "box_from_map", "max_box_acc", "pxap", "piou",
+           "localization_metrics", "masks_from_maps", "mask_iou", "write_masks"]

@@ -1,0 +1,95 @@
+"""Where models look: Grad-CAM saliency (captum's `LayerGradCam`) and the share of it on the foreground.
+
+`gradcam(model, images)` attributes each image's predicted (or given) class to the output of the
+model's last convolutional stage (`bgrepro.models.feature_trunk`), keeps the positive part
+(`relu_attributions`) and upsamples bilinearly to the image size, in batches. `foreground_share`
+is the fraction of an image's positive saliency that falls inside its foreground mask: the paper
+(claim 4) finds Mixed-Rand training moves saliency onto the foreground.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .models import feature_trunk
+
+
+def gradcam_layer(model: torch.nn.Module) -> torch.nn.Module:
+    """The last module of the model's convolutional trunk."""
+    trunk = feature_trunk(model)
+    children = list(trunk.children())
+    return children[-1] if children else trunk
+
+
+def gradcam(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor | None = None,
+            layer: torch.nn.Module | None = None, batch_size: int = 128, device=None,
+            progress: bool = False) -> torch.Tensor:
+    """Grad-CAM maps (N, H, W), non-negative, for uint8 or [0, 1] float images (N, 3, H, W).
+
+    `targets` are the classes to explain (default: the model's predictions).
+    """
+    from captum.attr import LayerAttribution, LayerGradCam
+
+    device = torch.device(device) if device is not None else next(model.parameters()).device
+    model = model.to(device).eval()
+    explainer = LayerGradCam(model, layer or gradcam_layer(model))
+    maps = []
+    for k in tqdm(range(0, len(images), batch_size), desc="grad-cam", disable=not progress):
+        x = images[k:k + batch_size].to(device)
+        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+        if targets is None:
+            with torch.no_grad():
+                target = model(x).argmax(1)
+        else:
+            target = targets[k:k + batch_size].to(device)
+        attr = explainer.attribute(x, target=target, relu_attributions=True)
+        up = LayerAttribution.interpolate(attr, tuple(x.shape[2:]), "bilinear")
+        maps.append(up.clamp_(min=0)[:, 0].detach().cpu())
+    return torch.cat(maps)
+
+
+def foreground_share(maps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.ndarray) -> np.ndarray:
+    """Per image: positive saliency inside the mask / all positive saliency (NaN for an all-zero map)."""
+    maps = np.clip(np.asarray(maps, dtype=np.float64), 0, None)
+    masks = np.asarray(masks, dtype=bool)
+    if maps.shape != masks.shape:
+        raise ValueError(f"maps {maps.shape} and masks {masks.shape} must have the same shape (N, H, W)")
+    total = maps.sum(axis=(1, 2))
+    inside = (maps * masks).sum(axis=(1, 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, inside / total, np.nan)
+
+
+def saliency_figure(images: torch.Tensor, masks: torch.Tensor, maps: dict[str, torch.Tensor],
+                    shares: dict[str, np.ndarray] | None = None, out: Path | None = None):
+    """One row per image: the image, its mask, then each model's Grad-CAM over the image."""
+    import matplotlib.pyplot as plt
+
+    n, names = len(images), list(maps)
+    fig, axes = plt.subplots(n, 2 + len(names), figsize=(1.5 * (2 + len(names)), 1.5 * n), squeeze=False)
+    for i in range(n):
+        rgb = images[i].permute(1, 2, 0).numpy()
+        rgb = rgb / 255 if rgb.dtype == np.uint8 else rgb
+        axes[i, 0].imshow(rgb, interpolation="nearest")
+        axes[i, 1].imshow(masks[i].numpy(), cmap="gray", interpolation="nearest")
+        for k, name in enumerate(names):
+            ax = axes[i, 2 + k]
+            ax.imshow(rgb, interpolation="nearest")
+            heat = maps[name][i].numpy()
+            ax.imshow(heat / max(float(heat.max()), 1e-12), cmap="jet", alpha=0.5, interpolation="bilinear")
+            if shares is not None:
+                ax.set_xlabel(f"{100 * shares[name][i]:.0f}% on fg", fontsize=7)
+        if i == 0:
+            for ax, title in zip(axes[0], ["image", "mask", *names]):
+                ax.set_title(title, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout(pad=0.3)
+    if out is not None:
+        fig.savefig(out, dpi=110)
+    return fig
