@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from bgrepro.adversarial import challenge, challenge_reference, load_challenge_data
+from bgrepro.experiments import default_checkpoint
 from bgrepro.models import load_checkpoint
 from bgrepro.train import default_device
 
@@ -33,11 +34,7 @@ def main() -> None:
     ap.add_argument("--limit", type=int, default=None, help="only the first N foregrounds (both methods)")
     args = ap.parse_args()
     if args.checkpoint is None:
-        from bgrepro.experiments import trained_model
-        from bgrepro.train import TrainConfig
-
-        record = trained_model(TrainConfig.from_profile(args.data, args.profile))
-        args.checkpoint = Path(record["metrics"]["checkpoint"])
+        args.checkpoint = default_checkpoint(args.data, args.profile)
     device = default_device()
     model, meta = load_checkpoint(args.checkpoint, device)
     print(f"model {meta['arch']} ({args.checkpoint}), data {args.data}, device {device}")

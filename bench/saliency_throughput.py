@@ -15,6 +15,7 @@ import torch
 
 from bgrepro import localize
 from bgrepro.datasets import load_variant
+from bgrepro.experiments import default_checkpoint
 from bgrepro.models import load_checkpoint
 from bgrepro.saliency import gradcam
 from bgrepro.train import default_device
@@ -29,11 +30,7 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=128)
     args = ap.parse_args()
     if args.checkpoint is None:
-        from bgrepro.experiments import trained_model
-        from bgrepro.train import TrainConfig
-
-        record = trained_model(TrainConfig.from_profile(args.data, args.profile))
-        args.checkpoint = Path(record["metrics"]["checkpoint"])
+        args.checkpoint = default_checkpoint(args.data, args.profile)
     device = default_device()
     model, meta = load_checkpoint(args.checkpoint, device)
     images = load_variant(args.data, "original", "val").images[:args.images]

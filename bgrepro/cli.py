@@ -200,9 +200,7 @@ def _add_eval(sub) -> None:
     p = sub.add_parser("eval", help="accuracy on every variant and the BG-Gap",
                        description="Evaluate a checkpoint (or an ImageNet-pretrained model mapped to IN-9) on "
                        "every variant folder of DATA; prints a table and writes a JSON record.")
-    p.add_argument("--data", type=Path, required=True)
     _add_model_args(p)
-    p.add_argument("--split", default="val")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.add_argument("--record", type=Path, default=None, help="where to write the JSON record "
                    "(default: beside the checkpoint, or results/eval-<arch>.json)")
@@ -210,11 +208,14 @@ def _add_eval(sub) -> None:
 
 
 def _add_model_args(p) -> None:
+    """--data, the model (--checkpoint, or --arch with --pretrained [--weights]) and --split."""
+    p.add_argument("--data", type=Path, required=True)
     group = p.add_mutually_exclusive_group(required=True)
     group.add_argument("--checkpoint", type=Path, help="a bgrepro checkpoint")
     group.add_argument("--arch", help="with --pretrained: an ImageNet architecture")
     p.add_argument("--pretrained", action="store_true", help="use ImageNet weights from disk (never downloads)")
     p.add_argument("--weights", type=Path, default=None, help="ImageNet weights file (default: torch hub cache)")
+    p.add_argument("--split", default="val")
 
 
 def _load_model(args: argparse.Namespace):
@@ -248,9 +249,7 @@ def _add_challenge(sub) -> None:
     p = sub.add_parser("challenge", help="the backgrounds challenge: adversarial Only-BG-T backgrounds",
                        description="For every test foreground (original + fg_mask), search the Only-BG-T test "
                        "backgrounds of every class for one that makes the model predict another class.")
-    p.add_argument("--data", type=Path, required=True)
     _add_model_args(p)
-    p.add_argument("--split", default="val")
     p.add_argument("--all-pairs", action="store_true",
                    help="evaluate every (foreground, background) pair: per-background counts and figures")
     p.add_argument("--batch-size", type=int, default=None, help="composites per forward pass")

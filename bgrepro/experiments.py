@@ -50,6 +50,11 @@ def trained_model(config: TrainConfig, progress: bool = True) -> dict:
     return cached("trained_model", config.as_dict(), compute)
 
 
+def default_checkpoint(data: Path, profile: str | None = None) -> Path:
+    """The checkpoint of the profile's default model trained on Original (trained if not cached)."""
+    return Path(trained_model(TrainConfig.from_profile(data, profile))["metrics"]["checkpoint"])
+
+
 def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, **overrides) -> pd.DataFrame:
     """Accuracy (%) of background-only models on their own test set and on Original."""
     rows = []
