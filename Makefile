@@ -5,19 +5,31 @@ VENV := .venv
 BIN := $(VENV)/bin
 PROFILE ?= smoke
 DATA ?= synthetic
+# Foreground masks of the synthetic variants: grabcut (from the boxes, the paper's procedure) or exact.
+FG_MASKS ?= grabcut
 # The installed environment is stamped with the hash of the dependency list, so `make setup`
 # reinstalls only when pyproject.toml changes.
 DEPS_HASH := $(shell sha256sum pyproject.toml | cut -c1-16)
 STAMP := $(VENV)/.installed-$(DEPS_HASH)
 SYNTH_DIR := data/synth-$(PROFILE)
-VARIANTS_DIR := data/variants-$(PROFILE)
+ifeq ($(DATA),synthetic)
+VARIANTS_DIR := data/variants-$(PROFILE)-$(FG_MASKS)
+else ifeq ($(DATA),in9)
+VARIANTS_DIR := data/in9
+else
+VARIANTS_DIR := $(DATA)
+endif
+BOOK_HTML := book/_build/html
 
-.PHONY: help setup test lint reproduce data bench clean
+.PHONY: help setup test lint reproduce data book book-check lab bench clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
 	@echo "make test       run the test suite (lint + pytest)"
-	@echo "make reproduce  the main job [PROFILE=tiny|smoke|full] [DATA=synthetic|in9]"
+	@echo "make reproduce  data, every chapter executed with papermill, the site [PROFILE=tiny|smoke|full] [DATA=synthetic|in9|PATH]"
+	@echo "make book       render the executed chapters into $(BOOK_HTML) (no execution)"
+	@echo "make book-check screenshot the site in headless Chromium; fail on a page without figures or with a traceback"
+	@echo "make lab        JupyterLab on book/ (the chapters open as notebooks)"
 	@echo "make bench      throughput benchmarks (variant builder; training vs ImageFolder; challenge vs official)"
 	@echo "make clean      remove results/ and generated data (keeps .venv)"
 
@@ -30,37 +42,50 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,book]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
 lint: setup
 	$(BIN)/ruff check bgrepro tests scripts bench
 
+# pytest executes every chapter under the tiny profile (tests/test_book.py) and leaves the notebooks in
+# results/tiny-test/notebooks; the site is then built from those executions and checked in Chromium
+# (skipped with a notice where no Chromium is installed; .ci/run installs it).
+TEST_BOOK := results/tiny-test/notebooks
+
 test: setup lint
-	$(BIN)/python -m pytest
+	BGREPRO_BOOK_OUT=$(TEST_BOOK) $(BIN)/python -m pytest
+	$(BIN)/python -m bgrepro.book build --executed $(TEST_BOOK) --output results/tiny-test
+	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
+		$(BIN)/python -m bgrepro.book check --html results/tiny-test/_build/html --shots results/tiny-test/screenshots; \
+	else echo "book check skipped: no chromium (Debian: apt-get install chromium)"; fi
 
 # The data stage: the embedded synthetic IN-9 and its eight variants, or the official IN-9 test sets.
 data: setup
 ifeq ($(DATA),synthetic)
 	$(BIN)/bgrepro synth --out $(SYNTH_DIR) --profile $(PROFILE) --preview
-	$(BIN)/bgrepro build --source synthetic --in $(SYNTH_DIR) --out $(VARIANTS_DIR) --preview
+	$(BIN)/bgrepro build --source synthetic --in $(SYNTH_DIR) --out $(VARIANTS_DIR) --fg-masks $(FG_MASKS) --preview
 else ifeq ($(DATA),in9)
-	$(BIN)/bgrepro data fetch in9 --dest data/in9
+	$(BIN)/bgrepro data fetch in9 --dest data/in9 --only all
 else
-	@echo "DATA=$(DATA): use DATA=synthetic (default) or DATA=in9; for your own images run 'bgrepro build --source folder' (see README)"; exit 2
+	@test -d "$(DATA)/original" || { echo "DATA=$(DATA): not a built dataset (no original/ folder); see README"; exit 2; }
 endif
 
+# The main job: data, then every chapter executed by papermill (cached records reused), then the site.
 reproduce: data
-	@echo
-	@echo "Data ready (DATA=$(DATA), PROFILE=$(PROFILE))."
-	@echo "The first experiments (backgrounds suffice, BG-Gap table, Mixed-Rand training) run with:"
-	@echo "  $(BIN)/python scripts/first_results.py --data $(VARIANTS_DIR) --profile $(PROFILE)   (about 10 min on 2 cores)"
-	@echo "Later stages of 'make reproduce', added as they land:"
-	@echo "  1. the experiments above, through the book's notebooks"
-	@echo "  2. adversarial backgrounds, fine-grained and benchmark-progress analyses"
-	@echo "  3. Grad-CAM saliency and representer-point localization"
-	@echo "  4. execute the book's notebooks with papermill and build the site into book/_build/html"
+	$(BIN)/python -m bgrepro.book run --profile $(PROFILE) --data $(VARIANTS_DIR) --synth $(SYNTH_DIR)
+	$(BIN)/python -m bgrepro.book build --profile $(PROFILE)
+	@echo "The book: $(BOOK_HTML)/index.html"
+
+book: setup
+	$(BIN)/python -m bgrepro.book build --profile $(PROFILE)
+
+book-check: setup
+	$(BIN)/python -m bgrepro.book check --html $(BOOK_HTML) --shots results/$(PROFILE)/screenshots
+
+lab: setup
+	$(BIN)/jupyter lab book/
 
 bench: data
 	$(BIN)/python bench/build_throughput.py --profile $(PROFILE)

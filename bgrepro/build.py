@@ -1,4 +1,4 @@
-"""Materialise IN-9 variants of any source on disk, in the official layout, with a manifest.
+"""Materialise IN-9 variants of any source on disk, in the official layout, with a manifest::
 
     DIR/<variant>/<split>/<class folder>/<id>.<ext>     the variants asked for, and always `original`
     DIR/fg_mask/<split>/<class folder>/<id>.npy         boolean foreground masks

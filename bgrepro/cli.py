@@ -123,13 +123,6 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0
 
 
-def _default_manifest(name: str) -> Path:
-    for candidate in (Path("data") / f"{name}.json", Path(__file__).resolve().parents[1] / "data" / f"{name}.json"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"data/{name}.json: no manifest for {name!r} (pass --manifest)")
-
-
 def _add_data(sub) -> None:
     p = sub.add_parser("data", help="download official datasets")
     data_sub = p.add_subparsers(dest="data_command", required=True)
@@ -146,9 +139,9 @@ def _add_data(sub) -> None:
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
-    from .download import fetch, read_manifest
+    from .download import default_manifest, fetch, read_manifest
 
-    manifest = args.manifest or _default_manifest(args.dataset)
+    manifest = args.manifest or default_manifest(args.dataset)
     only = None
     if args.only == "all":
         only = tuple(a["name"] for a in read_manifest(manifest)["archives"])

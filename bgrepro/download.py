@@ -172,3 +172,11 @@ def fetch(manifest_path: Path, dest: Path, only: tuple[str, ...] | None = None, 
         marker.write_text("ok\n")
         done.append(archive["name"])
     return done
+
+
+def default_manifest(name: str) -> Path:
+    """The committed manifest `data/<name>.json` (from the working folder, else beside the package)."""
+    for candidate in (Path("data") / f"{name}.json", Path(__file__).resolve().parents[1] / "data" / f"{name}.json"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"data/{name}.json: no manifest for {name!r} (pass --manifest)")

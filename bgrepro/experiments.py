@@ -164,11 +164,14 @@ def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = Tru
     return pd.DataFrame(columns)
 
 
-def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", progress: bool = True) -> pd.DataFrame:
+def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", truth: Path | None = None,
+                     progress: bool = True) -> pd.DataFrame:
     """RPS vs the feature-norm baseline (CAAM) on the Original test set, with the trunk of the model
     trained by `config` as the frozen backbone; w* from one pass over the Original training set
     (class-agnostic; class-wise from labels and from the model's predictions), and zero-shot from the
-    `transfer_from` training set. Also the one-pass estimation speed (images/s)."""
+    `transfer_from` training set. Also the one-pass estimation speed (images/s). The images and
+    masks scored are those of `truth` (a dataset with original/ and fg_mask/, such as the synthetic
+    source with its exact masks), by default the training data's own."""
     from . import localize as loc
     from .datasets import load_variant
     from .evaluate import predict
@@ -179,7 +182,7 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", pro
         checkpoint = record["metrics"]["checkpoint"]
         net = loc.backbone(f"checkpoint:{checkpoint}")
         train_set = load_variant(cfg["data"], "original", "train")
-        test = load_variant(cfg["data"], "original", "val", with_masks=True)
+        test = load_variant(cfg["truth"] or cfg["data"], "original", "val", with_masks=True)
         t0 = time.perf_counter()
         rps = loc.estimate(net, train_set.images, train_set.labels)
         seconds = time.perf_counter() - t0
@@ -199,7 +202,8 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", pro
         rows["RPS"]["mask_iou@0.5"] = float(loc.mask_iou(loc.masks_from_maps(maps["RPS"].numpy()), masks).mean())
         return {"rows": rows, "estimate_images_per_s": len(train_set) / seconds, "n_train": len(train_set)}
 
-    m = cached("rps_localization", {**config.as_dict(), "transfer_from": transfer_from}, compute)["metrics"]
+    m = cached("rps_localization", {**config.as_dict(), "transfer_from": transfer_from,
+                                    "truth": str(truth) if truth else None}, compute)["metrics"]
     table = 100 * pd.DataFrame(m["rows"]).T
     table.attrs["estimate_images_per_s"] = m["estimate_images_per_s"]
     return table

@@ -159,6 +159,11 @@ def pretrained_weights_path(arch: str) -> Path:
     return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
 
 
+def available_pretrained() -> tuple[str, ...]:
+    """The architectures whose ImageNet weights are already in the local torch hub cache."""
+    return tuple(a for a in TORCHVISION_ARCHS if pretrained_weights_path(a).exists())
+
+
 def imagenet_model(arch: str, weights: Path | None = None) -> IN9Mapped:
     """An ImageNet-pretrained model mapped to IN-9, from a local file or the torch hub cache (never downloads)."""
     import torchvision

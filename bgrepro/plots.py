@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib
+import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
+import numpy as np
 
-matplotlib.use("Agg", force=False)
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from .classes import CLASS_FOLDERS, CLASS_NAMES, HABITATS  # noqa: E402
-from .io import read_image, read_mask  # noqa: E402
+from .classes import CLASS_FOLDERS, CLASS_NAMES, HABITATS
+from .io import read_image, read_mask
 
 
 def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path | None = None):

@@ -35,6 +35,10 @@ class Profile:
     #: The model zoo of the benchmark-progress analysis: architectures x training epochs.
     zoo_archs: tuple[str, ...] = ()
     zoo_epochs: tuple[int, ...] = ()
+    #: Architectures trained on Original for the BG-Gap table (Table 2 layout).
+    table_archs: tuple[str, ...] = ()
+    #: Foregrounds per class that meet every background for Figs. 3-4 (None: all of them).
+    challenge_pairs_per_class: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict form, for records and JSON."""
@@ -55,6 +59,7 @@ PROFILES: dict[str, Profile] = {
         gpu=False,
         zoo_archs=("smallcnn_narrow", "smallcnn"),
         zoo_epochs=(1, 2),
+        table_archs=("smallcnn",),
     ),
     "smoke": Profile(
         name="smoke",
@@ -69,6 +74,8 @@ PROFILES: dict[str, Profile] = {
         gpu=False,
         zoo_archs=("smallcnn_narrow", "smallcnn", "smallcnn_wide"),
         zoo_epochs=(5, 20),
+        table_archs=("smallcnn", "smallcnn_wide"),
+        challenge_pairs_per_class=20,
     ),
     "full": Profile(
         name="full",
@@ -84,6 +91,7 @@ PROFILES: dict[str, Profile] = {
         zoo_archs=("alexnet", "shufflenet_v2", "mobilenet_v3_large", "efficientnet_b0", "resnet18", "resnet50",
                    "wide_resnet50_2", "vgg16_bn"),
         zoo_epochs=(30,),
+        table_archs=("alexnet", "shufflenet_v2", "resnet50", "wide_resnet50_2", "vgg16_bn"),
     ),
 }
 

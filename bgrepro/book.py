@@ -1,0 +1,185 @@
+"""The book: execute the chapters with papermill, build the Jupyter Book site, check it in a browser.
+
+    python -m bgrepro.book run   --profile smoke --data data/variants-smoke --synth data/synth-smoke
+    python -m bgrepro.book build --profile smoke          # render what was executed into book/_build/html
+    python -m bgrepro.book check --html book/_build/html  # headless Chromium: figures, no tracebacks
+
+Chapters are jupytext MyST-markdown notebooks in `book/`, each with a papermill `parameters` cell
+(profile, data, synth, seed and its own knobs). `run` converts each to .ipynb and executes it in
+dependency order into `results/<profile>/notebooks/` (the experiments inside reuse the cached
+records under results/); a chapter whose source and parameters are unchanged since its last
+successful execution (and the package's code) is not run again. `build` copies the book's configuration beside the
+executed notebooks and runs `jupyter-book build` (no execution) with its output in `book/_build`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+BOOK = Path(__file__).resolve().parent.parent / "book"
+#: Execution order: each chapter after the ones whose records it reads (the introduction summarises all).
+ORDER = ("datasets", "backgrounds_suffice", "bg_gap", "mixed_rand", "adversarial", "finegrained", "progress",
+         "localization", "full_scale", "claims", "intro")
+#: Pages rendered as they are (no code).
+STATIC = ("api",)
+
+
+def notebooks_dir(profile: str, results: Path | None = None) -> Path:
+    from .results import results_dir
+
+    return (results or results_dir()) / profile / "notebooks"
+
+
+def _digest(source: Path, parameters: dict) -> str:
+    """Identity of one execution: the chapter, its parameters and the package's code."""
+    code = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))
+    text = source.read_text() + json.dumps(parameters, sort_keys=True) + code
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tuple[str, ...] = ORDER,
+            out: Path | None = None, book: Path = BOOK, progress: bool = True) -> dict[str, float]:
+    """Execute the chapters with papermill; returns seconds per chapter (0 for an unchanged one)."""
+    import jupytext
+    import papermill
+
+    out = out or notebooks_dir(profile)
+    out.mkdir(parents=True, exist_ok=True)
+    parameters = {"profile": profile, "data": str(data), "synth": str(synth), "seed": seed}
+    timings = {}
+    for name in chapters:
+        source = book / f"{name}.md"
+        if not source.exists():
+            raise FileNotFoundError(f"{source}: chapter not found")
+        target, stamp = out / f"{name}.ipynb", out / f".{name}.sha256"
+        digest = _digest(source, parameters)
+        if target.exists() and stamp.exists() and stamp.read_text() == digest:
+            timings[name] = 0.0
+            continue
+        if progress:
+            print(f"[book] executing {name} ({profile})", flush=True)
+        t0 = time.perf_counter()
+        notebook = jupytext.read(source)
+        notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        raw = out / f".{name}.input.ipynb"
+        jupytext.write(notebook, raw, fmt="ipynb")
+        partial = out / f".{name}.partial.ipynb"
+        saved = os.environ.get("MPLBACKEND")
+        os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"  # the kernel draws figures inline
+        try:
+            papermill.execute_notebook(str(raw), str(partial), parameters=parameters, kernel_name="python3",
+                                       cwd=str(Path.cwd()), progress_bar=False, log_output=False,
+                                       execution_timeout=3600)
+        except papermill.PapermillExecutionError as err:
+            raise RuntimeError(f"{source}: chapter failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
+                               f"(the executed notebook with the traceback is {partial})") from None
+        finally:
+            raw.unlink(missing_ok=True)
+            if saved is None:
+                os.environ.pop("MPLBACKEND", None)
+            else:
+                os.environ["MPLBACKEND"] = saved
+        partial.replace(target)
+        stamp.write_text(digest)
+        timings[name] = time.perf_counter() - t0
+    return timings
+
+
+def build_site(profile: str, executed: Path | None = None, book: Path = BOOK, output: Path | None = None) -> Path:
+    """Render the executed notebooks (and the static pages) into `<output>/_build/html`."""
+    executed = executed or notebooks_dir(profile)
+    output = output or book
+    missing = [n for n in ORDER if not (executed / f"{n}.ipynb").exists()]
+    if missing:
+        raise FileNotFoundError(f"{executed}: not executed yet: {', '.join(missing)} (run `make reproduce`)")
+    for name in ("_config.yml", "_toc.yml", "references.bib", *(f"{s}.md" for s in STATIC)):
+        shutil.copy2(book / name, executed / name)
+    cmd = [sys.executable, "-m", "jupyter_book", "build", str(executed), "--path-output", str(output)]
+    jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
+    if jb:
+        cmd = [jb, "build", str(executed), "--path-output", str(output)]
+    env = {**os.environ, "BGREPRO_BOOK_PROFILE": profile}
+    subprocess.run(cmd, check=True, env=env)
+    return output / "_build" / "html"
+
+
+TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Error\w*: .*\n.*File \"")
+
+
+def check_site(html: Path, shots: Path, pages: tuple[str, ...] = ("intro", "bg_gap", "adversarial"),
+               browser: str | None = None) -> list[str]:
+    """Open pages of the built site in headless Chromium, screenshot them, and list the problems:
+    a page with no figure, or a Python traceback in an output cell."""
+    browser = browser or next((b for b in ("chromium", "chromium-browser", "google-chrome")
+                               if shutil.which(b)), None)
+    if browser is None:
+        raise FileNotFoundError("no Chromium found (Debian: apt-get install chromium)")
+    shots.mkdir(parents=True, exist_ok=True)
+    problems = []
+    for page in pages:
+        path = (Path(html) / f"{page}.html").resolve()
+        if not path.exists():
+            problems.append(f"{path}: page missing")
+            continue
+        common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
+        dom = subprocess.run([*common, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120)
+        subprocess.run([*common, f"--screenshot={shots / f'{page}.png'}", "--window-size=1280,2400", path.as_uri()],
+                       capture_output=True, timeout=120)
+        html_text = dom.stdout
+        if not re.search(r'<img[^>]+src="[^"]*_images/', html_text):  # output figures live in _images/
+            problems.append(f"{page}: no figure")
+        outputs = " ".join(re.findall(r'<div class="cell_output[^"]*">(.*?)</div>\s*</div>', html_text, re.S))
+        if "Traceback" in html_text and TRACEBACK.search(re.sub(r"<[^>]+>", "", outputs or html_text)):
+            problems.append(f"{page}: a Python traceback in an output cell")
+        if not (shots / f"{page}.png").exists():
+            problems.append(f"{page}: no screenshot")
+    return problems
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bgrepro.book", description=__doc__.split("\n")[0])
+    sub = ap.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="execute the chapters with papermill")
+    run.add_argument("--profile", default="smoke")
+    run.add_argument("--data", type=Path, required=True)
+    run.add_argument("--synth", type=Path, required=True)
+    run.add_argument("--seed", type=int, default=0)
+    run.add_argument("--chapters", default=",".join(ORDER))
+    build = sub.add_parser("build", help="render the executed chapters into book/_build/html")
+    build.add_argument("--profile", default="smoke")
+    build.add_argument("--executed", type=Path, default=None,
+                       help="the executed notebooks (default: results/<profile>/notebooks)")
+    build.add_argument("--output", type=Path, default=None,
+                       help="the site goes to OUTPUT/_build/html (default: book)")
+    check = sub.add_parser("check", help="screenshot pages in headless Chromium and check them")
+    check.add_argument("--html", type=Path, default=BOOK / "_build" / "html")
+    check.add_argument("--shots", type=Path, default=Path("results/screenshots"))
+    args = ap.parse_args(argv)
+    if args.command == "run":
+        t0 = time.perf_counter()
+        timings = execute(args.profile, args.data, args.synth, args.seed, tuple(args.chapters.split(",")))
+        for name, seconds in timings.items():
+            print(f"  {name:<22}{'unchanged' if seconds == 0 else f'{seconds:.1f} s'}")
+        print(f"[book] executed in {time.perf_counter() - t0:.1f} s")
+    elif args.command == "build":
+        print(f"[book] site: {build_site(args.profile, args.executed, output=args.output)}/index.html")
+    else:
+        problems = check_site(args.html, args.shots)
+        for p in problems:
+            print(f"[book check] {p}", file=sys.stderr)
+        print(f"[book check] screenshots in {args.shots}; {len(problems)} problem(s)")
+        return 1 if problems else 0
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""The book: every chapter executes under the tiny profile with papermill, with figures and no errors.
+
+When $BGREPRO_BOOK_OUT is set (`make test` sets it), the executed notebooks are left there so that
+the site can be built from these very executions and checked in a browser.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+
+from bgrepro.book import BOOK, ORDER, execute
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory, tiny_dataset, tiny_variants):
+    work = tmp_path_factory.mktemp("book")
+    out = work / "notebooks"
+    old = {k: os.environ.get(k) for k in ("BGREPRO_RESULTS",)}
+    os.environ["BGREPRO_RESULTS"] = str(work / "results")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        first = execute("tiny", tiny_variants, tiny_dataset, out=out, progress=False)
+        second = execute("tiny", tiny_variants, tiny_dataset, out=out, progress=False)
+    finally:
+        os.chdir(cwd)
+        for k, v in old.items():
+            os.environ.pop(k, None) if v is None else os.environ.__setitem__(k, v)
+    keep = os.environ.get("BGREPRO_BOOK_OUT")
+    if keep:
+        shutil.rmtree(keep, ignore_errors=True)
+        shutil.copytree(out, keep)
+    return out, first, second
+
+
+def test_every_chapter_in_the_toc_is_executed(executed):
+    out, first, _ = executed
+    toc = (BOOK / "_toc.yml").read_text()
+    for name in ORDER:
+        assert f"file: {name}" in toc or name == "intro"
+        assert (out / f"{name}.ipynb").exists()
+    assert set(first) == set(ORDER)
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_chapter_has_figures_parameters_and_no_errors(executed, name):
+    out, *_ = executed
+    notebook = json.loads((out / f"{name}.ipynb").read_text())
+    cells = notebook["cells"]
+    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    assert any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no figure"
+    injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
+    assert 'profile = "tiny"' in "".join(injected["source"])
+
+
+def test_second_run_reuses_the_executions(executed):
+    _, first, second = executed
+    assert all(seconds == 0 for seconds in second.values())
+    assert sum(first.values()) > 0
