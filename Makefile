@@ -58,7 +58,7 @@ test: setup lint
 	BGREPRO_BOOK_OUT=$(TEST_BOOK) $(BIN)/python -m pytest
 	$(BIN)/python -m bgrepro.book build --executed $(TEST_BOOK) --output results/tiny-test
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
-		$(BIN)/python -m bgrepro.book check --html results/tiny-test/_build/html --shots results/tiny-test/screenshots; \
+		$(BIN)/python -m bgrepro.book check --html results/tiny-test/_build/html --shots results/tiny-test/screenshots --pages all; \
 	else echo "book check skipped: no chromium (Debian: apt-get install chromium)"; fi
 
 # The data stage: the embedded synthetic IN-9 and its eight variants, or the official IN-9 test sets.
@@ -82,7 +82,7 @@ book: setup
 	$(BIN)/python -m bgrepro.book build --profile $(PROFILE)
 
 book-check: setup
-	$(BIN)/python -m bgrepro.book check --html $(BOOK_HTML) --shots results/$(PROFILE)/screenshots
+	$(BIN)/python -m bgrepro.book check --html $(BOOK_HTML) --shots results/$(PROFILE)/screenshots --pages all
 
 lab: setup
 	$(BIN)/jupyter lab book/

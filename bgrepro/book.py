@@ -70,6 +70,10 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
         t0 = time.perf_counter()
         notebook = jupytext.read(source)
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+        for cell in notebook.cells:  # pages show the values that ran (papermill's injected cell), not defaults
+            tags = cell.metadata.setdefault("tags", [])
+            if "parameters" in tags and "remove-cell" not in tags:
+                tags.append("remove-cell")
         raw = out / f".{name}.input.ipynb"
         jupytext.write(notebook, raw, fmt="ipynb")
         partial = out / f".{name}.partial.ipynb"
@@ -163,6 +167,8 @@ def main(argv: list[str] | None = None) -> int:
     check = sub.add_parser("check", help="screenshot pages in headless Chromium and check them")
     check.add_argument("--html", type=Path, default=BOOK / "_build" / "html")
     check.add_argument("--shots", type=Path, default=Path("results/screenshots"))
+    check.add_argument("--pages", default="intro,bg_gap,adversarial",
+                       help="comma-separated chapter names, or 'all' (default: the index and two chapters)")
     args = ap.parse_args(argv)
     if args.command == "run":
         t0 = time.perf_counter()
@@ -173,7 +179,8 @@ def main(argv: list[str] | None = None) -> int:
     elif args.command == "build":
         print(f"[book] site: {build_site(args.profile, args.executed, output=args.output)}/index.html")
     else:
-        problems = check_site(args.html, args.shots)
+        pages = ORDER if args.pages == "all" else tuple(args.pages.split(","))
+        problems = check_site(args.html, args.shots, pages)
         for p in problems:
             print(f"[book check] {p}", file=sys.stderr)
         print(f"[book check] screenshots in {args.shots}; {len(problems)} problem(s)")

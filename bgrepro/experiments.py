@@ -121,7 +121,8 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
 
     metrics["challenge"]: the exact search over every foreground (challenge accuracy, fooled ids,
     fooled share per class). metrics["pairs"]: every (foreground, background) pair evaluated for
-    the per-background counts of Figs. 3-4, over all foregrounds or `pairs_per_class` of each class.
+    the per-background counts of Figs. 3-4, over all foregrounds (None), `pairs_per_class` of each
+    class, or skipped (0: metrics["pairs"] is None).
     """
     record = trained_model(config, progress=progress)
 
@@ -130,9 +131,11 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
         device = default_device()
         foregrounds, backgrounds = load_challenge_data(config.data)
         exact = challenge(model, foregrounds, backgrounds, device=device, precision=precision, progress=progress)
-        every = challenge(model, stratified(foregrounds, pairs_per_class), backgrounds, all_pairs=True,
-                          device=device, precision=precision, progress=progress)
-        return {"challenge": exact.to_json(), "pairs": every.to_json(),
+        every = None
+        if pairs_per_class != 0:
+            every = challenge(model, stratified(foregrounds, pairs_per_class), backgrounds, all_pairs=True,
+                              device=device, precision=precision, progress=progress).to_json()
+        return {"challenge": exact.to_json(), "pairs": every,
                 "clean_accuracy": record["metrics"]["evaluation"]["accuracy"]["original"]}
 
     return cached("challenge", {**config.as_dict(), "pairs_per_class": pairs_per_class, "precision": precision},

@@ -22,6 +22,7 @@ The paper's two-way split, right on the foreground alone and/or the background a
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -85,11 +86,12 @@ def stacked_bars(summaries: dict[str, pd.DataFrame], out: Path | None = None):
 
     colours = ["#2b8cbe", "#a6bddb", "#fdae6b", "#e6550d", "#bdbdbd"]
     names = list(summaries)
-    fig, ax = plt.subplots(figsize=(1.2 + 1.3 * len(names), 3.6))
+    fig, ax = plt.subplots(figsize=(1.6 + 1.5 * len(names), 3.6))
     bottom = np.zeros(len(names))
+    labels = [textwrap.fill(n, 12) for n in names]  # long model names wrap instead of overlapping
     for category, colour in zip(CATEGORIES, colours):
         values = np.array([float(summaries[n].loc[category].iloc[0]) for n in names])
-        ax.bar(names, values, bottom=bottom, color=colour, label=category, width=0.6)
+        ax.bar(labels, values, bottom=bottom, color=colour, label=category, width=0.6)
         for x, (v, b0) in enumerate(zip(values, bottom)):
             if v >= 6:
                 ax.text(x, b0 + v / 2, f"{v:.0f}%", ha="center", va="center", fontsize=7)

@@ -51,7 +51,8 @@ def test_chapter_has_figures_parameters_and_no_errors(executed, name):
     out, *_ = executed
     notebook = json.loads((out / f"{name}.ipynb").read_text())
     cells = notebook["cells"]
-    assert any("parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
+    defaults = [c for c in cells if "parameters" in c.get("metadata", {}).get("tags", [])]
+    assert len(defaults) == 1 and "remove-cell" in defaults[0]["metadata"]["tags"]  # the page shows what ran
     assert any("injected-parameters" in c.get("metadata", {}).get("tags", []) for c in cells)
     outputs = [o for c in cells if c["cell_type"] == "code" for o in c.get("outputs", [])]
     assert not [o for o in outputs if o.get("output_type") == "error"]
