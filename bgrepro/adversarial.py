@@ -6,8 +6,8 @@ foreground is pasted on it. *Challenge accuracy* is the share of foregrounds nev
 22.3% for an ImageNet-pretrained ResNet-50, 12.0% for a ResNet-50 trained on IN-9L).
 
 `challenge(model, foregrounds, backgrounds)` is the fast search: every image is decoded once into a
-uint8 tensor on the device, composites are made there in large batches (`torch.where` on the
-masks, the toolkit's compositing rule), with bf16 autocast and channels_last on CUDA. A foreground
+uint8 tensor on the device, composites are made there in large batches (the toolkit's
+`composite.paste_torch`), with bf16 autocast and channels_last on CUDA. A foreground
 is dropped as soon as one background fools it, and each class's foregrounds try first the
 backgrounds that fooled most of a few pilot foregrounds (which meet every background). Dropping a
 foreground only once it is fooled keeps the answer exact: an unfooled foreground still meets every
@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import composite
 from .classes import CLASS_FOLDERS, NUM_CLASSES
 from .datasets import ImageSet, list_variant, load_variant
 from .io import read_image, read_mask
@@ -159,7 +160,7 @@ class _Scorer:
         self.memory_format = torch.channels_last if cuda else torch.contiguous_format
         self.model = model.to(self.device).eval().to(memory_format=self.memory_format)
         self.fg = foregrounds.images.to(self.device)
-        self.masks = foregrounds.masks.to(self.device)[:, None]
+        self.masks = foregrounds.masks.to(self.device)
         self.bg = backgrounds.images.to(self.device)
         self.batch_size = batch_size
         _check_outputs(self.model, self.fg[:1].float().div(255))
@@ -174,9 +175,15 @@ class _Scorer:
         preds = []
         for k in range(0, len(fi), self.batch_size):
             f, b = fi[k:k + self.batch_size], bi[k:k + self.batch_size]
-            composites = torch.where(self.masks[f], self.fg[f], self.bg[b])
-            preds.append(self.logits(composites).argmax(1))
+            preds.append(self.logits(composite.paste_torch(self.fg[f], self.masks[f], self.bg[b])).argmax(1))
         return torch.cat(preds) if preds else fi.new_empty(0)
+
+    def wrong_on_every_background(self, fgs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        """bool (len(fgs), M): whether each background makes the model misclassify each foreground."""
+        m = len(self.bg)
+        fi = fgs.repeat_interleave(m)
+        bi = torch.arange(m, device=self.device).repeat(len(fgs))
+        return (self.predict_pairs(fi, bi) != labels[fi]).view(len(fgs), m)
 
     def background_probabilities(self) -> torch.Tensor:
         """Softmax of the model on each background alone (M, K)."""
@@ -210,11 +217,8 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
         bar = tqdm(total=n, desc="challenge (all pairs)", unit="fg", disable=not progress)
         for start in range(0, n, per_chunk):
             fgs = torch.arange(start, min(start + per_chunk, n), device=scorer.device)
-            fi = fgs.repeat_interleave(m)
-            bi = torch.arange(m, device=scorer.device).repeat(len(fgs))
-            wrong = scorer.predict_pairs(fi, bi) != labels[fi]
-            pairs_t[start:start + len(fgs)] = wrong.view(len(fgs), m).cpu()
-            composites += len(fi)
+            pairs_t[start:start + len(fgs)] = scorer.wrong_on_every_background(fgs, labels).cpu()
+            composites += len(fgs) * m
             bar.update(len(fgs))
         bar.close()
         pairs = pairs_t.numpy()
@@ -227,10 +231,8 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
         pilots = torch.cat([torch.nonzero(labels == c).flatten()[:pilot] for c in range(NUM_CLASSES)])
         rates = torch.zeros(NUM_CLASSES, m, device=scorer.device)
         if len(pilots):
-            fi = pilots.repeat_interleave(m)
-            bi = torch.arange(m, device=scorer.device).repeat(len(pilots))
-            wrong = (scorer.predict_pairs(fi, bi) != labels[fi]).view(len(pilots), m)
-            composites += len(fi)
+            wrong = scorer.wrong_on_every_background(pilots, labels)
+            composites += len(pilots) * m
             fooled_t[pilots] = wrong.any(1)
             rates.index_add_(0, labels[pilots], wrong.float())
             rates /= torch.bincount(labels[pilots], minlength=NUM_CLASSES).clamp(min=1)[:, None]

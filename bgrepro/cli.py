@@ -337,17 +337,20 @@ def _run_localize(args: argparse.Namespace) -> int:
         images, _ = loc.folder_images(root, args.size or 224, progress=not args.json)
         return images, None, None
 
+    classifier = None  # --class-wise predictions: the backbone's own classifier labels the images
+    if args.class_wise == "predictions":
+        if not args.backbone.startswith("checkpoint:") and not args.backbone.endswith(".pt"):
+            raise ValueError("--class-wise predictions needs a classifier checkpoint as the backbone")
+        from .models import load_checkpoint
+
+        classifier = load_checkpoint(args.backbone.removeprefix("checkpoint:"))[0]
     if args.rps:
         rps = loc.RPS.load(args.rps)
     else:
         est_root = args.estimate_on or args.data
         images, labels, _ = images_of(est_root, args.estimate_split if (est_root / "original").is_dir() else "")
-        if args.class_wise == "predictions":
-            if not args.backbone.startswith("checkpoint:") and not args.backbone.endswith(".pt"):
-                raise ValueError("--class-wise predictions needs a classifier checkpoint as the backbone")
-            from .models import load_checkpoint
-
-            labels = predict(load_checkpoint(args.backbone.removeprefix("checkpoint:"))[0], images)
+        if classifier is not None:
+            labels = predict(classifier, images)
         elif args.class_wise == "none":
             labels = None
         elif labels is None:
@@ -364,10 +367,8 @@ def _run_localize(args: argparse.Namespace) -> int:
             classes = None
             if args.class_wise == "labels":
                 classes = labels
-            elif args.class_wise == "predictions":
-                from .models import load_checkpoint
-
-                classes = predict(load_checkpoint(args.backbone.removeprefix("checkpoint:"))[0], images)
+            elif classifier is not None:
+                classes = predict(classifier, images)
             rps_maps = loc.activation_maps(net, images, rps, classes=classes, progress=not args.json)
             summary.update(loc.localization_metrics(rps_maps.numpy(), masks.numpy()))
             summary["caam"] = loc.localization_metrics(loc.activation_maps(net, images, None).numpy(), masks.numpy())

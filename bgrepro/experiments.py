@@ -246,8 +246,10 @@ def mask_quality(synthetic: Path, config: TrainConfig, threshold: float = 0.5, p
 
 def _box_masks(masks: np.ndarray) -> np.ndarray:
     """Each mask's filled bounding box."""
+    from .io import mask_box
+
     out = np.zeros_like(masks)
     for i, mask in enumerate(masks):
-        ys, xs = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
-        out[i, ys[0]:ys[-1] + 1, xs[0]:xs[-1] + 1] = True
+        x0, y0, x1, y1 = mask_box(mask)
+        out[i, y0:y1 + 1, x0:x1 + 1] = True
     return out

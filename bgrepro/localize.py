@@ -218,15 +218,24 @@ def activation_maps(net: torch.nn.Module, images: torch.Tensor, rps: RPS | None,
 
 
 # ----------------------------------------------------------------------------- boxes and metrics
+def _largest_component(binary: np.ndarray):
+    """(labels, k, stats) of the largest 8-connected component of a binary map, or None when it is empty."""
+    import cv2
+
+    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary.astype(np.uint8), connectivity=8)
+    if n <= 1:
+        return None
+    return labels, 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA])), stats
+
+
 def box_from_map(heat: np.ndarray, threshold: float) -> tuple[int, int, int, int] | None:
     """Box (xmin, ymin, xmax, ymax) of the largest connected component of heat >= threshold, or None."""
     import cv2
 
-    binary = (np.asarray(heat) >= threshold).astype(np.uint8)
-    n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-    if n <= 1:
+    found = _largest_component(np.asarray(heat) >= threshold)
+    if found is None:
         return None
-    k = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    _, k, stats = found
     x, y, w, h = (int(stats[k, i]) for i in (cv2.CC_STAT_LEFT, cv2.CC_STAT_TOP, cv2.CC_STAT_WIDTH,
                                               cv2.CC_STAT_HEIGHT))
     return x, y, x + w - 1, y + h - 1
@@ -308,15 +317,13 @@ def mask_iou(pred, masks) -> np.ndarray:
 
 def masks_from_maps(maps, threshold: float = 0.5) -> np.ndarray:
     """Binary masks from maps: the largest connected component of map >= threshold (never empty)."""
-    import cv2
-
     maps = np.asarray(maps)
     out = np.zeros(maps.shape, dtype=bool)
     for i, heat in enumerate(maps):
-        binary = (heat >= min(threshold, float(heat.max()))).astype(np.uint8)
-        n, labels, stats, _ = cv2.connectedComponentsWithStats(binary, connectivity=8)
-        if n > 1:
-            out[i] = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        found = _largest_component(heat >= min(threshold, float(heat.max())))
+        if found is not None:
+            labels, k, _ = found
+            out[i] = labels == k
     return out
 
 
@@ -331,14 +338,25 @@ def localization_metrics(maps, masks, boxes=None) -> dict:
             "pxap": pxap(maps, masks), "piou": piou(maps, masks)}
 
 
+def maps_figure(images: torch.Tensor, masks: torch.Tensor, maps: dict[str, torch.Tensor], threshold: float = 0.5,
+                out: Path | None = None):
+    """One row per image: the image, its mask, then each named map with its box at `threshold`."""
+    from .plots import map_grid
+
+    arrays = {name: m.numpy() for name, m in maps.items()}
+    boxes = {name: [box_from_map(heat, threshold) for heat in m] for name, m in arrays.items()}
+    return map_grid(images.numpy(), masks.numpy(), arrays, boxes=boxes, overlay=False, mask_title="exact mask",
+                    out=out)
+
+
 def folder_images(root: Path, size: int, progress: bool = False) -> tuple[torch.Tensor, list[Path]]:
     """Every image under a folder, resized to size x size (uint8 (N, 3, size, size)), and their paths."""
     import cv2
 
     from .io import read_image
-    from .sources import IMAGE_SUFFIXES
+    from .sources import images_in
 
-    files = sorted(p for p in Path(root).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = images_in(root, recursive=True)
     if not files:
         raise FileNotFoundError(f"{root}: no images")
     arrays = [cv2.resize(read_image(p), (size, size), interpolation=cv2.INTER_AREA)
@@ -354,10 +372,10 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
     reject` to skip those images. Masks already there are kept (an interrupted run resumes); returns
     the number written."""
     from .io import read_image, save_mask
-    from .sources import IMAGE_SUFFIXES
+    from .sources import images_in
 
     image_root, out = Path(image_root), Path(out)
-    files = sorted(p for p in image_root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
+    files = images_in(image_root, recursive=True)
     if not files:
         raise FileNotFoundError(f"{image_root}: no images")
     done = 0
@@ -378,4 +396,4 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
 
 
 __all__ = ["RPS", "backbone", "estimate", "activation_maps", "box_from_map", "max_box_acc", "pxap", "piou",
-           "localization_metrics", "masks_from_maps", "mask_iou", "write_masks"]
+           "localization_metrics", "masks_from_maps", "mask_iou", "maps_figure", "write_masks"]

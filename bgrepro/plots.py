@@ -151,3 +151,57 @@ def fooling_histogram(summary: dict, bins: int = 30, out: Path | None = None):
     ax.set_ylabel("backgrounds")
     ax.set_title(f"{len(rates)} Only-BG-T backgrounds; median {np.median(rates):.1f}%", fontsize=9)
     return _finish(fig, out)
+
+
+def map_grid(images, masks, maps: dict, captions: dict | None = None, boxes: dict | None = None,
+             overlay: bool = True, mask_title: str = "mask", out: Path | None = None):
+    """One row per image: the image (uint8 or float (N, 3, H, W)), its mask, then each named map
+    ((N, H, W) in [0, 1]): over the image when `overlay`, alone on a fixed 0-1 scale otherwise.
+    `captions[name][i]` is written under a map, `boxes[name][i]` (xmin, ymin, xmax, ymax or None)
+    drawn on it."""
+    n, names = len(images), list(maps)
+    fig, axes = plt.subplots(n, 2 + len(names), figsize=(1.5 * (2 + len(names)), 1.5 * n), squeeze=False)
+    for i in range(n):
+        rgb = np.asarray(images[i]).transpose(1, 2, 0)
+        rgb = rgb / 255 if rgb.dtype == np.uint8 else rgb
+        axes[i, 0].imshow(rgb, interpolation="nearest")
+        axes[i, 1].imshow(np.asarray(masks[i]), cmap="gray", interpolation="nearest")
+        for k, name in enumerate(names):
+            ax, heat = axes[i, 2 + k], np.asarray(maps[name][i], dtype=np.float64)
+            if overlay:
+                ax.imshow(rgb, interpolation="nearest")
+                ax.imshow(heat / max(float(heat.max()), 1e-12), cmap="jet", alpha=0.5, interpolation="bilinear")
+            else:
+                ax.imshow(heat, cmap="jet", vmin=0, vmax=1)
+            if captions is not None and name in captions:
+                ax.set_xlabel(captions[name][i], fontsize=7)
+            box = boxes[name][i] if boxes is not None and name in boxes else None
+            if box is not None:
+                ax.add_patch(plt.Rectangle((box[0] - 0.5, box[1] - 0.5), box[2] - box[0] + 1, box[3] - box[1] + 1,
+                                           fill=False, color="white", lw=1))
+    for ax, title in zip(axes[0], ["image", mask_title, *names]):
+        ax.set_title(title, fontsize=8)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    return _finish(fig, out)
+
+
+def habitat_matrices(root: Path, correlation: float, split: str = "train", out: Path | None = None):
+    """The designed class x habitat distribution at `correlation` beside the one realised in a
+    synthetic dataset's split (from its annotations.csv)."""
+    from .synth import habitat_distribution, read_annotations
+
+    realised = np.zeros((len(CLASS_NAMES), len(HABITATS)))
+    for row in read_annotations(root):
+        if row["split"] == split:
+            realised[row["class_index"], row["habitat"]] += 1
+    realised /= np.maximum(realised.sum(axis=1, keepdims=True), 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, matrix, title in zip(axes, (habitat_distribution(correlation), realised),
+                                 (f"designed, R = {correlation}", f"realised ({split} split)")):
+        ax.imshow(matrix, cmap="Greens", vmin=0, vmax=1)
+        ax.set_xticks(range(len(HABITATS)), HABITATS, rotation=60, fontsize=7)
+        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES, fontsize=7)
+        ax.set_title(title, fontsize=9)
+    return _finish(fig, out)

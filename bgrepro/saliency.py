@@ -66,30 +66,10 @@ def foreground_share(maps: torch.Tensor | np.ndarray, masks: torch.Tensor | np.n
 
 def saliency_figure(images: torch.Tensor, masks: torch.Tensor, maps: dict[str, torch.Tensor],
                     shares: dict[str, np.ndarray] | None = None, out: Path | None = None):
-    """One row per image: the image, its mask, then each model's Grad-CAM over the image."""
-    import matplotlib.pyplot as plt
+    """One row per image: the image, its mask, then each model's Grad-CAM over the image (captioned
+    with the share on the foreground when `shares` is given)."""
+    from .plots import map_grid
 
-    n, names = len(images), list(maps)
-    fig, axes = plt.subplots(n, 2 + len(names), figsize=(1.5 * (2 + len(names)), 1.5 * n), squeeze=False)
-    for i in range(n):
-        rgb = images[i].permute(1, 2, 0).numpy()
-        rgb = rgb / 255 if rgb.dtype == np.uint8 else rgb
-        axes[i, 0].imshow(rgb, interpolation="nearest")
-        axes[i, 1].imshow(masks[i].numpy(), cmap="gray", interpolation="nearest")
-        for k, name in enumerate(names):
-            ax = axes[i, 2 + k]
-            ax.imshow(rgb, interpolation="nearest")
-            heat = maps[name][i].numpy()
-            ax.imshow(heat / max(float(heat.max()), 1e-12), cmap="jet", alpha=0.5, interpolation="bilinear")
-            if shares is not None:
-                ax.set_xlabel(f"{100 * shares[name][i]:.0f}% on fg", fontsize=7)
-        if i == 0:
-            for ax, title in zip(axes[0], ["image", "mask", *names]):
-                ax.set_title(title, fontsize=8)
-    for ax in axes.flat:
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.tight_layout(pad=0.3)
-    if out is not None:
-        fig.savefig(out, dpi=110)
-    return fig
+    captions = None if shares is None else {name: [f"{100 * v:.0f}% on fg" for v in s] for name, s in shares.items()}
+    return map_grid(images.numpy(), masks.numpy(), {k: v.numpy() for k, v in maps.items()}, captions=captions,
+                    out=out)

@@ -57,9 +57,10 @@ class Sample:
     mask: np.ndarray
 
 
-def images_in(folder: Path) -> list[Path]:
-    """Image files of a folder, sorted."""
-    return sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+def images_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files of a folder (and, with `recursive`, of its subfolders), sorted."""
+    files = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
+    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
 
 
 def _check_foreground(mask: np.ndarray, path: Path) -> None:
