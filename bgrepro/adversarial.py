@@ -270,16 +270,19 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
 
 @torch.no_grad()
 def challenge_reference(model: torch.nn.Module, root: Path, split: str = "val", batch_size: int = 32,
-                        limit: int | None = None, device="cpu", progress: bool = False) -> ChallengeResult:
+                        limit: int | None = None, device="cpu", progress: bool = False,
+                        subset: list[int] | None = None) -> ChallengeResult:
     """The official script's method, kept plain as the reference and the benchmark's baseline.
 
     For each foreground in turn: read it and its mask from disk, then read the Only-BG-T backgrounds
     from disk in batches of `batch_size`, composite in fp32 (`bg * (1 - mask) + fg * mask`), and stop
-    at the first batch with a wrong prediction. `limit` takes only the first foregrounds.
+    at the first batch with a wrong prediction. `limit` takes only the first foregrounds, `subset`
+    only those at the given positions of the foreground listing.
     """
     t0 = time.perf_counter()
     model = model.to(device).eval()
-    fg_items = list_variant(root, "original", split)[:limit]
+    fg_items = list_variant(root, "original", split)
+    fg_items = [fg_items[i] for i in subset] if subset is not None else fg_items[:limit]
     bg_items = list_variant(root, "only_bg_t", split)
     fooled, composites = [], 0
     for path, label in tqdm(fg_items, desc="challenge (reference)", disable=not progress):

@@ -6,10 +6,20 @@ masks of `fg_mask/`. `BatchStream` yields shuffled, augmented float batches on a
 so epochs after the first do no decoding; with `mixed_rand=True` each batch's foregrounds are pasted
 on the Only-BG-T of random training images on the device (the toolkit's torch compositing), an
 on-the-fly alternative to the materialised Mixed-Rand set.
+
+Memory: a set is decoded once into one uint8 tensor when it fits half the free host memory
+(`$BGREPRO_HOST_CACHE_BYTES` overrides the budget), else into a memory-mapped file under
+`results/cache/` (decoded once, reused by later runs while the images are unchanged). `BatchStream`
+moves the whole set to the device when it fits half the device's free memory
+(`$BGREPRO_DEVICE_CACHE_BYTES`), else streams each batch from the host (pinned, one batch ahead in a
+background thread). Both routes give the same batches.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,25 +61,84 @@ def list_variant(root: Path, variant: str, split: str, classes=CLASS_FOLDERS) ->
     return items
 
 
-def load_variant(root: Path, variant: str, split: str, with_masks: bool = False, threads: int = 4) -> ImageSet:
-    """Decode a variant's split into memory (uint8), with fg_mask masks if asked."""
+#: Environment variables that cap the bytes a decoded set may take in host or device memory.
+HOST_BUDGET_ENV = "BGREPRO_HOST_CACHE_BYTES"
+DEVICE_BUDGET_ENV = "BGREPRO_DEVICE_CACHE_BYTES"
+
+
+def host_budget() -> int:
+    """Bytes a decoded set may take in host memory: half of what is available now, or the env override."""
+    if os.environ.get(HOST_BUDGET_ENV):
+        return int(os.environ[HOST_BUDGET_ENV])
+    return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // 2
+
+
+def device_budget(device) -> int:
+    """Bytes a set may take on `device`: half its free memory (CUDA), the host budget otherwise."""
+    device = torch.device(device)
+    if os.environ.get(DEVICE_BUDGET_ENV):
+        return int(os.environ[DEVICE_BUDGET_ENV])
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0] // 2
+    return host_budget()
+
+
+def _disk_cache(items: list[tuple[Path, int]], shape: tuple[int, int, int, int], fill) -> torch.Tensor:
+    """A uint8 tensor backed by a memory-mapped file, decoded once per unchanged listing."""
+    from .results import results_dir
+
+    listing = [(str(Path(p).resolve()), Path(p).stat().st_mtime_ns, Path(p).stat().st_size) for p, _ in items]
+    key = hashlib.sha256(json.dumps([list(shape), listing]).encode()).hexdigest()[:20]
+    path = results_dir() / "cache" / f"images-{key}.u8"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_name(f".{path.name}.{os.getpid()}.part")
+        try:
+            fill(torch.from_numpy(np.lib.format.open_memmap(part, mode="w+", dtype=np.uint8, shape=shape)))
+            os.replace(part, path)
+        finally:
+            part.unlink(missing_ok=True)
+    return torch.from_numpy(np.load(path, mmap_mode="c"))
+
+
+def load_variant(root: Path, variant: str, split: str, with_masks: bool = False,
+                 threads: int | None = None) -> ImageSet:
+    """Decode a variant's split once into uint8 (in memory, or memory-mapped when it does not fit),
+    with fg_mask masks if asked."""
     items = list_variant(root, variant, split)
-    with ThreadPoolExecutor(threads) as pool:
-        arrays = list(pool.map(lambda item: read_image(item[0]), items))
-    ref = arrays[0].shape
-    for (path, _), array in zip(items, arrays):
-        if array.shape != ref:
-            raise ValueError(f"{path}: image is {array.shape[1]}x{array.shape[0]} but the first image of "
-                             f"{Path(root) / variant / split} is {ref[1]}x{ref[0]}; a set needs one size")
-    images = torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
+    threads = threads or min(16, os.cpu_count() or 1)  # decoders release the GIL
+    h, w, _ = read_image(items[0][0]).shape
+    shape = (len(items), 3, h, w)
+    base = Path(root) / variant / split
+
+    def fill(images: torch.Tensor) -> None:
+        def one(i: int) -> None:
+            array = read_image(items[i][0])
+            if array.shape != (h, w, 3):
+                raise ValueError(f"{items[i][0]}: image is {array.shape[1]}x{array.shape[0]} but the first image "
+                                 f"of {base} is {w}x{h}; a set needs one size")
+            images[i] = torch.from_numpy(array).permute(2, 0, 1)
+
+        with ThreadPoolExecutor(threads) as pool:
+            list(pool.map(one, range(len(items))))
+
+    if np.prod(shape) <= host_budget():
+        images = torch.empty(shape, dtype=torch.uint8)
+        fill(images)
+    else:
+        images = _disk_cache(items, shape, fill)
     labels = torch.tensor([label for _, label in items], dtype=torch.long)
     ids = [p.stem for p, _ in items]
     masks = None
     if with_masks:
         mask_files = [Path(root) / "fg_mask" / split / CLASS_FOLDERS[label] / f"{p.stem}.npy" for p, label in items]
+        masks = torch.empty((len(items), h, w), dtype=torch.bool)
+
+        def one_mask(i: int) -> None:
+            masks[i] = torch.from_numpy(read_mask(mask_files[i], (h, w)))
+
         with ThreadPoolExecutor(threads) as pool:
-            mask_arrays = list(pool.map(lambda f: read_mask(f, arrays[0].shape[:2]), mask_files))
-        masks = torch.from_numpy(np.stack(mask_arrays))
+            list(pool.map(one_mask, range(len(items))))
     return ImageSet(images, labels, ids, masks)
 
 
@@ -85,15 +154,16 @@ def mask_boxes(masks: torch.Tensor) -> torch.Tensor:
     return torch.stack([x0, y0, x1, y1], dim=1)
 
 
-def augment(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.125,
-            scale: tuple[float, float] = (1.0, 1.0)) -> torch.Tensor:
+def augment(x: torch.Tensor, generator: torch.Generator | None, max_shift: float = 0.125,
+            scale: tuple[float, float] = (1.0, 1.0), rand: torch.Tensor | None = None) -> torch.Tensor:
     """Random shift by whole pixels, optional zoom, and horizontal flip of a float batch, per image.
 
     Without zoom (the default) every output pixel is a copy of an input pixel (nearest sampling,
-    reflection at the borders), so small images are not blurred; zoom resamples bilinearly.
+    reflection at the borders), so small images are not blurred; zoom resamples bilinearly. `rand`
+    (N, 4) uniform numbers drawn ahead replace the draw from `generator`.
     """
     n, _, h, w = x.shape
-    rand = torch.rand(n, 4, generator=generator).to(x.device)
+    rand = (torch.rand(n, 4, generator=generator) if rand is None else rand).to(x.device)
     zoom = scale != (1.0, 1.0)
     s = scale[0] + (scale[1] - scale[0]) * rand[:, 0] if zoom else torch.ones(n, device=x.device)
     flip = torch.where(rand[:, 1] < 0.5, -1.0, 1.0).to(x.device)
@@ -107,24 +177,60 @@ def augment(x: torch.Tensor, generator: torch.Generator, max_shift: float = 0.12
                          align_corners=False)
 
 
+def only_bg_t_all(images: torch.Tensor, boxes: torch.Tensor, chunk: int = 256) -> torch.Tensor:
+    """Only-BG-T of every image, in chunks (the index tensors of one call grow with the batch)."""
+    out = torch.empty_like(images)
+    for k in range(0, len(images), chunk):
+        out[k:k + chunk] = composite.only_bg_t_torch(images[k:k + chunk], boxes[k:k + chunk])
+    return out
+
+
 class BatchStream:
-    """Shuffled mini-batches of an ImageSet on a device; deterministic per (seed, epoch)."""
+    """Shuffled mini-batches of an ImageSet on a device; deterministic per (seed, epoch).
+
+    The set lives on the device when it fits `device_budget` (or `resident=True`); otherwise each
+    batch is gathered on the host, pinned and copied while the previous batch trains.
+    """
 
     def __init__(self, data: ImageSet, batch_size: int, device="cpu", train: bool = True,
-                 mixed_rand: bool = False, rank: int = 0, world_size: int = 1) -> None:
-        self.data = data.to(device)
-        self.batch_size, self.device, self.train = batch_size, torch.device(device), train
+                 mixed_rand: bool = False, rank: int = 0, world_size: int = 1, resident: bool | None = None) -> None:
+        self.device = torch.device(device)
+        if resident is None:
+            nbytes = data.images.numel() + (0 if data.masks is None else data.masks.numel())
+            resident = self.device.type == "cpu" or nbytes * (2 if mixed_rand else 1) <= device_budget(self.device)
+        self.resident = resident
+        self.data = data.to(self.device) if resident else data
+        self.labels = self.data.labels.to(self.device)
+        self.batch_size, self.train = batch_size, train
         self.rank, self.world_size = rank, world_size
         self.mixed_rand = mixed_rand
         if mixed_rand:
             if data.masks is None:
                 raise ValueError("on-the-fly Mixed-Rand needs foreground masks (load with with_masks=True)")
-            boxes = mask_boxes(self.data.masks)
-            self.only_bg_t = composite.only_bg_t_torch(self.data.images, boxes)  # every image's background
+            self.boxes = mask_boxes(self.data.masks)
+            # every image's background, once, when the set is on the device; per batch when streaming
+            self.only_bg_t = only_bg_t_all(self.data.images, self.boxes) if resident else None
 
     def __len__(self) -> int:
         per_rank = -(-len(self.data) // self.world_size)
         return -(-per_rank // self.batch_size)
+
+    def _gather(self, idx: torch.Tensor, others: torch.Tensor | None):
+        """A batch's images, masks and partner backgrounds (uint8) on the device."""
+        def move(t: torch.Tensor) -> torch.Tensor:
+            if self.resident:
+                return t
+            if self.device.type == "cuda":
+                t = t.pin_memory()
+            return t.to(self.device, non_blocking=True)
+
+        images = move(self.data.images[idx])
+        if others is None:
+            return images, None, None
+        if self.resident:
+            return images, self.data.masks[idx], self.only_bg_t[others]
+        backgrounds = composite.only_bg_t_torch(move(self.data.images[others]), self.boxes[others].to(self.device))
+        return images, move(self.data.masks[idx]), backgrounds
 
     def epoch(self, seed: int, epoch: int):
         """Yield (float images in [0, 1], labels) for one epoch."""
@@ -132,14 +238,28 @@ class BatchStream:
         n = len(self.data)
         order = torch.randperm(n, generator=gen) if self.train else torch.arange(n)
         order = order[self.rank::self.world_size]
+        plan, draws = [], []  # drawn ahead in the order of a batch-by-batch loop, so prefetching changes nothing
         for k in range(0, len(order), self.batch_size):
-            idx = order[k:k + self.batch_size].to(self.device)
-            images = self.data.images[idx]
+            idx = order[k:k + self.batch_size]
+            others = None
             if self.mixed_rand:
-                others = torch.randint(0, n - 1, (len(idx),), generator=gen).to(self.device)
+                others = torch.randint(0, n - 1, (len(idx),), generator=gen)
                 others = others + (others >= idx).long()  # any other image, never itself
-                images = composite.paste_torch(images, self.data.masks[idx], self.only_bg_t[others])
-            x = images.float().div_(255)
-            if self.train:
-                x = augment(x, gen)
-            yield x, self.data.labels[idx]
+            plan.append((idx, others))
+            draws.append(torch.rand(len(idx), 4, generator=gen) if self.train else None)
+        where = (lambda t: t.to(self.device)) if self.resident else (lambda t: t)
+        with ThreadPoolExecutor(1) as pool:
+            ahead = None if self.resident else pool.submit(self._gather, *plan[0]) if plan else None
+            for k, (idx, others) in enumerate(plan):
+                if self.resident:
+                    images, masks, backgrounds = self._gather(where(idx), None if others is None else where(others))
+                else:
+                    images, masks, backgrounds = ahead.result()
+                    if k + 1 < len(plan):
+                        ahead = pool.submit(self._gather, *plan[k + 1])
+                if self.mixed_rand:
+                    images = composite.paste_torch(images, masks, backgrounds)
+                x = images.float().div_(255)
+                if self.train:
+                    x = augment(x, None, rand=draws[k])
+                yield x, self.labels[idx.to(self.device)]

@@ -123,7 +123,9 @@ def features(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 128, 
     net = net.to(device)
     for k in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress):
         x = images[k:k + batch_size].to(device).float().div_(255)
-        yield net(x).float().cpu()
+        with torch.inference_mode():  # a frozen backbone: no autograd graph to keep
+            feats = net(x).float().cpu()
+        yield feats
 
 
 # ----------------------------------------------------------------------------- RPS
