@@ -196,20 +196,18 @@ def stage_challenge(args, device) -> dict:
     model, _ = load_checkpoint(record["metrics"]["checkpoint"], device)
     root = args.work / "variants"
     out = {"clean_accuracy": round(100 * record["metrics"]["evaluation"]["accuracy"]["original"], 2)}
-    results = {}
-    for precision in ("bf16", "fp32") if device.type == "cuda" else ("fp32",):
-        t0 = time.perf_counter()
-        fgs, bgs = load_challenge_data(root)
-        result = challenge(model, fgs, bgs, device=device, precision=precision, progress=False)
-        _sync(device)
-        seconds = time.perf_counter() - t0
-        results[precision] = result
-        out[precision] = {"seconds": round(seconds, 2), "search_seconds": round(result.seconds, 2),
-                          "composites": result.composites,
-                          "composites_per_second": round(result.composites / result.seconds, 1),
-                          "challenge_accuracy": round(100 * result.challenge_accuracy, 2)}
-    out["foregrounds"], out["backgrounds"] = len(fgs), len(bgs)
-    # the official method on a stratified subset: the first few foregrounds of every class
+    precision = "bf16" if device.type == "cuda" else "fp32"  # the search's default on each device
+    t0 = time.perf_counter()
+    fgs, bgs = load_challenge_data(root)
+    full = challenge(model, fgs, bgs, device=device, precision=precision, progress=False)
+    _sync(device)
+    seconds = time.perf_counter() - t0
+    out.update({"precision": precision, "foregrounds": len(fgs), "backgrounds": len(bgs),
+                "seconds": round(seconds, 2), "search_seconds": round(full.seconds, 2), "composites": full.composites,
+                "composites_per_second": round(full.composites / full.seconds, 1),
+                "challenge_accuracy": round(100 * full.challenge_accuracy, 2)})
+    # the official method on a stratified subset (the first foregrounds of every class), and bgrepro in
+    # fp32 on the same subset: the fooled sets must be identical
     labels = fgs.labels
     subset = sorted(int(i) for c in labels.unique() for i in torch.nonzero(labels == c).flatten()[
         :args.reference_per_class])
@@ -217,21 +215,21 @@ def stage_challenge(args, device) -> dict:
     sub = ImageSet(fgs.images[subset], fgs.labels[subset], [fgs.ids[i] for i in subset], fgs.masks[subset])
     exact = challenge(model, sub, bgs, device=device, precision="fp32", progress=False)
     per_fg = reference.seconds / len(subset)
-    default = results["bf16" if device.type == "cuda" else "fp32"]
     out["official_method"] = {
         "subset_foregrounds": len(subset), "subset_seconds": round(reference.seconds, 2),
         "seconds_scaled_to_all": round(per_fg * len(fgs), 1),
-        "how": f"the official method timed on {len(subset)} foregrounds ({args.reference_per_class} per class) "
-               f"against all {len(bgs)} backgrounds, scaled by {len(fgs)}/{len(subset)}",
+        "how": f"the official method (per foreground, every background read from disk, fp32, batches of 32) "
+               f"timed on {len(subset)} foregrounds ({args.reference_per_class} per class) against all {len(bgs)} "
+               f"backgrounds, scaled by {len(fgs)}/{len(subset)}",
         "composites_per_second": round(reference.composites / reference.seconds, 1)}
-    out["seconds"] = out["bf16" if device.type == "cuda" else "fp32"]["seconds"]
-    out["composites_per_second"] = round(default.composites / default.seconds, 1)
-    out["speedup_vs_official"] = round(per_fg * len(fgs) / out["seconds"], 1)
-    out["speedup_vs_official_fp32"] = round(per_fg * len(fgs) / out["fp32"]["seconds"], 1)
+    out["speedup_vs_official"] = round(per_fg * len(fgs) / seconds, 1)
+    out["fp32_subset"] = {"seconds": round(exact.seconds, 2),
+                          "composites_per_second": round(exact.composites / exact.seconds, 1),
+                          "speedup_vs_official_same_subset": round(reference.seconds / exact.seconds, 1)}
     out["fooled_sets_identical"] = exact.fooled_ids == reference.fooled_ids
     out["subset_fooled"] = f"{int(exact.fooled.sum())} of {len(subset)}"
-    if "bf16" in results:
-        out["bf16_vs_fp32_foregrounds_differing"] = int((results["bf16"].fooled != results["fp32"].fooled).sum())
+    subset_full = full.fooled[subset]
+    out["default_precision_vs_fp32_on_subset_differing"] = int((subset_full != exact.fooled).sum())
     return out
 
 
