@@ -42,9 +42,9 @@ STAGES = ("data", "train", "claims", "challenge", "saliency", "localize")
 #: Sizes per scale: full = IN-9's, check = a handful of images (the CPU test of this script).
 SCALES = {
     "full": dict(size=224, train_per_class=5045, test_per_class=450, batch_size=256, steps=200, epochs=2,
-                 reference_per_class=2, maps=1024, workers=16),
+                 reference_per_class=2, maps=1024, workers=16, challenge_per_class=0, variants="all"),
     "check": dict(size=64, train_per_class=4, test_per_class=2, batch_size=8, steps=2, epochs=1,
-                  reference_per_class=1, maps=8, workers=2),
+                  reference_per_class=1, maps=8, workers=2, challenge_per_class=0, variants="all"),
 }
 
 
@@ -84,7 +84,11 @@ def stage_data(args, device) -> dict:
                                 test_per_class=args.test_per_class, seed=0), progress=False)
     synth_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    report = build(SyntheticSource(synth), variants, splits=("val",), progress=False)
+    from bgrepro.build import parse_variants
+    from bgrepro.classes import VARIANTS
+
+    chosen = VARIANTS if args.variants == "all" else parse_variants(args.variants)
+    report = build(SyntheticSource(synth), variants, chosen, splits=("val",), progress=False)
     build_seconds = time.perf_counter() - t0
     # the training split as generated: the variants folder reads it through links (no copy)
     for part in ("original", "fg_mask"):
@@ -187,7 +191,6 @@ def stage_challenge(args, device) -> dict:
     import torch
 
     from bgrepro.adversarial import challenge, challenge_reference, load_challenge_data
-    from bgrepro.datasets import ImageSet
     from bgrepro.experiments import trained_model
     from bgrepro.models import load_checkpoint
 
@@ -199,6 +202,8 @@ def stage_challenge(args, device) -> dict:
     precision = "bf16" if device.type == "cuda" else "fp32"  # the search's default on each device
     t0 = time.perf_counter()
     fgs, bgs = load_challenge_data(root)
+    if args.challenge_per_class:  # a stratified share of the foregrounds, each against every background
+        fgs = _first_per_class(fgs, args.challenge_per_class)
     full = challenge(model, fgs, bgs, device=device, precision=precision, progress=False)
     _sync(device)
     seconds = time.perf_counter() - t0
@@ -208,11 +213,10 @@ def stage_challenge(args, device) -> dict:
                 "challenge_accuracy": round(100 * full.challenge_accuracy, 2)})
     # the official method on a stratified subset (the first foregrounds of every class), and bgrepro in
     # fp32 on the same subset: the fooled sets must be identical
-    labels = fgs.labels
-    subset = sorted(int(i) for c in labels.unique() for i in torch.nonzero(labels == c).flatten()[
-        :args.reference_per_class])
+    everything = load_challenge_data(root)[0]
+    subset = _first_per_class(everything, args.reference_per_class, positions=True)
     reference = challenge_reference(model, root, device=device, subset=subset)
-    sub = ImageSet(fgs.images[subset], fgs.labels[subset], [fgs.ids[i] for i in subset], fgs.masks[subset])
+    sub = _first_per_class(everything, args.reference_per_class)
     exact = challenge(model, sub, bgs, device=device, precision="fp32", progress=False)
     per_fg = reference.seconds / len(subset)
     out["official_method"] = {
@@ -228,9 +232,22 @@ def stage_challenge(args, device) -> dict:
                           "speedup_vs_official_same_subset": round(reference.seconds / exact.seconds, 1)}
     out["fooled_sets_identical"] = exact.fooled_ids == reference.fooled_ids
     out["subset_fooled"] = f"{int(exact.fooled.sum())} of {len(subset)}"
-    subset_full = full.fooled[subset]
-    out["default_precision_vs_fp32_on_subset_differing"] = int((subset_full != exact.fooled).sum())
+    searched = dict(zip(full.fg_ids, full.fooled))
+    out["default_precision_vs_fp32_on_subset_differing"] = int(sum(searched[i] != f for i, f in
+                                                                   zip(exact.fg_ids, exact.fooled)))
     return out
+
+
+def _first_per_class(data, per_class: int, positions: bool = False):
+    """The first `per_class` images of every class (their positions, or the ImageSet)."""
+    import torch
+
+    from bgrepro.datasets import ImageSet
+
+    keep = sorted(int(i) for c in data.labels.unique() for i in torch.nonzero(data.labels == c).flatten()[:per_class])
+    if positions:
+        return keep
+    return ImageSet(data.images[keep], data.labels[keep], [data.ids[i] for i in keep], data.masks[keep])
 
 
 def stage_saliency(args, device) -> dict:
@@ -311,7 +328,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--commit", default=None, help="the commit measured (default: git rev-parse HEAD)")
     ap.add_argument("--merge", action="store_true", help="keep the stages already in --out that this run skips")
     ap.add_argument("--stage", help=argparse.SUPPRESS)  # internal: run one stage in this process
-    for key, value in SCALES["full"].items():
+    for key, value in SCALES["full"].items():  # sizes; the scale gives the ones not set
         ap.add_argument(f"--{key.replace('_', '-')}", type=type(value), default=None)
     args = ap.parse_args(argv)
     for key, value in SCALES[args.scale].items():
