@@ -21,7 +21,7 @@ VARIANTS_DIR := $(DATA)
 endif
 BOOK_HTML := book/_build/html
 
-.PHONY: help setup test lint reproduce data book book-check lab bench clean
+.PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-gpu clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
@@ -30,7 +30,9 @@ help:
 	@echo "make book       render the executed chapters into $(BOOK_HTML) (no execution)"
 	@echo "make book-check screenshot the site in headless Chromium; fail on a page without figures or with a traceback"
 	@echo "make lab        JupyterLab on book/ (the chapters open as notebooks)"
+	@echo "make fullcheck  every chapter at 224 px with the full profile's architectures on 2+2 images per class (CPU, ~15 min)"
 	@echo "make bench      throughput benchmarks (variant builder; training vs ImageFolder; challenge vs official)"
+	@echo "make bench-gpu  every stage at IN-9's size on a GPU -> bench/results/gpu.json (bench/gpu.py)"
 	@echo "make clean      remove results/ and generated data (keeps .venv)"
 
 TORCH_VERSION := 2.14.1
@@ -86,6 +88,13 @@ book-check: setup
 
 lab: setup
 	$(BIN)/jupyter lab book/
+
+# The full profile's code path on a handful of images (CI runs it after the tests, so it never rots).
+fullcheck:
+	$(MAKE) reproduce PROFILE=fullcheck
+
+bench-gpu: setup
+	$(BIN)/python bench/gpu.py --out bench/results/gpu.json
 
 bench: data
 	$(BIN)/python bench/build_throughput.py --profile $(PROFILE)

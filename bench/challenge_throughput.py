@@ -22,8 +22,8 @@ import torch
 
 from bgrepro.adversarial import challenge, challenge_reference, load_challenge_data
 from bgrepro.experiments import default_checkpoint
+from bgrepro.inference import default_device
 from bgrepro.models import load_checkpoint
-from bgrepro.train import default_device
 
 
 def main() -> None:

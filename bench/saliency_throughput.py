@@ -16,9 +16,9 @@ import torch
 from bgrepro import localize
 from bgrepro.datasets import load_variant
 from bgrepro.experiments import default_checkpoint
+from bgrepro.inference import default_device
 from bgrepro.models import load_checkpoint
 from bgrepro.saliency import gradcam
-from bgrepro.train import default_device
 
 
 def main() -> None:

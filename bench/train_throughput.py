@@ -21,8 +21,8 @@ import torchvision
 from torchvision.transforms import v2
 
 from bgrepro.datasets import BatchStream, load_variant
+from bgrepro.inference import default_device
 from bgrepro.models import create_model
-from bgrepro.train import default_device
 
 
 def step(model, opt, x, y, cuda: bool) -> None:

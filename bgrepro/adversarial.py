@@ -29,6 +29,7 @@ from tqdm.auto import tqdm
 from . import composite
 from .classes import CLASS_FOLDERS, NUM_CLASSES
 from .datasets import ImageSet, list_variant, load_variant
+from .inference import Inference
 from .io import read_image, read_mask
 
 
@@ -150,25 +151,19 @@ class _Scorer:
             raise ValueError("the foregrounds need their masks (load_variant(..., with_masks=True))")
         if len(backgrounds) == 0:
             raise ValueError("no backgrounds to try")
-        self.device = torch.device(device)
-        cuda = self.device.type == "cuda"
-        if precision == "auto":
-            precision = "bf16" if cuda else "fp32"
-        if precision not in ("fp32", "bf16", "fp16"):
-            raise ValueError(f"precision must be auto, fp32, bf16 or fp16, got {precision!r}")
-        self.dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
-        self.memory_format = torch.channels_last if cuda else torch.contiguous_format
-        self.model = model.to(self.device).eval().to(memory_format=self.memory_format)
+        self.inference = Inference.at(device, precision, batch_size)
+        self.device = self.inference.device
+        self.model = self.inference.prepare(model)
         self.fg = foregrounds.images.to(self.device)
         self.masks = foregrounds.masks.to(self.device)
         self.bg = backgrounds.images.to(self.device)
-        self.batch_size = batch_size
-        _check_outputs(self.model, self.fg[:1].float().div(255))
+        self.batch_size = self.inference.batch_size
+        _check_outputs(self.model, self.inference.floats(self.fg[:1]))
 
     @torch.inference_mode()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
-        x = images.float().div_(255).contiguous(memory_format=self.memory_format)
-        with torch.autocast(self.device.type, dtype=self.dtype or torch.bfloat16, enabled=self.dtype is not None):
+        x = self.inference.floats(images)
+        with self.inference.autocast():
             return self.model(x).float()
 
     def predict_pairs(self, fi: torch.Tensor, bi: torch.Tensor) -> torch.Tensor:
@@ -204,8 +199,6 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
     CUDA and fp32 on the CPU.
     """
     t0 = time.perf_counter()
-    device = torch.device(device or next(model.parameters()).device)
-    batch_size = batch_size or (1024 if device.type == "cuda" else 256)  # 256 is fastest on CPU caches
     scorer = _Scorer(model, foregrounds, backgrounds, device, batch_size, precision)
     n, m = len(foregrounds), len(backgrounds)
     labels = foregrounds.labels.to(scorer.device)
@@ -213,7 +206,7 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
     pairs = None
     if all_pairs:
         pairs_t = torch.zeros(n, m, dtype=torch.bool)
-        per_chunk = max(1, (8 * batch_size) // m)
+        per_chunk = max(1, (8 * scorer.batch_size) // m)
         bar = tqdm(total=n, desc="challenge (all pairs)", unit="fg", disable=not progress)
         for start in range(0, n, per_chunk):
             fgs = torch.arange(start, min(start + per_chunk, n), device=scorer.device)

@@ -40,9 +40,12 @@ def notebooks_dir(profile: str, results: Path | None = None) -> Path:
 
 
 def _digest(source: Path, parameters: dict) -> str:
-    """Identity of one execution: the chapter, its parameters and the package's code."""
+    """Identity of one execution: the chapter, its parameters, the package's code and the GPU measurements."""
     code = "".join(p.read_text() for p in sorted(Path(__file__).parent.glob("*.py")))
-    text = source.read_text() + json.dumps(parameters, sort_keys=True) + code
+    from .profiles import GPU_RESULTS  # the full-scale chapter reads the committed GPU measurements
+
+    measured = GPU_RESULTS.read_text() if GPU_RESULTS.exists() else ""
+    text = source.read_text() + json.dumps(parameters, sort_keys=True) + code + measured
     return hashlib.sha256(text.encode()).hexdigest()
 
 

@@ -260,8 +260,8 @@ def _run_challenge(args: argparse.Namespace) -> int:
 
     from .adversarial import challenge, load_challenge_data
     from .classes import CLASS_FOLDERS
+    from .inference import default_device
     from .io import atomic_write_text
-    from .train import default_device
 
     model, name, _ = _load_model(args)
     foregrounds, backgrounds = load_challenge_data(args.data, args.split)

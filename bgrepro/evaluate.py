@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 
 from .classes import NUM_CLASSES, VARIANTS
 from .datasets import ImageSet, load_variant
+from .inference import Inference
 
 #: Extra test sets evaluated when present beside the variants (IN-9L's val split).
 EXTRA_SETS = ("in9l",)
@@ -37,20 +38,10 @@ def available_variants(root: Path, split: str = "val") -> list[str]:
     return [v for v in (*VARIANTS, *EXTRA_SETS) if (Path(root) / v / split).is_dir()]
 
 
-@torch.no_grad()
-def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int = 256, device=None) -> torch.Tensor:
-    """Predicted class of every uint8 image (N, 3, H, W)."""
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    cuda = device.type == "cuda"
-    model = model.to(device).eval()
-    preds = []
-    for k in range(0, len(images), batch_size):
-        x = images[k:k + batch_size].to(device).float().div_(255)
-        if cuda:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
-            preds.append(model(x).argmax(1).cpu())
-    return torch.cat(preds)
+def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int | None = None, device=None,
+            precision: str = "fp32", inference: Inference | None = None) -> torch.Tensor:
+    """Predicted class of every uint8 image (N, 3, H, W), on CUDA when available (or `device`)."""
+    return (inference or Inference.at(device, precision, batch_size)).predict(model, images)
 
 
 def accuracy_report(preds: torch.Tensor, labels: torch.Tensor) -> dict:
@@ -62,15 +53,16 @@ def accuracy_report(preds: torch.Tensor, labels: torch.Tensor) -> dict:
 
 
 def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
-             batch_size: int = 256, device=None, progress: bool = False) -> dict:
+             batch_size: int | None = None, device=None, progress: bool = False, precision: str = "fp32") -> dict:
     """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap."""
+    inference = Inference.at(device, precision, batch_size)
     variants = variants or available_variants(root, split)
     if not variants:
         raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
     result = {"accuracy": {}, "per_class": {}, "n": {}}
     for variant in tqdm(variants, desc="evaluate", disable=not progress):
         data = test_set(root, variant, split)
-        report = accuracy_report(predict(model, data.images, batch_size, device), data.labels)
+        report = accuracy_report(predict(model, data.images, inference=inference), data.labels)
         result["accuracy"][variant] = report["accuracy"]
         result["per_class"][variant] = report["per_class"]
         result["n"][variant] = report["n"]

@@ -27,9 +27,10 @@ from .adversarial import challenge, load_challenge_data
 from .classes import NUM_CLASSES
 from .datasets import ImageSet
 from .evaluate import evaluate
+from .inference import default_device
 from .models import imagenet_model, load_checkpoint
 from .results import cached, config_hash, results_dir
-from .train import TrainConfig, default_device, train
+from .train import TrainConfig, train
 
 FOREGROUND_VARIANTS = ("original", "mixed_same", "mixed_rand", "mixed_next", "only_fg")
 TABLE2_ROWS = ("original", "only_bg_t", "mixed_same", "mixed_rand")

@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .classes import NUM_CLASSES
+from .inference import Inference
 from .models import Normalize, feature_trunk
 
 THRESHOLDS = np.linspace(0, 1, 101)[:-1]  # map thresholds for boxes (0, 0.01, ..., 0.99)
@@ -118,11 +119,12 @@ def backbone(spec: str, weights: Path | None = None) -> torch.nn.Module:
 @torch.inference_mode()
 def features(net: torch.nn.Module, images: torch.Tensor, batch_size: int = 128, device=None,
              progress: bool = False):
-    """Yield feature maps (float32, on the CPU) of uint8 images (N, 3, H, W), batch by batch."""
-    device = torch.device(device) if device is not None else next(net.parameters()).device
-    net = net.to(device)
-    for k in tqdm(range(0, len(images), batch_size), desc="features", disable=not progress):
-        x = images[k:k + batch_size].to(device).float().div_(255)
+    """Yield feature maps (float32, on the CPU) of uint8 images (N, 3, H, W), batch by batch, computed on
+    CUDA when available (or `device`)."""
+    inference = Inference.at(device, batch_size=batch_size)
+    net = inference.prepare(net)
+    for _, x in tqdm(inference.batches(images), total=-(-len(images) // batch_size), desc="features",
+                     disable=not progress):
         with torch.inference_mode():  # a frozen backbone: no autograd graph to keep
             feats = net(x).float().cpu()
         yield feats

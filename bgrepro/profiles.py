@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import pandas as pd
 
 #: Environment variable that selects the profile when none is passed explicitly.
 PROFILE_ENV = "BGREPRO_PROFILE"
@@ -94,6 +98,14 @@ PROFILES: dict[str, Profile] = {
         table_archs=("alexnet", "shufflenet_v2", "resnet50", "wide_resnet50_2", "vgg16_bn"),
     ),
 }
+#: The full profile's code path on a handful of images: 224 px, the full profile's architectures, one
+#: epoch. The tests run every chapter under it so that the full scale's code never rots.
+_FULL = PROFILES["full"]
+PROFILES["fullcheck"] = Profile(
+    name="fullcheck", image_size=_FULL.image_size, train_per_class=2, test_per_class=2, arch=_FULL.arch, epochs=1,
+    batch_size=8, lr=0.01, weight_decay=_FULL.weight_decay, gpu=False, zoo_archs=_FULL.zoo_archs, zoo_epochs=(1,),
+    table_archs=_FULL.table_archs, challenge_pairs_per_class=_FULL.challenge_pairs_per_class,
+)
 
 
 def get_profile(name: str | None = None) -> Profile:
@@ -105,3 +117,61 @@ def get_profile(name: str | None = None) -> Profile:
         raise ValueError(
             f"unknown profile {name!r}; choose one of {', '.join(PROFILES)}"
         ) from None
+
+
+#: The GPU benchmark's committed results (bench/gpu.py on a lent GPU), beside the package in a checkout.
+GPU_RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "gpu.json"
+
+
+def gpu_measurements(path: Path = GPU_RESULTS) -> dict | None:
+    """The committed GPU benchmark results, or None where the file is not there (an installed package)."""
+    return json.loads(Path(path).read_text()) if Path(path).exists() else None
+
+
+def gpu_rates(measured: dict) -> pd.DataFrame:
+    """Images (or maps) per second of each measured stage, on the GPU that measured it."""
+    train = measured["train"]
+    rows = {
+        "training: bgrepro (set on the GPU)": train["images_per_second"],
+        "training: bgrepro (streamed from the host)": train.get("streaming_images_per_second"),
+        "training: ImageFolder + DataLoader": train["baseline_images_per_second"],
+        "training: same step on random GPU tensors": train["gpu_only_images_per_second"],
+        "Grad-CAM maps": measured.get("saliency", {}).get("maps_per_second"),
+        "RPS estimation": measured.get("localize", {}).get("estimate_images_per_second"),
+        "RPS maps": measured.get("localize", {}).get("map_images_per_second"),
+        "challenge composites": measured.get("challenge", {}).get("composites_per_second"),
+    }
+    return pd.DataFrame({"per second": {k: v for k, v in rows.items() if v is not None}})
+
+
+def chapter_models(profile: Profile) -> dict[str, list[tuple[str, str]]]:
+    """The models each chapter trains under a profile (a model shared by chapters counts once, first)."""
+    seen: set[tuple[str, str]] = set()
+    plan = {
+        "backgrounds_suffice": [(profile.arch, v) for v in ("only_bg_b", "only_bg_t", "no_fg")],
+        "bg_gap": [(a, "original") for a in profile.table_archs],
+        "mixed_rand": [(profile.arch, v) for v in ("original", "mixed_rand", "mixed_rand (on the fly)")],
+        "adversarial": [(profile.arch, "original")],
+        "progress": [(a, "original") for a in profile.zoo_archs],
+        "localization": [(profile.arch, "original")],
+    }
+    out = {}
+    for chapter, models in plan.items():
+        out[chapter] = [m for m in models if not (m in seen or seen.add(m))]
+    return out
+
+
+def full_budget(measured: dict, profile: str = "full") -> pd.DataFrame:
+    """Per chapter: the models it trains at `profile` and the minutes the measured rate gives for those of
+    the measured architecture (30 epochs over IN-9's training set, decoding included); other
+    architectures' rates are not measured and are listed, not guessed."""
+    p = get_profile(profile)
+    train = measured["train"]
+    per_model = (p.epochs * 9 * p.train_per_class / train["images_per_second"] + train["decode_seconds"]) / 60
+    rows = {}
+    for chapter, models in chapter_models(p).items():
+        timed = [m for m in models if m[0] == train["arch"]]
+        rows[chapter] = {"models trained": len(models), f"{train['arch']} models": len(timed),
+                         f"{train['arch']} training (min)": round(len(timed) * per_model, 1),
+                         "not measured": ", ".join(sorted({a for a, _ in models if a != train["arch"]})) or "-"}
+    return pd.DataFrame(rows).T

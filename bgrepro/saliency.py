@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .inference import Inference
 from .models import feature_trunk
 
 
@@ -34,18 +35,17 @@ def gradcam(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor 
     """
     from captum.attr import LayerAttribution, LayerGradCam
 
-    device = torch.device(device) if device is not None else next(model.parameters()).device
-    model = model.to(device).eval()
+    inference = Inference.at(device, batch_size=batch_size)
+    model = inference.prepare(model)
     explainer = LayerGradCam(model, layer or gradcam_layer(model))
     maps = []
-    for k in tqdm(range(0, len(images), batch_size), desc="grad-cam", disable=not progress):
-        x = images[k:k + batch_size].to(device)
-        x = x.float().div(255) if x.dtype == torch.uint8 else x.float()
+    for k, x in tqdm(inference.batches(images), total=-(-len(images) // batch_size), desc="grad-cam",
+                     disable=not progress):
         if targets is None:
             with torch.no_grad():
                 target = model(x).argmax(1)
         else:
-            target = targets[k:k + batch_size].to(device)
+            target = targets[k:k + batch_size].to(inference.device)
         attr = explainer.attribute(x, target=target, relu_attributions=True)
         up = LayerAttribution.interpolate(attr, tuple(x.shape[2:]), "bilinear")
         maps.append(up.clamp_(min=0)[:, 0].detach().cpu())

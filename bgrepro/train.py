@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 
 from .classes import NUM_CLASSES, VARIANTS
 from .datasets import BatchStream, load_variant
+from .inference import default_device
 from .io import atomic_write_text
 from .models import create_model, save_checkpoint
 from .profiles import get_profile
@@ -73,11 +74,6 @@ class TrainConfig:
     def as_dict(self) -> dict:
         """Plain-dict form (for records and checkpoints)."""
         return asdict(self)
-
-
-def default_device() -> torch.device:
-    """CUDA when available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int, steps_per_epoch: int):
