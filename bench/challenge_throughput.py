@@ -47,10 +47,7 @@ def main() -> None:
         t0 = time.perf_counter()
         fgs, bgs = load_challenge_data(args.data)
         if args.limit:
-            from bgrepro.datasets import ImageSet
-
-            fgs = ImageSet(fgs.images[:args.limit], fgs.labels[:args.limit], fgs.ids[:args.limit],
-                           fgs.masks[:args.limit])
+            fgs = fgs.subset(range(args.limit))
         fast = challenge(model, fgs, bgs, device=device, precision=precision, progress=True)
         seconds = time.perf_counter() - t0
         results[precision] = fast

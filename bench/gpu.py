@@ -116,8 +116,10 @@ def stage_train(args, device) -> dict:
            "image_size": int(data.images.shape[-1]), "precision": "bf16" if cuda else "fp32",
            "decode_seconds": round(decode, 1), "decoded_gb": round(data.images.numel() / 1e9, 2)}
 
+    classes = len(data.classes)
+
     def timed(batches, warmup: int = 5) -> float:
-        model, opt = make(args.arch, device, cuda)
+        model, opt = make(args.arch, device, cuda, classes)
         seen, t = 0, None
         for k, (x, y) in enumerate(batches):
             if k == warmup:
@@ -140,7 +142,7 @@ def stage_train(args, device) -> dict:
         streaming = BatchStream(data, args.batch_size, device=device, resident=False)
         out["streaming_images_per_second"] = round(timed(epochs(streaming)), 1)
     x = torch.rand(args.batch_size, 3, args.size, args.size, device=device)
-    y = torch.randint(0, 9, (args.batch_size,), device=device)
+    y = torch.randint(0, classes, (args.batch_size,), device=device)
     out["gpu_only_images_per_second"] = round(timed((x, y) for _ in range(10**9)), 1)
     del data
     out["baseline_images_per_second"] = round(_baseline(args, device, timed), 1)
@@ -203,7 +205,7 @@ def stage_challenge(args, device) -> dict:
     t0 = time.perf_counter()
     fgs, bgs = load_challenge_data(root)
     if args.challenge_per_class:  # a stratified share of the foregrounds, each against every background
-        fgs = _first_per_class(fgs, args.challenge_per_class)
+        fgs = fgs.first_per_class(args.challenge_per_class)
     full = challenge(model, fgs, bgs, device=device, precision=precision, progress=False)
     _sync(device)
     seconds = time.perf_counter() - t0
@@ -214,9 +216,9 @@ def stage_challenge(args, device) -> dict:
     # the official method on a stratified subset (the first foregrounds of every class), and bgrepro in
     # fp32 on the same subset: the fooled sets must be identical
     everything = load_challenge_data(root)[0]
-    subset = _first_per_class(everything, args.reference_per_class, positions=True)
+    subset = _first_per_class(everything, args.reference_per_class)
     reference = challenge_reference(model, root, device=device, subset=subset)
-    sub = _first_per_class(everything, args.reference_per_class)
+    sub = everything.subset(subset)
     exact = challenge(model, sub, bgs, device=device, precision="fp32", progress=False)
     per_fg = reference.seconds / len(subset)
     out["official_method"] = {
@@ -238,16 +240,11 @@ def stage_challenge(args, device) -> dict:
     return out
 
 
-def _first_per_class(data, per_class: int, positions: bool = False):
-    """The first `per_class` images of every class (their positions, or the ImageSet)."""
+def _first_per_class(data, per_class: int) -> list[int]:
+    """Positions of the first `per_class` images of every class."""
     import torch
 
-    from bgrepro.datasets import ImageSet
-
-    keep = sorted(int(i) for c in data.labels.unique() for i in torch.nonzero(data.labels == c).flatten()[:per_class])
-    if positions:
-        return keep
-    return ImageSet(data.images[keep], data.labels[keep], [data.ids[i] for i in keep], data.masks[keep])
+    return sorted(int(i) for c in data.labels.unique() for i in torch.nonzero(data.labels == c).flatten()[:per_class])
 
 
 def stage_saliency(args, device) -> dict:

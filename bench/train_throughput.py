@@ -20,6 +20,7 @@ import torch.nn.functional as F
 import torchvision
 from torchvision.transforms import v2
 
+from bgrepro import layout
 from bgrepro.datasets import BatchStream, load_variant
 from bgrepro.inference import default_device
 from bgrepro.models import create_model
@@ -35,9 +36,9 @@ def step(model, opt, x, y, cuda: bool) -> None:
     opt.step()
 
 
-def make(arch: str, device, cuda: bool):
+def make(arch: str, device, cuda: bool, num_classes: int):
     torch.manual_seed(0)
-    model = create_model(arch).to(device)
+    model = create_model(arch, num_classes).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
@@ -52,7 +53,7 @@ def baseline(data: Path, arch: str, epochs: int, batch_size: int, workers: int, 
     dataset = torchvision.datasets.ImageFolder(data / "original" / "train", transform=transform)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
                                          pin_memory=cuda, persistent_workers=workers > 0)
-    model, opt = make(arch, device, cuda)
+    model, opt = make(arch, device, cuda, len(dataset.classes))
     seen, t0 = 0, time.perf_counter()
     for _ in range(epochs):
         for x, y in loader:
@@ -65,7 +66,7 @@ def baseline(data: Path, arch: str, epochs: int, batch_size: int, workers: int, 
 
 def cached_pipeline(data: Path, arch: str, epochs: int, batch_size: int, device) -> tuple[float, float]:
     cuda = device.type == "cuda"
-    model, opt = make(arch, device, cuda)
+    model, opt = make(arch, device, cuda, len(layout.class_folders(data)))
     t0 = time.perf_counter()
     stream = BatchStream(load_variant(data, "original", "train"), batch_size, device=device)
     decode = time.perf_counter() - t0

@@ -26,8 +26,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import composite
-from .classes import CLASS_FOLDERS, NUM_CLASSES
+from . import composite, layout
 from .datasets import ImageSet, list_variant, load_variant
 from .inference import Inference
 from .io import read_image, read_mask
@@ -46,6 +45,8 @@ class ChallengeResult:
     seconds: float
     #: bool (N, M): background j fools foreground i; only with all_pairs
     pairs: np.ndarray | None = field(default=None, repr=False)
+    #: The dataset's class names, in label order.
+    classes: tuple[str, ...] = ()
 
     @property
     def challenge_accuracy(self) -> float:
@@ -61,10 +62,10 @@ class ChallengeResult:
     def fooled_ids(self) -> list[str]:
         return [i for i, f in zip(self.fg_ids, self.fooled) if f]
 
-    def per_class(self) -> list[float]:
-        """Fooled share of each class's foregrounds."""
-        return [float(self.fooled[self.fg_labels == c].mean()) if (self.fg_labels == c).any() else float("nan")
-                for c in range(NUM_CLASSES)]
+    def per_class(self) -> list[float | None]:
+        """Fooled share of each class's foregrounds (None for a class with no foreground)."""
+        return [float(self.fooled[self.fg_labels == c].mean()) if (self.fg_labels == c).any() else None
+                for c in range(len(self.classes))]
 
     def _need_pairs(self) -> np.ndarray:
         if self.pairs is None:
@@ -81,15 +82,14 @@ class ChallengeResult:
         n_other = np.array([(self.fg_labels != c).sum() for c in self.bg_labels])
         return self.background_counts() / np.maximum(n_other, 1)
 
-    def class_fooling(self) -> list[float]:
+    def class_fooling(self) -> list[float | None]:
         """For each class c: share of the other classes' foregrounds fooled by some background of class c
         (the paper: 66.55% of non-insect foregrounds can be fooled by some insect background)."""
         pairs = self._need_pairs()
         shares = []
-        for c in range(NUM_CLASSES):
+        for c in range(len(self.classes)):
             bgs, fgs = self.bg_labels == c, self.fg_labels != c
-            shares.append(float(pairs[np.ix_(fgs, bgs)].any(axis=1).mean()) if bgs.any() and fgs.any()
-                          else float("nan"))
+            shares.append(float(pairs[np.ix_(fgs, bgs)].any(axis=1).mean()) if bgs.any() and fgs.any() else None)
         return shares
 
     def to_json(self) -> dict:
@@ -100,7 +100,8 @@ class ChallengeResult:
             "n_foregrounds": len(self.fg_ids),
             "n_backgrounds": len(self.bg_ids),
             "fooled_ids": self.fooled_ids,
-            "fooled_per_class": dict(zip(CLASS_FOLDERS, self.per_class())),
+            "classes": list(self.classes),
+            "fooled_per_class": dict(zip(self.classes, self.per_class())),
             "composites": int(self.composites),
             "seconds": round(self.seconds, 3),
             "all_pairs": self.pairs is not None,
@@ -110,17 +111,16 @@ class ChallengeResult:
             out["background_labels"] = [int(v) for v in self.bg_labels]
             out["background_counts"] = [int(v) for v in self.background_counts()]
             out["background_rates"] = [float(v) for v in self.background_rates()]
-            out["class_fooling"] = dict(zip(CLASS_FOLDERS, self.class_fooling()))
+            out["class_fooling"] = dict(zip(self.classes, self.class_fooling()))
         return out
 
 
 def load_challenge_data(root: Path, split: str = "val") -> tuple[ImageSet, ImageSet]:
     """Foregrounds (Original images with fg_mask masks) and Only-BG-T backgrounds of a dataset split."""
-    root = Path(root)
-    for need in ("original", "fg_mask", "only_bg_t"):
-        if not (root / need / split).is_dir():
-            raise FileNotFoundError(f"{root / need / split}: missing; the challenge needs original/, fg_mask/ "
-                                    "and only_bg_t/ (build them with `bgrepro build`)")
+    for need in ("original", layout.MASKS, "only_bg_t"):
+        if not layout.split_dir(root, need, split).is_dir():
+            raise FileNotFoundError(f"{layout.split_dir(root, need, split)}: missing; the challenge needs original/, "
+                                    "fg_mask/ and only_bg_t/ (build them with `bgrepro build`)")
     foregrounds = load_variant(root, "original", split, with_masks=True)
     try:
         backgrounds = load_variant(root, "only_bg_t", split)
@@ -132,14 +132,15 @@ def load_challenge_data(root: Path, split: str = "val") -> tuple[ImageSet, Image
     return foregrounds, backgrounds
 
 
-def _check_outputs(model: torch.nn.Module, probe: torch.Tensor) -> None:
+def _check_outputs(model: torch.nn.Module, probe: torch.Tensor, num_classes: int) -> None:
     with torch.no_grad():
         n_out = model(probe).shape[1]
-    if n_out == 1000:
-        raise ValueError("the model has 1000 outputs (an ImageNet model) but no IN-9 class mapping: wrap it in "
-                         "bgrepro.models.IN9Mapped (the CLI does this for --arch A --pretrained)")
-    if n_out not in (NUM_CLASSES, NUM_CLASSES + 1):
-        raise ValueError(f"the model has {n_out} outputs; the challenge needs {NUM_CLASSES} IN-9 logits")
+    if n_out == 1000 and num_classes != 1000:
+        raise ValueError("the model has 1000 outputs (an ImageNet model) but no class mapping to the data's "
+                         f"{num_classes} classes: wrap it in bgrepro.models.IN9Mapped for IN-9 data")
+    # a mapped ImageNet model has one more logit, "no class", which always counts as wrong
+    if n_out not in (num_classes, num_classes + 1):
+        raise ValueError(f"the model has {n_out} outputs but the data has {num_classes} classes")
 
 
 class _Scorer:
@@ -158,7 +159,8 @@ class _Scorer:
         self.masks = foregrounds.masks.to(self.device)
         self.bg = backgrounds.images.to(self.device)
         self.batch_size = self.inference.batch_size
-        _check_outputs(self.model, self.inference.floats(self.fg[:1]))
+        self.num_classes = len(foregrounds.classes)
+        _check_outputs(self.model, self.inference.floats(self.fg[:1]), self.num_classes)
 
     @torch.inference_mode()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -200,7 +202,7 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
     """
     t0 = time.perf_counter()
     scorer = _Scorer(model, foregrounds, backgrounds, device, batch_size, precision)
-    n, m = len(foregrounds), len(backgrounds)
+    n, m, k = len(foregrounds), len(backgrounds), scorer.num_classes
     labels = foregrounds.labels.to(scorer.device)
     composites = 0
     pairs = None
@@ -221,18 +223,18 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
         bar = tqdm(total=n, desc="challenge", unit="fg", disable=not progress)
         # pilot: a few foregrounds per class meet every background; how often each background fools
         # them orders the backgrounds for the rest (their own answers are exact, as in all_pairs)
-        pilots = torch.cat([torch.nonzero(labels == c).flatten()[:pilot] for c in range(NUM_CLASSES)])
-        rates = torch.zeros(NUM_CLASSES, m, device=scorer.device)
+        pilots = torch.cat([torch.nonzero(labels == c).flatten()[:pilot] for c in range(k)])
+        rates = torch.zeros(k, m, device=scorer.device)
         if len(pilots):
             wrong = scorer.wrong_on_every_background(pilots, labels)
             composites += len(pilots) * m
             fooled_t[pilots] = wrong.any(1)
             rates.index_add_(0, labels[pilots], wrong.float())
-            rates /= torch.bincount(labels[pilots], minlength=NUM_CLASSES).clamp(min=1)[:, None]
+            rates /= torch.bincount(labels[pilots], minlength=k).clamp(min=1)[:, None]
             bar.update(len(pilots))
         # class c's order: the pilots' fooling rate for class c, then for any class, then the
         # background alone's (low) probability of class c
-        probs = scorer.background_probabilities()[:, :NUM_CLASSES].T
+        probs = scorer.background_probabilities()[:, :k].T
         composites += m
         score = rates + 0.5 * rates.mean(0, keepdim=True) + 1e-3 * (1 - probs)
         order = torch.argsort(score, dim=1, descending=True, stable=True)  # (K, M)
@@ -257,7 +259,7 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
     return ChallengeResult(
         fg_ids=list(foregrounds.ids), fg_labels=foregrounds.labels.numpy().copy(), bg_ids=list(backgrounds.ids),
         bg_labels=backgrounds.labels.numpy().copy(), fooled=fooled, composites=composites,
-        seconds=time.perf_counter() - t0, pairs=pairs,
+        seconds=time.perf_counter() - t0, pairs=pairs, classes=tuple(foregrounds.classes),
     )
 
 
@@ -274,13 +276,14 @@ def challenge_reference(model: torch.nn.Module, root: Path, split: str = "val", 
     """
     t0 = time.perf_counter()
     model = model.to(device).eval()
-    fg_items = list_variant(root, "original", split)
+    classes = layout.class_folders(root)
+    fg_items = list_variant(root, "original", split, classes)
     fg_items = [fg_items[i] for i in subset] if subset is not None else fg_items[:limit]
-    bg_items = list_variant(root, "only_bg_t", split)
+    bg_items = list_variant(root, "only_bg_t", split, classes)
     fooled, composites = [], 0
     for path, label in tqdm(fg_items, desc="challenge (reference)", disable=not progress):
         image = torch.from_numpy(read_image(path)).permute(2, 0, 1).float().div(255)
-        mask_file = Path(root) / "fg_mask" / split / CLASS_FOLDERS[label] / f"{path.stem}.npy"
+        mask_file = layout.mask_path(root, split, path.parent.name, path.stem)
         mask = torch.from_numpy(read_mask(mask_file, image.shape[1:])).float()[None]
         hit = False
         for k in range(0, len(bg_items), batch_size):
@@ -293,8 +296,10 @@ def challenge_reference(model: torch.nn.Module, root: Path, split: str = "val", 
                 hit = True
                 break
         fooled.append(hit)
+    name = lambda p: f"{p.parent.name}/{p.stem}"  # noqa: E731 - the ImageSet's ids
     return ChallengeResult(
-        fg_ids=[p.stem for p, _ in fg_items], fg_labels=np.array([lab for _, lab in fg_items]),
-        bg_ids=[p.stem for p, _ in bg_items], bg_labels=np.array([lab for _, lab in bg_items]),
+        fg_ids=[name(p) for p, _ in fg_items], fg_labels=np.array([lab for _, lab in fg_items]),
+        bg_ids=[name(p) for p, _ in bg_items], bg_labels=np.array([lab for _, lab in bg_items]),
         fooled=np.array(fooled, dtype=bool), composites=composites, seconds=time.perf_counter() - t0,
+        classes=classes,
     )

@@ -73,10 +73,14 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
         t0 = time.perf_counter()
         notebook = jupytext.read(source)
         notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-        for cell in notebook.cells:  # pages show the values that ran (papermill's injected cell), not defaults
+        for cell in notebook.cells:
+            if cell.cell_type != "code":
+                continue
             tags = cell.metadata.setdefault("tags", [])
             if "parameters" in tags and "remove-cell" not in tags:
-                tags.append("remove-cell")
+                tags.append("remove-cell")  # pages show the values that ran (papermill's injected cell)
+            elif not {"remove-cell", "remove-input", "hide-input"} & set(tags):
+                tags.append("hide-input")  # a page reads as text, tables and figures; code one click away
         raw = out / f".{name}.input.ipynb"
         jupytext.write(notebook, raw, fmt="ipynb")
         partial = out / f".{name}.partial.ipynb"

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import composite
+from . import composite, layout
 from .classes import VARIANTS
 from .io import (
     atomic_write_bytes,
@@ -44,7 +44,7 @@ from .sources import Record, Source
 SINGLE_VARIANTS = ("original", "only_bg_b", "only_bg_t", "no_fg", "only_fg")
 MIXED_VARIANTS = ("mixed_same", "mixed_rand", "mixed_next")
 MANIFEST_COLUMNS = ("variant", "split", "path", "label", "fg_id", "fg_class", "bg_id", "bg_class")
-SPLIT_ORDER = ("train", "val")
+SPLIT_ORDER = layout.SPLITS
 
 
 def parse_variants(text: str) -> tuple[str, ...]:
@@ -75,7 +75,7 @@ class BuildReport:
         rate = (self.written + self.skipped) / max(self.seconds, 1e-9)
         lines = [f"built {self.out} in {self.seconds:.1f}s: {self.written} files written, "
                  f"{self.skipped} already there ({rate:.0f} files/s)"]
-        order = ("fg_mask", *VARIANTS)
+        order = (layout.MASKS, *VARIANTS)
         for (variant, split), n in sorted(self.counts.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
             lines.append(f"  {variant:<11} {split:<5} {n}")
         if self.rejections:
@@ -93,22 +93,18 @@ def _ext(fmt: str) -> str:
 
 
 def _out_path(out: Path, variant: str, split: str, folder: str, sample_id: str, fmt: str) -> Path:
-    if variant == "fg_mask":
-        return out / "fg_mask" / split / folder / f"{sample_id}.npy"
-    return out / variant / split / folder / f"{sample_id}.{_ext(fmt)}"
-
-
-def _meta_path(out: Path, split: str, sample_id: str) -> Path:
-    return out / ".build" / split / f"{sample_id}.json"
+    if variant == layout.MASKS:
+        return layout.mask_path(out, split, folder, sample_id)
+    return layout.image_path(out, variant, split, folder, sample_id, _ext(fmt))
 
 
 def _single(record: Record) -> tuple[dict, int]:
     """Phase 1 for one source image; returns its record and how many files were written."""
     source: Source = _STATE["source"]
     out, fmt, variants = _STATE["out"], _STATE["fmt"], _STATE["single"]
-    meta_file = _meta_path(out, record.split, record.id)
     folder = source.classes[record.label]
-    targets = {v: _out_path(out, v, record.split, folder, record.id, fmt) for v in ("fg_mask", *variants)}
+    meta_file = layout.build_state_path(out, record.split, folder, record.id)
+    targets = {v: _out_path(out, v, record.split, folder, record.id, fmt) for v in (layout.MASKS, *variants)}
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
         if meta["status"] == "rejected" or all(p.exists() for p in targets.values()):
@@ -131,7 +127,7 @@ def _single(record: Record) -> tuple[dict, int]:
     for variant, path in targets.items():
         if path.exists():
             continue
-        if variant == "fg_mask":
+        if variant == layout.MASKS:
             save_mask(path, sample.mask)
         else:
             atomic_write_bytes(path, encode_image(transforms[variant](), fmt))
@@ -153,7 +149,7 @@ def _mixed(task: tuple[str, dict, dict]) -> int:
     fg_file = _out_path(out, "original", fg["split"], source.classes[fg["label"]], fg["id"], fmt)
     bg_file = _out_path(out, "original", bg["split"], source.classes[bg["label"]], bg["id"], fmt)
     fg_image = read_image(fg_file)
-    fg_mask = read_mask(_out_path(out, "fg_mask", fg["split"], source.classes[fg["label"]], fg["id"], fmt),
+    fg_mask = read_mask(_out_path(out, layout.MASKS, fg["split"], source.classes[fg["label"]], fg["id"], fmt),
                         fg_image.shape[:2])
     bg_image = read_image(bg_file)
     if bg_image.shape != fg_image.shape:
@@ -260,7 +256,7 @@ def build(
 def _write_manifest(out, source, fmt, ok, variants, pairs, report) -> None:
     rows = []
     key = lambda m: (SPLIT_ORDER.index(m["split"]) if m["split"] in SPLIT_ORDER else 9, m["label"], m["id"])  # noqa: E731
-    for variant in ("fg_mask", *[v for v in VARIANTS if v in variants]):
+    for variant in (layout.MASKS, *[v for v in VARIANTS if v in variants]):
         if variant in MIXED_VARIANTS:
             items = sorted(((fg, bg) for (v, _), pl in pairs.items() if v == variant for fg, bg in pl),
                            key=lambda p: key(p[0]))
@@ -270,7 +266,7 @@ def _write_manifest(out, source, fmt, ok, variants, pairs, report) -> None:
             folder = source.classes[fg["label"]]
             path = _out_path(out, variant, fg["split"], folder, fg["id"], fmt).relative_to(out).as_posix()
             has_fg = variant not in ("only_bg_b", "only_bg_t", "no_fg")
-            has_bg = variant not in ("only_fg", "fg_mask")
+            has_bg = variant not in ("only_fg", layout.MASKS)
             rows.append([variant, fg["split"], path, fg["label"],
                          fg["id"] if has_fg else "", fg["label"] if has_fg else "",
                          bg["id"] if has_bg else "", bg["label"] if has_bg else ""])
@@ -279,7 +275,7 @@ def _write_manifest(out, source, fmt, ok, variants, pairs, report) -> None:
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)
     writer.writerows(rows)
-    atomic_write_text(out / "manifest.csv", buf.getvalue())
+    atomic_write_text(layout.manifest_path(out), buf.getvalue())
 
 
 def _write_rejections(out: Path, rejected: list[dict]) -> None:
@@ -293,7 +289,7 @@ def _write_rejections(out: Path, rejected: list[dict]) -> None:
 
 def read_manifest(root: Path) -> list[dict]:
     """Rows of a build's manifest.csv."""
-    path = Path(root) / "manifest.csv"
+    path = layout.manifest_path(root)
     if not path.exists():
         raise FileNotFoundError(f"{path}: no manifest.csv (was {root} made by `bgrepro build`?)")
     with open(path, newline="") as f:

@@ -7,6 +7,7 @@ import sys
 import time
 from pathlib import Path
 
+from . import layout
 from .profiles import PROFILES
 
 
@@ -106,7 +107,7 @@ def _run_build(args: argparse.Namespace) -> int:
 
     variants = parse_variants(args.variants)
     splits = tuple(s.strip() for s in args.splits.split(",")) if args.splits else None
-    if splits and any(s not in ("train", "val") for s in splits):
+    if splits and any(s not in layout.SPLITS for s in splits):
         raise ValueError(f"--splits must be a comma list of train,val, got {args.splits!r}")
     source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size,
                          fg_masks=args.fg_masks, missing_masks=args.missing_masks)
@@ -212,14 +213,26 @@ def _add_model_args(p) -> None:
 
 
 def _load_model(args: argparse.Namespace):
-    """(model, name, default record path) from --checkpoint or --arch A --pretrained."""
+    """(model, name, default record path) from --checkpoint or --arch A --pretrained; a checkpoint must
+    have been trained on the classes of --data."""
     from .models import imagenet_model, load_checkpoint
 
     if args.checkpoint:
         model, meta = load_checkpoint(args.checkpoint)
+        data_classes = list(layout.class_folders(args.data))
+        if meta["classes"] != data_classes:
+            raise ValueError(f"{args.checkpoint}: the model was trained on {len(meta['classes'])} classes "
+                             f"({', '.join(meta['classes'][:4])}{', ...' if len(meta['classes']) > 4 else ''}) "
+                             f"but {args.data} has {len(data_classes)} ({', '.join(data_classes[:4])}"
+                             f"{', ...' if len(data_classes) > 4 else ''})")
         return model, meta["arch"], args.checkpoint.parent
     if not args.pretrained:
         raise ValueError("--arch needs --pretrained (or pass a trained --checkpoint)")
+    from .classes import CLASS_FOLDERS
+
+    if layout.class_folders(args.data) != CLASS_FOLDERS:
+        raise ValueError(f"{args.data}: an ImageNet model is scored through the 1000 -> IN-9 class mapping, "
+                         "which needs IN-9's nine class folders; train a model on this data instead")
     return imagenet_model(args.arch, args.weights), args.arch, Path("results")
 
 
@@ -233,8 +246,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     result = evaluate(model, args.data, split=args.split)
     result["model"] = name
     default_record = where / ("eval.json" if args.checkpoint else f"eval-{name}.json")
-    atomic_write_text(args.record or default_record, json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result) if args.json else format_table(result))
+    atomic_write_text(args.record or default_record, json.dumps(result, indent=2, allow_nan=False) + "\n")
+    print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
     return 0
 
 
@@ -259,7 +272,6 @@ def _run_challenge(args: argparse.Namespace) -> int:
     import json
 
     from .adversarial import challenge, load_challenge_data
-    from .classes import CLASS_FOLDERS
     from .inference import default_device
     from .io import atomic_write_text
 
@@ -270,20 +282,21 @@ def _run_challenge(args: argparse.Namespace) -> int:
                        batch_size=args.batch_size, precision=args.precision, progress=not args.json)
     summary = {"model": name, **result.to_json()}
     if args.out:
-        atomic_write_text(args.out / "challenge.json", json.dumps(summary, indent=2) + "\n")
+        atomic_write_text(args.out / "challenge.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
         if args.all_pairs:
             from .plots import fooling_histogram, top_backgrounds
 
             top_backgrounds(summary, args.data, split=args.split, out=args.out / "top_backgrounds.png")
             fooling_histogram(summary, out=args.out / "fooling_histogram.png")
     if args.json:
-        print(json.dumps(summary))
+        print(json.dumps(summary, allow_nan=False))
         return 0
     print(f"{name}: challenge accuracy {100 * result.challenge_accuracy:.1f}% "
           f"({len(result.fooled_ids)} of {len(result.fg_ids)} foregrounds fooled by some of "
           f"{len(result.bg_ids)} backgrounds; {result.composites} composites in {result.seconds:.1f} s)")
-    for folder, share in zip(CLASS_FOLDERS, result.per_class()):
-        print(f"  {folder:<14} fooled {100 * share:5.1f}%")
+    width = max(len(c) for c in result.classes) + 2
+    for folder, share in zip(result.classes, result.per_class()):
+        print(f"  {folder:<{width}} fooled " + ("  (no foreground)" if share is None else f"{100 * share:5.1f}%"))
     return 0
 
 
@@ -322,11 +335,12 @@ def _run_localize(args: argparse.Namespace) -> int:
     from .io import atomic_write_text
 
     net = loc.backbone(args.backbone, args.weights)
-    official = (args.data / "original").is_dir()
+    official = layout.variant_dir(args.data, "original").is_dir()
 
     def images_of(root: Path, split: str):
-        if (root / "original").is_dir():
-            data = load_variant(root, "original", split, with_masks=(root / "fg_mask" / split).is_dir())
+        if layout.variant_dir(root, "original").is_dir():
+            masks = layout.split_dir(root, layout.MASKS, split).is_dir()
+            data = load_variant(root, "original", split, with_masks=masks)
             if args.size and data.images.shape[-1] != args.size:
                 import torch.nn.functional as F
 
@@ -348,7 +362,8 @@ def _run_localize(args: argparse.Namespace) -> int:
         rps = loc.RPS.load(args.rps)
     else:
         est_root = args.estimate_on or args.data
-        images, labels, _ = images_of(est_root, args.estimate_split if (est_root / "original").is_dir() else "")
+        official_est = layout.variant_dir(est_root, "original").is_dir()
+        images, labels, _ = images_of(est_root, args.estimate_split if official_est else "")
         if classifier is not None:
             labels = predict(classifier, images)
         elif args.class_wise == "none":
@@ -374,7 +389,7 @@ def _run_localize(args: argparse.Namespace) -> int:
             summary["caam"] = loc.localization_metrics(loc.activation_maps(net, images, None).numpy(), masks.numpy())
             summary["n_images"] = len(images)
     if args.write_masks:
-        root = args.data / "original" if official else args.data
+        root = layout.variant_dir(args.data, "original") if official else args.data
         if args.size:
             size = args.size
         elif official:  # the dataset's own image size

@@ -28,10 +28,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from . import composite
-from .classes import CLASS_FOLDERS
+from . import composite, layout
 from .io import read_image, read_mask
-from .sources import class_dirs, images_in
+from .sources import class_dirs
 
 
 @dataclass
@@ -39,9 +38,11 @@ class ImageSet:
     """Decoded images of one variant and split."""
 
     images: torch.Tensor  # uint8 (N, 3, H, W)
-    labels: torch.Tensor  # int64 (N,)
-    ids: list[str]
+    labels: torch.Tensor  # int64 (N,): indices into `classes`
+    ids: list[str]  # "<class folder>/<file stem>": unique even where file names repeat across classes
     masks: torch.Tensor | None = None  # bool (N, H, W)
+    #: The dataset's class folder names, in label order.
+    classes: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -49,13 +50,30 @@ class ImageSet:
     def to(self, device) -> ImageSet:
         """The same set on another device."""
         return ImageSet(self.images.to(device), self.labels.to(device), self.ids,
-                        None if self.masks is None else self.masks.to(device))
+                        None if self.masks is None else self.masks.to(device), self.classes)
+
+    def subset(self, keep) -> ImageSet:
+        """The images at the given positions, in that order."""
+        keep = torch.as_tensor(keep, dtype=torch.long)
+        return ImageSet(self.images[keep], self.labels[keep], [self.ids[int(i)] for i in keep],
+                        None if self.masks is None else self.masks[keep], self.classes)
+
+    def first_per_class(self, per_class: int | None) -> ImageSet:
+        """The first `per_class` images of each class (all of them when None)."""
+        if per_class is None:
+            return self
+        keep = torch.cat([torch.nonzero(self.labels == c).flatten()[:per_class] for c in range(len(self.classes))])
+        return self.subset(keep.sort().values)
 
 
-def list_variant(root: Path, variant: str, split: str, classes=CLASS_FOLDERS) -> list[tuple[Path, int]]:
-    """(image path, label) of every image of a variant and split, in a fixed order."""
-    base = Path(root) / variant / split
-    items = [(p, label) for label, folder in class_dirs(base, classes, allow_missing=True) for p in images_in(folder)]
+def list_variant(root: Path, variant: str, split: str, classes: tuple[str, ...] | None = None
+                 ) -> list[tuple[Path, int]]:
+    """(image path, label) of every image of a variant and split, in a fixed order; labels index the
+    dataset's classes (its sorted class folders, or `classes`)."""
+    classes = classes or layout.class_folders(root)
+    base = layout.split_dir(root, variant, split)
+    items = [(p, label) for label, folder in class_dirs(base, classes, allow_missing=True)
+             for p in layout.images_in(folder)]
     if not items:
         raise ValueError(f"{base}: no images")
     return items
@@ -105,11 +123,12 @@ def load_variant(root: Path, variant: str, split: str, with_masks: bool = False,
                  threads: int | None = None) -> ImageSet:
     """Decode a variant's split once into uint8 (in memory, or memory-mapped when it does not fit),
     with fg_mask masks if asked."""
-    items = list_variant(root, variant, split)
+    classes = layout.class_folders(root)
+    items = list_variant(root, variant, split, classes)
     threads = threads or min(16, os.cpu_count() or 1)  # decoders release the GIL
     h, w, _ = read_image(items[0][0]).shape
     shape = (len(items), 3, h, w)
-    base = Path(root) / variant / split
+    base = layout.split_dir(root, variant, split)
 
     def fill(images: torch.Tensor) -> None:
         def one(i: int) -> None:
@@ -128,10 +147,10 @@ def load_variant(root: Path, variant: str, split: str, with_masks: bool = False,
     else:
         images = _disk_cache(items, shape, fill)
     labels = torch.tensor([label for _, label in items], dtype=torch.long)
-    ids = [p.stem for p, _ in items]
+    ids = [f"{p.parent.name}/{p.stem}" for p, _ in items]
     masks = None
     if with_masks:
-        mask_files = [Path(root) / "fg_mask" / split / CLASS_FOLDERS[label] / f"{p.stem}.npy" for p, label in items]
+        mask_files = [layout.mask_path(root, split, p.parent.name, p.stem) for p, _ in items]
         masks = torch.empty((len(items), h, w), dtype=torch.bool)
 
         def one_mask(i: int) -> None:
@@ -139,7 +158,7 @@ def load_variant(root: Path, variant: str, split: str, with_masks: bool = False,
 
         with ThreadPoolExecutor(threads) as pool:
             list(pool.map(one_mask, range(len(items))))
-    return ImageSet(images, labels, ids, masks)
+    return ImageSet(images, labels, ids, masks, classes)
 
 
 def mask_boxes(masks: torch.Tensor) -> torch.Tensor:

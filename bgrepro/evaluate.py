@@ -12,7 +12,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from .classes import NUM_CLASSES, VARIANTS
+from . import layout
+from .classes import VARIANTS
 from .datasets import ImageSet, load_variant
 from .inference import Inference
 
@@ -27,7 +28,7 @@ def _cached_set(root: str, variant: str, split: str, stamp: tuple[float, ...]) -
 
 def test_set(root: Path, variant: str, split: str = "val") -> ImageSet:
     """A decoded test set, cached in memory while its folder is unchanged."""
-    folder = Path(root) / variant / split
+    folder = layout.split_dir(root, variant, split)
     # a file written or replaced (atomic rename) in a class folder changes that folder's mtime
     stamp = tuple(p.stat().st_mtime for p in (folder, *sorted(folder.iterdir())) if p.is_dir())
     return _cached_set(str(root), variant, split, stamp)
@@ -35,7 +36,7 @@ def test_set(root: Path, variant: str, split: str = "val") -> ImageSet:
 
 def available_variants(root: Path, split: str = "val") -> list[str]:
     """The variants (and extra sets) that a dataset folder has for a split."""
-    return [v for v in (*VARIANTS, *EXTRA_SETS) if (Path(root) / v / split).is_dir()]
+    return [v for v in (*VARIANTS, *EXTRA_SETS) if layout.split_dir(root, v, split).is_dir()]
 
 
 def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int | None = None, device=None,
@@ -44,11 +45,11 @@ def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int | None
     return (inference or Inference.at(device, precision, batch_size)).predict(model, images)
 
 
-def accuracy_report(preds: torch.Tensor, labels: torch.Tensor) -> dict:
-    """Overall and per-class accuracy of predictions."""
+def accuracy_report(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
+    """Overall and per-class accuracy of predictions (None for a class with no image)."""
     correct = preds == labels
     per_class = [float(correct[labels == c].float().mean()) if (labels == c).any() else None
-                 for c in range(NUM_CLASSES)]
+                 for c in range(num_classes)]
     return {"accuracy": float(correct.float().mean()), "per_class": per_class, "n": int(len(labels))}
 
 
@@ -59,12 +60,13 @@ def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = No
     variants = variants or available_variants(root, split)
     if not variants:
         raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
-    result = {"accuracy": {}, "per_class": {}, "n": {}}
+    result = {"accuracy": {}, "per_class": {}, "n": {}, "classes": None}
     for variant in tqdm(variants, desc="evaluate", disable=not progress):
         data = test_set(root, variant, split)
-        report = accuracy_report(predict(model, data.images, inference=inference), data.labels)
+        report = accuracy_report(predict(model, data.images, inference=inference), data.labels, len(data.classes))
+        result["classes"] = list(data.classes)
         result["accuracy"][variant] = report["accuracy"]
-        result["per_class"][variant] = report["per_class"]
+        result["per_class"][variant] = dict(zip(data.classes, report["per_class"]))
         result["n"][variant] = report["n"]
     acc = result["accuracy"]
     result["bg_gap"] = acc["mixed_same"] - acc["mixed_rand"] if {"mixed_same", "mixed_rand"} <= acc.keys() else None

@@ -21,11 +21,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import torch
 
+from . import layout
 from .adversarial import challenge, load_challenge_data
-from .classes import NUM_CLASSES
-from .datasets import ImageSet
 from .evaluate import evaluate
 from .inference import default_device
 from .models import imagenet_model, load_checkpoint
@@ -106,16 +104,6 @@ def mixed_rand_training(data: Path, profile: str | None = None, seed: int = 0, *
     return frame
 
 
-def stratified(data: ImageSet, per_class: int | None) -> ImageSet:
-    """The first `per_class` images of each class (all of them when None)."""
-    if per_class is None:
-        return data
-    keep = torch.cat([torch.nonzero(data.labels == c).flatten()[:per_class] for c in range(NUM_CLASSES)])
-    keep = keep.sort().values
-    return ImageSet(data.images[keep], data.labels[keep], [data.ids[i] for i in keep],
-                    None if data.masks is None else data.masks[keep])
-
-
 def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = None, precision: str = "auto",
                             progress: bool = True) -> dict:
     """The backgrounds challenge of the model trained by `config`, on its data's test split.
@@ -134,7 +122,7 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
         exact = challenge(model, foregrounds, backgrounds, device=device, precision=precision, progress=progress)
         every = None
         if pairs_per_class != 0:
-            every = challenge(model, stratified(foregrounds, pairs_per_class), backgrounds, all_pairs=True,
+            every = challenge(model, foregrounds.first_per_class(pairs_per_class), backgrounds, all_pairs=True,
                               device=device, precision=precision, progress=progress).to_json()
         return {"challenge": exact.to_json(), "pairs": every,
                 "clean_accuracy": record["metrics"]["evaluation"]["accuracy"]["original"]}
@@ -146,7 +134,6 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
 def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = True) -> pd.DataFrame:
     """Share (%) of positive Grad-CAM saliency on the foreground mask, mean over the Original test set
     and per class, for each named trained model (paper claim 4: higher after Mixed-Rand training)."""
-    from .classes import CLASS_NAMES
     from .datasets import load_variant
     from .saliency import foreground_share, gradcam
 
@@ -160,11 +147,12 @@ def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = Tru
             share = foreground_share(gradcam(model, data.images, progress=progress), data.masks)
             labels = data.labels.numpy()
             return {"mean": float(np.nanmean(share)), "fg_fraction": float(data.masks.float().mean()),
-                    "per_class": [float(np.nanmean(share[labels == c])) for c in range(NUM_CLASSES)]}
+                    "classes": list(data.classes),
+                    "per_class": [float(np.nanmean(share[labels == c])) for c in range(len(data.classes))]}
 
         m = cached("saliency", config.as_dict(), compute)["metrics"]
         columns[name] = {"all test images": 100 * m["mean"], "mask area (chance)": 100 * m["fg_fraction"],
-                         **{c: 100 * v for c, v in zip(CLASS_NAMES, m["per_class"])}}
+                         **{layout.short_name(c): 100 * v for c, v in zip(m["classes"], m["per_class"])}}
     return pd.DataFrame(columns)
 
 
@@ -188,10 +176,11 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", tru
         train_set = load_variant(cfg["data"], "original", "train")
         test = load_variant(cfg["truth"] or cfg["data"], "original", "val", with_masks=True)
         t0 = time.perf_counter()
-        rps = loc.estimate(net, train_set.images, train_set.labels)
+        k = len(train_set.classes)
+        rps = loc.estimate(net, train_set.images, train_set.labels, num_classes=k)
         seconds = time.perf_counter() - t0
         classifier, _ = load_checkpoint(checkpoint)
-        rps_pred = loc.estimate(net, train_set.images, predict(classifier, train_set.images))
+        rps_pred = loc.estimate(net, train_set.images, predict(classifier, train_set.images), num_classes=k)
         other = loc.estimate(net, load_variant(cfg["data"], transfer_from, "train").images)
         masks = test.masks.numpy()
         test_pred = predict(classifier, test.images)
@@ -225,7 +214,7 @@ def mask_quality(synthetic: Path, config: TrainConfig, threshold: float = 0.5, p
 
     def compute(cfg: dict) -> dict:
         data = load_variant(cfg["synthetic"], "original", "val", with_masks=True)
-        boxes = {r["id"]: (r["xmin"], r["ymin"], r["xmax"], r["ymax"])
+        boxes = {f"{r['class_folder']}/{r['id']}": (r["xmin"], r["ymin"], r["xmax"], r["ymax"])
                  for r in read_annotations(cfg["synthetic"]) if r["split"] == "val"}
         images = data.images.permute(0, 2, 3, 1).numpy()
         grabcut = np.stack([composite.grabcut_mask(img, boxes[i]) for img, i in zip(images, data.ids)])

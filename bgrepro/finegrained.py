@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .classes import CLASS_NAMES
+from . import layout
 from .evaluate import predict, test_set
 
 VARIANTS_USED = ("original", "only_fg", "only_bg_t", "mixed_rand")
@@ -54,6 +54,7 @@ def correctness(model, root: Path, split: str = "val", device=None) -> pd.DataFr
                          f"({len(missing)} such ids); build all four variants from the same images")
     table = table.astype(bool)
     table.insert(0, "label", labels.reindex(table.index).astype(int))
+    table.attrs["classes"] = list(data.classes)
     return table
 
 
@@ -76,7 +77,8 @@ def summary(table: pd.DataFrame, by_class: bool = False) -> pd.DataFrame:
     if not by_class:
         return (100 * table["category"].value_counts(normalize=True).reindex(list(CATEGORIES))).to_frame("share %")
     shares = pd.crosstab(table["label"], table["category"], normalize="index", dropna=False) * 100
-    shares.index = [CLASS_NAMES[i] for i in shares.index]
+    names = table.attrs.get("classes") or [str(i) for i in range(int(table["label"].max()) + 1)]
+    shares.index = [layout.short_name(names[i]) for i in shares.index]
     return shares.reindex(columns=list(CATEGORIES), fill_value=0.0)
 
 

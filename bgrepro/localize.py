@@ -33,7 +33,6 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .classes import NUM_CLASSES
 from .inference import Inference
 from .models import Normalize, feature_trunk
 
@@ -158,8 +157,11 @@ def _closed_form(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
 
 
 def estimate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
-             batch_size: int = 128, device=None, progress: bool = False) -> RPS:
-    """w* from one pass over a training set; with `labels` (true or predicted), also one w* per class."""
+             batch_size: int = 128, device=None, progress: bool = False, num_classes: int | None = None) -> RPS:
+    """w* from one pass over a training set; with `labels` (true or predicted), also one w* per class
+    (`num_classes` of them, by default the largest label + 1)."""
+    if labels is not None:
+        num_classes = num_classes or int(labels.max()) + 1
     v_sum = u_sum = None
     v_cls = u_cls = counts = None
     k = 0
@@ -169,15 +171,15 @@ def estimate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | 
         if v_sum is None:
             v_sum = torch.zeros(raw.shape[1], dtype=torch.float64)
             u_sum = torch.zeros_like(v_sum)
-            v_cls = torch.zeros(NUM_CLASSES, raw.shape[1], dtype=torch.float64)
-            u_cls, counts = torch.zeros_like(v_cls), torch.zeros(NUM_CLASSES, dtype=torch.float64)
+            v_cls = torch.zeros(num_classes or 1, raw.shape[1], dtype=torch.float64)
+            u_cls, counts = torch.zeros_like(v_cls), torch.zeros(num_classes or 1, dtype=torch.float64)
         v_sum += raw.sum(0).double()
         u_sum += unit.sum(0).double()
         if labels is not None:
             lab = labels[k:k + len(raw)].long()
             v_cls.index_add_(0, lab, raw.double())
             u_cls.index_add_(0, lab, unit.double())
-            counts += torch.bincount(lab, minlength=NUM_CLASSES).double()
+            counts += torch.bincount(lab, minlength=num_classes).double()
         k += len(raw)
     if v_sum is None:
         raise ValueError("no images to estimate w* from")

@@ -1,8 +1,9 @@
 """Models: architectures by name, checkpoints, ImageNet-pretrained weights and the 1000 -> IN-9 mapping.
 
 Every model takes float images in [0, 1] of shape (N, 3, H, W) (ImageNet normalisation happens
-inside, as in the official code) and returns class logits: 9 for IN-9 models; 10 for ImageNet
-models mapped to IN-9 (the 10th logit is "no IN-9 class", which is always counted wrong).
+inside, as in the official code) and returns class logits, one per class of the data it was trained
+on (a checkpoint records their names); ImageNet models mapped to IN-9 have one more, "no IN-9
+class", which always counts as wrong.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .classes import IMAGENET_INDICES, NUM_CLASSES
+from . import classes as in9
 
 #: ImageNet channel statistics.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -66,7 +67,7 @@ def _block(cin: int, cout: int) -> nn.Sequential:
 class SmallCNN(nn.Module):
     """Three VGG-style stages and global average pooling: a CPU-sized classifier."""
 
-    def __init__(self, widths: tuple[int, ...] = (16, 32, 64), num_classes: int = NUM_CLASSES) -> None:
+    def __init__(self, widths: tuple[int, ...], num_classes: int) -> None:
         super().__init__()
         stages, cin = [], 3
         for i, w in enumerate(widths):
@@ -91,7 +92,7 @@ SMALL_ARCHS = {
 ARCHS = tuple(SMALL_ARCHS) + tuple(TORCHVISION_ARCHS)
 
 
-def create_model(arch: str, num_classes: int = NUM_CLASSES) -> Classifier:
+def create_model(arch: str, num_classes: int) -> Classifier:
     """A fresh, randomly initialised classifier by name (small nets, torchvision, or timm's names)."""
     if arch in SMALL_ARCHS:
         return Classifier(SmallCNN(SMALL_ARCHS[arch], num_classes))
@@ -136,8 +137,8 @@ class IN9Mapped(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.model = model
-        groups = torch.full((1000,), NUM_CLASSES, dtype=torch.long)
-        for c, indices in enumerate(IMAGENET_INDICES):
+        groups = torch.full((1000,), in9.NUM_CLASSES, dtype=torch.long)
+        for c, indices in enumerate(in9.IMAGENET_INDICES):
             groups[list(indices)] = c
         self.register_buffer("groups", groups)
 
@@ -145,7 +146,7 @@ class IN9Mapped(nn.Module):
         logits = self.model(x)
         if logits.shape[1] != 1000:
             raise ValueError(f"IN9Mapped needs a 1000-class ImageNet model, got {logits.shape[1]} outputs")
-        out = logits.new_full((logits.shape[0], NUM_CLASSES + 1), float("-inf"))
+        out = logits.new_full((logits.shape[0], in9.NUM_CLASSES + 1), float("-inf"))
         return out.scatter_reduce(1, self.groups.expand_as(logits), logits, reduce="amax")
 
 
@@ -191,8 +192,18 @@ def save_checkpoint(path: Path, model: nn.Module, meta: dict, **extra) -> None:
     atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
 
 
+def checkpoint_classes(meta: dict) -> tuple[str, ...]:
+    """The class names a checkpoint was trained on (checkpoints from before they were recorded: IN-9's)."""
+    if meta.get("classes"):
+        return tuple(meta["classes"])
+    if meta.get("num_classes", in9.NUM_CLASSES) == in9.NUM_CLASSES:
+        return in9.CLASS_FOLDERS
+    return tuple(str(c) for c in range(meta["num_classes"]))
+
+
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[Classifier, dict]:
-    """A trained model (eval mode, images in [0, 1] -> 9 logits) and its metadata (arch, variant, image size)."""
+    """A trained model (eval mode, images in [0, 1] -> one logit per class) and its metadata (arch,
+    classes, variant, image size)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
@@ -202,12 +213,14 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
         raise ValueError(f"{path}: unreadable checkpoint ({err})") from None
     if not isinstance(payload, dict) or payload.get("format") != "bgrepro-checkpoint-1":
         raise ValueError(f"{path}: not a bgrepro checkpoint")
-    meta = payload["meta"]
-    model = create_model(meta["arch"], meta.get("num_classes", NUM_CLASSES))
+    meta = dict(payload["meta"])
+    meta["classes"] = list(checkpoint_classes(meta))
+    meta["num_classes"] = len(meta["classes"])
+    model = create_model(meta["arch"], meta["num_classes"])
     try:
         model.load_state_dict(payload["state_dict"])
     except RuntimeError as err:
         first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
         raise ValueError(f"{path}: weights do not fit architecture {meta['arch']!r} "
-                         f"with {meta.get('num_classes', NUM_CLASSES)} classes ({first})") from None
+                         f"with {meta['num_classes']} classes ({first})") from None
     return model.to(map_location).eval(), meta

@@ -7,6 +7,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 import numpy as np
 
+from . import layout
 from .classes import CLASS_FOLDERS, CLASS_NAMES, HABITATS
 from .io import read_image, read_mask
 
@@ -34,9 +35,8 @@ def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path 
                 ax_mask.axis("off")
                 continue
             r = mine[k]
-            img_file = next((Path(root) / "original" / split / folder).glob(f"{r['id']}.*"))
-            image = read_image(img_file)
-            mask = read_mask(Path(root) / "fg_mask" / split / folder / f"{r['id']}.npy", image.shape[:2])
+            image = read_image(layout.image_file(root, "original", split, f"{folder}/{r['id']}"))
+            mask = read_mask(layout.mask_path(root, split, folder, r["id"]), image.shape[:2])
             ax_img.imshow(image, interpolation="nearest")
             x0, y0, x1, y1 = r["xmin"], r["ymin"], r["xmax"], r["ymax"]
             ax_img.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
@@ -107,12 +107,8 @@ def _finish(fig, out: Path | None, dpi: int = 110):
     return fig
 
 
-def _variant_image(root: Path, variant: str, split: str, label: int, image_id: str) -> np.ndarray:
-    folder = Path(root) / variant / split / CLASS_FOLDERS[label]
-    matches = sorted(folder.glob(f"{image_id}.*"))
-    if not matches:
-        raise FileNotFoundError(f"{folder}: no image {image_id!r}")
-    return read_image(matches[0])
+def _variant_image(root: Path, variant: str, split: str, image_id: str) -> np.ndarray:
+    return read_image(layout.image_file(root, variant, split, image_id))
 
 
 def top_backgrounds(summary: dict, root: Path, split: str = "val", per_class: int = 5, out: Path | None = None):
@@ -122,9 +118,9 @@ def top_backgrounds(summary: dict, root: Path, split: str = "val", per_class: in
         raise ValueError("the figure needs per-background counts: run the challenge with all_pairs")
     labels, rates, ids = (np.array(summary["background_labels"]), np.array(summary["background_rates"]),
                           summary["background_ids"])
-    fig, axes = plt.subplots(len(CLASS_FOLDERS), per_class, figsize=(per_class * 1.25, len(CLASS_FOLDERS) * 1.35),
-                             squeeze=False)
-    for c, name in enumerate(CLASS_NAMES):
+    names = [layout.short_name(c) for c in summary["classes"]]
+    fig, axes = plt.subplots(len(names), per_class, figsize=(per_class * 1.25, len(names) * 1.35), squeeze=False)
+    for c, name in enumerate(names):
         mine = np.flatnonzero(labels == c)
         best = mine[np.argsort(-rates[mine], kind="stable")][:per_class]
         for k, ax in enumerate(axes[c]):
@@ -134,7 +130,7 @@ def top_backgrounds(summary: dict, root: Path, split: str = "val", per_class: in
                 ax.axis("off")
                 continue
             j = best[k]
-            ax.imshow(_variant_image(root, "only_bg_t", split, c, ids[j]), interpolation="nearest")
+            ax.imshow(_variant_image(root, "only_bg_t", split, ids[j]), interpolation="nearest")
             ax.set_title(f"{100 * rates[j]:.1f}%", fontsize=7, pad=2)
         axes[c, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     return _finish(fig, out)

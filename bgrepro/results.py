@@ -3,8 +3,10 @@
 `cached(kind, config, compute)` returns the stored record of `kind` for `config` if there is one,
 else runs `compute(config)` (which returns metrics) and stores a record under
 `results/records/<kind>-<hash>.json` with the config, the metrics and provenance (git commit, data
-manifest hash, seed, device, library versions, wall time). Re-running the book recomputes only
-what changed.
+manifest hash, seed, device, library versions, wall time). The hash covers the config and the
+content identity of every dataset it names (the manifest's sha256, `layout.data_identity`), so data
+rebuilt at the same path is recomputed, never mistaken for the old. Re-running the book recomputes
+only what changed.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .io import atomic_write_text
+from .layout import data_identity
 
 RESULTS_ENV = "BGREPRO_RESULTS"
 
@@ -29,21 +32,23 @@ def results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV, "results"))
 
 
+#: Config keys whose values are dataset folders.
+DATA_KEYS = ("data", "truth", "synthetic")
+
+
+def data_identities(config: dict) -> dict:
+    """The content identity of every dataset a config names (None where a folder has no manifest)."""
+    return {k: data_identity(config[k]) for k in DATA_KEYS if isinstance(config.get(k), str | Path)}
+
+
 def config_hash(kind: str, config: dict) -> str:
-    """Short stable hash of an experiment kind and its config."""
-    text = json.dumps({"kind": kind, "config": config}, sort_keys=True, default=str)
+    """Short stable hash of an experiment kind, its config and the content of the data it names."""
+    text = json.dumps({"kind": kind, "config": config, "data": data_identities(config)}, sort_keys=True,
+                      default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def data_hash(data: str | Path | None) -> str | None:
-    """sha256 of a dataset's manifest.csv (or annotations.csv), identifying the data a record used."""
-    if not data:
-        return None
-    for name in ("manifest.csv", "annotations.csv"):
-        path = Path(data) / name
-        if path.exists():
-            return hashlib.sha256(path.read_bytes()).hexdigest()
-    return None
+data_hash = data_identity
 
 
 def git_commit() -> str | None:

@@ -22,12 +22,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import composite
+from . import composite, layout
 from .classes import CLASS_FOLDERS, IMAGENET_TO_IN9
 from .io import mask_box, read_image, read_mask
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-SPLITS = ("train", "val")
+IMAGE_SUFFIXES = layout.IMAGE_SUFFIXES
+SPLITS = layout.SPLITS
 Box = tuple[int, int, int, int]
 
 
@@ -57,10 +57,7 @@ class Sample:
     mask: np.ndarray
 
 
-def images_in(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files of a folder (and, with `recursive`, of its subfolders), sorted."""
-    files = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
-    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+images_in = layout.images_in
 
 
 def _check_foreground(mask: np.ndarray, path: Path) -> None:
@@ -79,11 +76,13 @@ def _check_box(box: Sequence[int], shape: tuple[int, ...], path: Path) -> Box:
 
 
 def _check_unique(records: list[Record]) -> list[Record]:
-    seen: dict[str, Path] = {}
+    """An image is its class and file stem: two files of one class folder with one stem are an error."""
+    seen: dict[tuple[int, str], Path] = {}
     for r in records:
-        if r.id in seen:
-            raise ValueError(f"{r.image_path}: duplicate id {r.id!r} (also {seen[r.id]}); ids must be unique")
-        seen[r.id] = r.image_path
+        if (r.label, r.id) in seen:
+            raise ValueError(f"{r.image_path}: duplicate id {r.id!r} in its class folder (also "
+                             f"{seen[r.label, r.id]}); file names must differ within a class")
+        seen[r.label, r.id] = r.image_path
     return records
 
 
@@ -165,12 +164,10 @@ class SyntheticSource(Source):
             if r["split"] != split:
                 continue
             folder = CLASS_FOLDERS[r["class_index"]]
-            matches = list((self.root / "original" / split / folder).glob(f"{r['id']}.*"))
-            if not matches:
-                raise FileNotFoundError(f"{self.root / 'original' / split / folder / r['id']}.*: image not found")
-            out.append(Record(split, r["id"], r["class_index"], matches[0],
-                              self.root / "fg_mask" / split / folder / f"{r['id']}.npy",
-                              ((r["xmin"], r["ymin"], r["xmax"], r["ymax"]),)))
+            image = layout.image_file(self.root, "original", split, f"{folder}/{r['id']}")
+            mask = layout.mask_path(self.root, split, folder, r["id"])
+            box = (r["xmin"], r["ymin"], r["xmax"], r["ymax"])
+            out.append(Record(split, r["id"], r["class_index"], image, mask, (box,)))
         return _check_unique(out)
 
 
@@ -185,17 +182,18 @@ class IN9Source(Source):
     def __init__(self, root: Path, variant: str = "original") -> None:
         self.root = Path(root)
         self.variant = variant
-        if not (self.root / variant).is_dir():
-            raise FileNotFoundError(f"{self.root / variant}: no '{variant}' folder (is {root} an IN-9 release?)")
+        if not layout.variant_dir(self.root, variant).is_dir():
+            raise FileNotFoundError(f"{layout.variant_dir(self.root, variant)}: no '{variant}' folder "
+                                    f"(is {root} an IN-9 release?)")
 
     def splits(self) -> list[str]:
-        return [s for s in SPLITS if (self.root / self.variant / s).is_dir()]
+        return [s for s in SPLITS if layout.split_dir(self.root, self.variant, s).is_dir()]
 
     def records(self, split: str) -> list[Record]:
         out = []
-        for label, folder in class_dirs(self.root / self.variant / split, self.classes):
+        for label, folder in class_dirs(layout.split_dir(self.root, self.variant, split), self.classes):
             for path in images_in(folder):
-                mask = self.root / "fg_mask" / split / folder.name / f"{path.stem}.npy"
+                mask = layout.mask_path(self.root, split, folder.name, path.stem)
                 out.append(Record(split, path.stem, label, path, mask))
         return _check_unique(out)
 

@@ -36,7 +36,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import synth_render
+from . import layout, synth_render
 from .classes import CLASS_FOLDERS, HABITATS, NUM_CLASSES
 from .io import (
     atomic_write_bytes,
@@ -76,7 +76,7 @@ SCALE_RANGE = (0.24, 0.42)
 ANNOTATION_COLUMNS = (
     "split", "class_index", "class_folder", "id", "xmin", "ymin", "xmax", "ymax", "habitat"
 )
-SPLITS = ("train", "val")
+SPLITS = layout.SPLITS
 #: Version of the drawing code; part of the dataset identity checked on resume.
 GENERATOR_VERSION = 1
 
@@ -212,12 +212,12 @@ def job_rng(config: SynthConfig, job: Job) -> np.random.Generator:
 
 def image_path(root: Path, config: SynthConfig, job: Job) -> Path:
     """Where a job's image lives in the official layout."""
-    return Path(root) / "original" / job.split / CLASS_FOLDERS[job.class_index] / f"{job.id}.{config.ext}"
+    return layout.image_path(root, "original", job.split, CLASS_FOLDERS[job.class_index], job.id, config.ext)
 
 
 def mask_path(root: Path, job: Job) -> Path:
     """Where a job's foreground mask lives in the official layout."""
-    return Path(root) / "fg_mask" / job.split / CLASS_FOLDERS[job.class_index] / f"{job.id}.npy"
+    return layout.mask_path(root, job.split, CLASS_FOLDERS[job.class_index], job.id)
 
 
 def _make_one(args: tuple[Path, SynthConfig, Job]) -> tuple[str, tuple[int, int, int, int]]:

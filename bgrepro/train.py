@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from .classes import NUM_CLASSES, VARIANTS
+from .classes import VARIANTS
 from .datasets import BatchStream, load_variant
 from .inference import default_device
 from .io import atomic_write_text
@@ -117,7 +117,7 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
     stream = BatchStream(data, max(1, config.batch_size // world), device=device, train=True,
                          mixed_rand=config.on_the_fly, rank=rank, world_size=world)
     torch.manual_seed(config.seed)
-    model = create_model(config.arch).to(device)
+    model = create_model(config.arch, len(data.classes)).to(device)
     if cuda:
         model = model.to(memory_format=torch.channels_last)
     if config.optimizer == "sgd":
@@ -127,7 +127,8 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
         opt = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     total = config.epochs * len(stream)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(config, total, len(stream)))
-    meta = {"arch": config.arch, "num_classes": NUM_CLASSES, "variant": config.variant,
+    meta = {"arch": config.arch, "num_classes": len(data.classes), "classes": list(data.classes),
+            "variant": config.variant,
             "on_the_fly": config.on_the_fly, "image_size": int(data.images.shape[-1]), "config": config.as_dict()}
     history, start = [], 0
     last = run_dir / "last.pt"

@@ -59,6 +59,11 @@ def test_chapter_has_figures_parameters_and_no_errors(executed, name):
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no figure"
     injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
     assert 'profile = "tiny"' in "".join(injected["source"])
+    # the page reads as text, tables and figures: every other code cell is collapsed (or removed)
+    for cell in cells:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if cell["cell_type"] == "code" and "injected-parameters" not in tags:
+            assert tags & {"hide-input", "remove-cell", "remove-input"}, "".join(cell["source"])[:80]
 
 
 def test_second_run_reuses_the_executions(executed):

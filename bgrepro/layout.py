@@ -1,0 +1,100 @@
+"""The on-disk layout of a dataset, in one place: every other module asks here for a path.
+
+    <root>/<variant>/<split>/<class folder>/<file>     images of a variant (the official IN-9 layout)
+    <root>/fg_mask/<split>/<class folder>/<stem>.npy   boolean foreground masks
+    <root>/manifest.csv                                what `bgrepro build` wrote (its hash is the data's identity)
+
+A dataset's classes are its class folders, sorted by name: any names, any number of them. An
+image's identity is its class folder and its file name, so file names may repeat across classes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+
+#: Split folder names: training and test (the official release calls its test split `val`).
+TRAIN, TEST = "train", "val"
+SPLITS = (TRAIN, TEST)
+#: The folder of foreground masks, beside the variant folders.
+MASKS = "fg_mask"
+MANIFEST = "manifest.csv"
+#: File endings read as images.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def variant_dir(root: Path, variant: str) -> Path:
+    """The folder of one variant (all its splits)."""
+    return Path(root) / variant
+
+
+def split_dir(root: Path, variant: str, split: str) -> Path:
+    """The folder of one variant's split."""
+    return Path(root) / variant / split
+
+
+def image_path(root: Path, variant: str, split: str, folder: str, stem: str, ext: str) -> Path:
+    """Where the image `<folder>/<stem>` of a variant's split is written (`ext` without the dot)."""
+    return split_dir(root, variant, split) / folder / f"{stem}.{ext}"
+
+
+def build_state_path(root: Path, split: str, folder: str, stem: str) -> Path:
+    """Where `bgrepro build` keeps what it learnt of one source image (what makes a build resumable)."""
+    return Path(root) / ".build" / split / folder / f"{stem}.json"
+
+
+def mask_path(root: Path, split: str, folder: str, stem: str) -> Path:
+    """The foreground mask of the image `<folder>/<stem>.*` of a split."""
+    return Path(root) / MASKS / split / folder / f"{stem}.npy"
+
+
+def manifest_path(root: Path) -> Path:
+    """A built dataset's manifest."""
+    return Path(root) / MANIFEST
+
+
+def data_identity(root: Path | str | None) -> str | None:
+    """sha256 of a dataset's manifest (or a synthetic source's annotations): what its records are keyed by."""
+    if not root:
+        return None
+    for name in (MANIFEST, "annotations.csv"):
+        path = Path(root) / name
+        if path.exists():
+            return hashlib.sha256(path.read_bytes()).hexdigest()
+    return None
+
+
+def images_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """Image files of a folder (and, with `recursive`, of its subfolders), sorted."""
+    files = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
+    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+
+
+def class_folders(root: Path, variant: str = "original") -> tuple[str, ...]:
+    """A dataset's classes: the class folders of a variant over every split, sorted by name."""
+    names = sorted({p.name for split in SPLITS if split_dir(root, variant, split).is_dir()
+                    for p in split_dir(root, variant, split).iterdir() if p.is_dir()})
+    if not names:
+        raise FileNotFoundError(f"{Path(root) / variant}: no class folders (expected {variant}/<split>/<class>/)")
+    return tuple(names)
+
+
+def short_name(folder: str) -> str:
+    """A class folder's name for tables and figures: without a leading index such as IN-9's `00_`."""
+    return re.sub(r"^\d+_", "", folder) or folder
+
+
+def image_file(root: Path, variant: str, split: str, image_id: str) -> Path:
+    """The file of the image `<class folder>/<stem>` (an ImageSet id) in a variant's split."""
+    folder = split_dir(root, variant, split) / Path(image_id).parent
+    matches = sorted(p for p in folder.glob(f"{glob_escape(Path(image_id).name)}.*")
+                     if p.suffix.lower() in IMAGE_SUFFIXES)
+    if not matches:
+        raise FileNotFoundError(f"{folder}: no image {Path(image_id).name!r}")
+    return matches[0]
+
+
+def glob_escape(text: str) -> str:
+    """`text` with glob's special characters escaped."""
+    return re.sub(r"([*?\[])", r"[\1]", text)
