@@ -179,11 +179,10 @@ def stage_claims(args, device) -> dict:
     for chapter, config in (("bg_gap", _config(args)), ("mixed_rand", _config(args, "mixed_rand", True))):
         t0 = time.perf_counter()
         record = trained_model(config, progress=False)
-        metrics = record["metrics"]
-        acc = metrics["evaluation"]["accuracy"]
-        out[chapter] = {"seconds": round(time.perf_counter() - t0, 1), "train_seconds": metrics["train_seconds"],
+        acc = record.accuracy
+        out[chapter] = {"seconds": round(time.perf_counter() - t0, 1), "train_seconds": record.train_seconds,
                         "accuracy": {k: round(100 * v, 2) for k, v in acc.items()},
-                        "bg_gap": round(100 * metrics["evaluation"]["bg_gap"], 2),
+                        "bg_gap": round(100 * record.bg_gap, 2),
                         "model": f"{args.arch} trained on {config.variant}"
                                  f"{' (on the fly)' if config.on_the_fly else ''}"}
     return out
@@ -194,13 +193,12 @@ def stage_challenge(args, device) -> dict:
 
     from bgrepro.adversarial import challenge, challenge_reference, load_challenge_data
     from bgrepro.experiments import trained_model
-    from bgrepro.models import load_checkpoint
 
     torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 here (cuDNN would use TF32 for convolutions)
     record = trained_model(_config(args), progress=False)
-    model, _ = load_checkpoint(record["metrics"]["checkpoint"], device)
+    model = record.load(device)
     root = args.work / "variants"
-    out = {"clean_accuracy": round(100 * record["metrics"]["evaluation"]["accuracy"]["original"], 2)}
+    out = {"clean_accuracy": round(100 * record.accuracy["original"], 2)}
     precision = "bf16" if device.type == "cuda" else "fp32"  # the search's default on each device
     t0 = time.perf_counter()
     fgs, bgs = load_challenge_data(root)
@@ -250,10 +248,9 @@ def _first_per_class(data, per_class: int) -> list[int]:
 def stage_saliency(args, device) -> dict:
     from bgrepro.datasets import load_variant
     from bgrepro.experiments import trained_model
-    from bgrepro.models import load_checkpoint
     from bgrepro.saliency import gradcam
 
-    model, _ = load_checkpoint(trained_model(_config(args), progress=False)["metrics"]["checkpoint"], device)
+    model = trained_model(_config(args), progress=False).load(device)
     images = load_variant(args.work / "variants", "original", "val").images[:args.maps]
     gradcam(model, images[:8], batch_size=8, device=device)  # warm-up
     _sync(device)
@@ -269,7 +266,7 @@ def stage_localize(args, device) -> dict:
     from bgrepro.datasets import load_variant
     from bgrepro.experiments import trained_model
 
-    checkpoint = trained_model(_config(args), progress=False)["metrics"]["checkpoint"]
+    checkpoint = trained_model(_config(args), progress=False).checkpoint
     net = localize.backbone(f"checkpoint:{checkpoint}").to(device)
     train = load_variant(args.work / "variants", "original", "train").images
     test = load_variant(args.work / "variants", "original", "val").images

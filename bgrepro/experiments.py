@@ -16,7 +16,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,14 +27,90 @@ from .adversarial import challenge, load_challenge_data
 from .evaluate import evaluate
 from .inference import default_device
 from .models import imagenet_model, load_checkpoint
-from .results import cached, config_hash, results_dir
+from .results import Record, cached, config_hash, results_dir
 from .train import TrainConfig, train
 
 FOREGROUND_VARIANTS = ("original", "mixed_same", "mixed_rand", "mixed_next", "only_fg")
 TABLE2_ROWS = ("original", "only_bg_t", "mixed_same", "mixed_rand")
 
 
-def trained_model(config: TrainConfig, progress: bool = True) -> dict:
+@dataclass(frozen=True)
+class TrainedModel:
+    """A trained model's record: its accuracy on every variant of its data's test split, the BG-Gap,
+    its checkpoint and provenance."""
+
+    record: Record
+
+    @property
+    def config(self) -> TrainConfig:
+        return TrainConfig(**self.record.config)
+
+    @property
+    def accuracy(self) -> dict[str, float]:
+        """Accuracy (a fraction) per test variant."""
+        return self.record.metrics["evaluation"]["accuracy"]
+
+    @property
+    def per_class(self) -> dict[str, dict[str, float | None]]:
+        """Accuracy per test variant and class."""
+        return self.record.metrics["evaluation"]["per_class"]
+
+    @property
+    def bg_gap(self) -> float | None:
+        """Accuracy on Mixed-Same minus accuracy on Mixed-Rand (None without both variants)."""
+        return self.record.metrics["evaluation"]["bg_gap"]
+
+    @property
+    def checkpoint(self) -> Path:
+        return Path(self.record.metrics["checkpoint"])
+
+    @property
+    def train_seconds(self) -> float:
+        return self.record.metrics["train_seconds"]
+
+    @property
+    def provenance(self) -> dict:
+        return self.record.provenance
+
+    def load(self, device="cpu"):
+        """The trained model (eval mode)."""
+        return load_checkpoint(self.checkpoint, device)[0]
+
+
+@dataclass(frozen=True)
+class ChallengeRecord:
+    """The backgrounds challenge of one trained model."""
+
+    record: Record
+
+    @property
+    def summary(self) -> dict:
+        """The exact search's summary (`ChallengeResult.to_json`)."""
+        return self.record.metrics["challenge"]
+
+    @property
+    def challenge_accuracy(self) -> float:
+        return self.summary["challenge_accuracy"]
+
+    @property
+    def fooled_fraction(self) -> float:
+        return self.summary["fooled_fraction"]
+
+    @property
+    def fooled_per_class(self) -> dict[str, float | None]:
+        return self.summary["fooled_per_class"]
+
+    @property
+    def clean_accuracy(self) -> float:
+        return self.record.metrics["clean_accuracy"]
+
+    @property
+    def pairs(self) -> dict | None:
+        """Every (foreground, background) pair's summary, with per-background counts (None when skipped)."""
+        return self.record.metrics["pairs"]
+
+
+def trained_model(config: TrainConfig, progress: bool = True) -> TrainedModel:
     """Train (or reuse) a model and evaluate it on every variant of its data's test split."""
 
     def compute(cfg: dict) -> dict:
@@ -46,12 +122,12 @@ def trained_model(config: TrainConfig, progress: bool = True) -> dict:
                 "train_seconds": round(sum(h["seconds"] for h in history), 1),
                 "final_train_accuracy": history[-1]["train_accuracy"] if history else None}
 
-    return cached("trained_model", config.as_dict(), compute)
+    return TrainedModel(cached("trained_model", config.as_dict(), compute))
 
 
 def default_checkpoint(data: Path, profile: str | None = None) -> Path:
     """The checkpoint of the profile's default model trained on Original (trained if not cached)."""
-    return Path(trained_model(TrainConfig.from_profile(data, profile))["metrics"]["checkpoint"])
+    return trained_model(TrainConfig.from_profile(data, profile)).checkpoint
 
 
 def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, **overrides) -> pd.DataFrame:
@@ -59,7 +135,7 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, *
     rows = []
     for variant in ("only_bg_b", "only_bg_t", "no_fg"):
         record = trained_model(TrainConfig.from_profile(data, profile, variant=variant, seed=seed, **overrides))
-        acc = record["metrics"]["evaluation"]["accuracy"]
+        acc = record.accuracy
         rows.append({"trained on": variant, "own test set": 100 * acc[variant], "original": 100 * acc["original"]})
     return pd.DataFrame(rows).set_index("trained on")
 
@@ -69,7 +145,7 @@ def pretrained_accuracy(arch: str, data: Path) -> dict:
     are loaded only when no record exists, with a clear error when they are not on disk)."""
     record = cached("pretrained_eval", {"arch": arch, "data": str(data)},
                     lambda cfg: {"evaluation": evaluate(imagenet_model(cfg["arch"]), cfg["data"])})
-    return record["metrics"]["evaluation"]["accuracy"]
+    return record.metrics["evaluation"]["accuracy"]
 
 
 def bg_gap_table(data: Path, archs: tuple[str, ...], profile: str | None = None, seed: int = 0,
@@ -78,7 +154,7 @@ def bg_gap_table(data: Path, archs: tuple[str, ...], profile: str | None = None,
     columns = {}
     for arch in archs:
         record = trained_model(TrainConfig.from_profile(data, profile, arch=arch, seed=seed, **overrides))
-        columns[f"{arch} (trained)"] = record["metrics"]["evaluation"]["accuracy"]
+        columns[f"{arch} (trained)"] = record.accuracy
     for arch in pretrained:
         columns[f"{arch} (ImageNet)"] = pretrained_accuracy(arch, data)
     table = pd.DataFrame({name: {r: 100 * acc[r] for r in TABLE2_ROWS} for name, acc in columns.items()})
@@ -96,7 +172,7 @@ def mixed_rand_training(data: Path, profile: str | None = None, seed: int = 0, *
     }
     table = {}
     for name, config in models.items():
-        acc = trained_model(config)["metrics"]["evaluation"]["accuracy"]
+        acc = trained_model(config).accuracy
         table[name] = {v: 100 * acc[v] for v in FOREGROUND_VARIANTS}
     frame = pd.DataFrame(table)
     frame.loc["bg_gap"] = frame.loc["mixed_same"] - frame.loc["mixed_rand"]
@@ -116,7 +192,7 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
     record = trained_model(config, progress=progress)
 
     def compute(cfg: dict) -> dict:
-        model, _ = load_checkpoint(record["metrics"]["checkpoint"])
+        model = record.load()
         device = default_device()
         foregrounds, backgrounds = load_challenge_data(config.data)
         exact = challenge(model, foregrounds, backgrounds, device=device, precision=precision, progress=progress)
@@ -125,10 +201,10 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
             every = challenge(model, foregrounds.first_per_class(pairs_per_class), backgrounds, all_pairs=True,
                               device=device, precision=precision, progress=progress).to_json()
         return {"challenge": exact.to_json(), "pairs": every,
-                "clean_accuracy": record["metrics"]["evaluation"]["accuracy"]["original"]}
+                "clean_accuracy": record.accuracy["original"]}
 
-    return cached("challenge", {**config.as_dict(), "pairs_per_class": pairs_per_class, "precision": precision},
-                  compute)
+    return ChallengeRecord(cached("challenge", {**config.as_dict(), "pairs_per_class": pairs_per_class,
+                                                "precision": precision}, compute))
 
 
 def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = True) -> pd.DataFrame:
@@ -142,7 +218,7 @@ def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = Tru
         record = trained_model(config, progress=progress)
 
         def compute(cfg: dict, record=record) -> dict:
-            model, _ = load_checkpoint(record["metrics"]["checkpoint"])
+            model = record.load()
             data = load_variant(cfg["data"], "original", "val", with_masks=True)
             share = foreground_share(gradcam(model, data.images, progress=progress), data.masks)
             labels = data.labels.numpy()
@@ -150,7 +226,7 @@ def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = Tru
                     "classes": list(data.classes),
                     "per_class": [float(np.nanmean(share[labels == c])) for c in range(len(data.classes))]}
 
-        m = cached("saliency", config.as_dict(), compute)["metrics"]
+        m = cached("saliency", config.as_dict(), compute).metrics
         columns[name] = {"all test images": 100 * m["mean"], "mask area (chance)": 100 * m["fg_fraction"],
                          **{layout.short_name(c): 100 * v for c, v in zip(m["classes"], m["per_class"])}}
     return pd.DataFrame(columns)
@@ -171,7 +247,7 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", tru
     record = trained_model(config, progress=progress)
 
     def compute(cfg: dict) -> dict:
-        checkpoint = record["metrics"]["checkpoint"]
+        checkpoint = record.checkpoint
         net = loc.backbone(f"checkpoint:{checkpoint}")
         train_set = load_variant(cfg["data"], "original", "train")
         test = load_variant(cfg["truth"] or cfg["data"], "original", "val", with_masks=True)
@@ -196,7 +272,7 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", tru
         return {"rows": rows, "estimate_images_per_s": len(train_set) / seconds, "n_train": len(train_set)}
 
     m = cached("rps_localization", {**config.as_dict(), "transfer_from": transfer_from,
-                                    "truth": str(truth) if truth else None}, compute)["metrics"]
+                                    "truth": str(truth) if truth else None}, compute).metrics
     table = 100 * pd.DataFrame(m["rows"]).T
     table.attrs["estimate_images_per_s"] = m["estimate_images_per_s"]
     return table
@@ -218,7 +294,7 @@ def mask_quality(synthetic: Path, config: TrainConfig, threshold: float = 0.5, p
                  for r in read_annotations(cfg["synthetic"]) if r["split"] == "val"}
         images = data.images.permute(0, 2, 3, 1).numpy()
         grabcut = np.stack([composite.grabcut_mask(img, boxes[i]) for img, i in zip(images, data.ids)])
-        net = loc.backbone(f"checkpoint:{record['metrics']['checkpoint']}")
+        net = loc.backbone(f"checkpoint:{record.checkpoint}")
         train_set = load_variant(cfg["synthetic"], "original", "train")
         rps = loc.estimate(net, train_set.images)
         rps_masks = loc.masks_from_maps(loc.activation_maps(net, data.images, rps).numpy(), cfg["threshold"])
@@ -228,7 +304,7 @@ def mask_quality(synthetic: Path, config: TrainConfig, threshold: float = 0.5, p
                 "box": float(loc.mask_iou(_box_masks(exact), exact).mean()), "n": len(exact)}
 
     m = cached("mask_quality", {"synthetic": str(synthetic), "threshold": threshold, "backbone": config.as_dict()},
-               compute)["metrics"]
+               compute).metrics
     return pd.DataFrame({"mean IoU with exact masks (%)": {
         "box (filled bounding box)": 100 * m["box"], "GrabCut from the box": 100 * m["grabcut"],
         "RPS (no annotation)": 100 * m["rps"]}})

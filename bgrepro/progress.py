@@ -30,7 +30,7 @@ def zoo_table(data: Path, profile: str | None = None, seed: int = 0, pretrained:
     for arch in p.zoo_archs:
         for epochs in p.zoo_epochs:
             config = TrainConfig.from_profile(data, profile, arch=arch, epochs=epochs, seed=seed)
-            acc = trained_model(config, progress=progress)["metrics"]["evaluation"]["accuracy"]
+            acc = trained_model(config, progress=progress).accuracy
             rows[f"{arch} ({epochs} ep)"] = acc
     for arch in pretrained:
         rows[f"{arch} (ImageNet)"] = pretrained_accuracy(arch, data)

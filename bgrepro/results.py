@@ -13,11 +13,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import platform
 import subprocess
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -84,14 +86,67 @@ def record_path(kind: str, config: dict, root: Path | None = None) -> Path:
     return (root or results_dir()) / "records" / f"{kind}-{config_hash(kind, config)}.json"
 
 
-def cached(kind: str, config: dict, compute: Callable[[dict], dict], root: Path | None = None) -> dict:
+def strict_json(value):
+    """`value` with every non-finite float (NaN, inf) replaced by None, so that it is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class Record:
+    """One experiment's result: what it was asked (config), what it measured (metrics), and where,
+    when and with what it ran (provenance)."""
+
+    kind: str
+    config: dict
+    metrics: dict
+    provenance: dict
+    path: Path | None = None
+
+    @classmethod
+    def read(cls, path: Path) -> Record:
+        """A stored record."""
+        data = json.loads(Path(path).read_text())
+        return cls(data["kind"], data["config"], data["metrics"], data["provenance"], Path(path))
+
+    def as_dict(self) -> dict:
+        """The stored form (strict JSON: no NaN)."""
+        return {"kind": self.kind, "config": self.config, "metrics": self.metrics, "provenance": self.provenance}
+
+
+def cached(kind: str, config: dict, compute: Callable[[dict], dict], root: Path | None = None) -> Record:
     """The record of (kind, config): loaded if stored, else computed and stored."""
     path = record_path(kind, config, root)
     if path.exists():
-        return json.loads(path.read_text())
+        return Record.read(path)
     t0 = time.perf_counter()
-    metrics = compute(config)
-    record = {"kind": kind, "config": config, "metrics": metrics,
-              "provenance": provenance(config, time.perf_counter() - t0)}
-    atomic_write_text(path, json.dumps(record, indent=2, sort_keys=True) + "\n")
+    metrics = strict_json(compute(config))
+    record = Record(kind, config, metrics, provenance(config, time.perf_counter() - t0), path)
+    atomic_write_text(path, json.dumps(record.as_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return record
+
+
+def records(root: Path | None = None) -> list[Record]:
+    """Every stored record, in file-name order."""
+    return [Record.read(p) for p in sorted(((root or results_dir()) / "records").glob("*.json"))]
+
+
+def provenance_table(datasets: tuple[str, ...], root: Path | None = None):
+    """Per experiment kind, over the records of the given datasets: how many, their compute seconds,
+    the devices and the code's git commits."""
+    import pandas as pd
+
+    wanted = {str(d) for d in datasets}
+    rows = [{"kind": r.kind, "device": r.provenance["device"], "commit": (r.provenance["git_commit"] or "")[:10],
+             "seconds": r.provenance["wall_seconds"]}
+            for r in records(root) if str(r.config.get("data", r.config.get("synthetic", ""))) in wanted]
+    if not rows:
+        return pd.DataFrame(columns=["records", "seconds", "device", "commits"])
+    return pd.DataFrame(rows).groupby("kind").agg(
+        records=("kind", "size"), seconds=("seconds", "sum"), device=("device", lambda s: ", ".join(sorted(set(s)))),
+        commits=("commit", lambda s: ", ".join(sorted(set(s)))))

@@ -41,9 +41,8 @@ def main() -> None:
     rows = {}
     for variant in TRAIN_VARIANTS:
         record = trained_model(TrainConfig.from_profile(args.variants, args.profile, variant=variant, seed=args.seed))
-        evaluation = record["metrics"]["evaluation"]
-        rows[variant] = {**{v: 100 * evaluation["accuracy"][v] for v in TEST_VARIANTS},
-                         "bg_gap": 100 * evaluation["bg_gap"], "train_seconds": record["metrics"]["train_seconds"]}
+        rows[variant] = {**{v: 100 * record.accuracy[v] for v in TEST_VARIANTS},
+                         "bg_gap": 100 * record.bg_gap, "train_seconds": record.train_seconds}
     pd.set_option("display.float_format", "{:.1f}".format)
     pd.set_option("display.width", 160)
     ceiling = background_only_ceiling(config.correlation)

@@ -94,12 +94,12 @@ def test_rebuilt_data_at_the_same_path_is_recomputed(tmp_path, monkeypatch, tiny
     config = TrainConfig.from_profile(data, "tiny", epochs=1)
     build(SyntheticSource(tiny_dataset), data, variants=("mixed_rand",), seed=0, workers=1, progress=False)
     first = trained_model(config, progress=False)
-    assert trained_model(config, progress=False)["provenance"] == first["provenance"]  # cached
+    assert trained_model(config, progress=False).provenance == first.provenance  # cached
     build(SyntheticSource(tiny_dataset), tmp_path / "other", variants=("mixed_rand",), seed=5, workers=1,
           progress=False)
     shutil.rmtree(data)
     shutil.copytree(tmp_path / "other", data)  # other content at the same path
     second = trained_model(config, progress=False)
-    assert second["provenance"]["data_manifest_sha256"] != first["provenance"]["data_manifest_sha256"]
-    assert second["provenance"]["created"] >= first["provenance"]["created"]
-    assert second["metrics"]["checkpoint"] != first["metrics"]["checkpoint"]  # a new run, not the old model
+    assert second.provenance["data_manifest_sha256"] != first.provenance["data_manifest_sha256"]
+    assert second.provenance["created"] >= first.provenance["created"]
+    assert second.checkpoint != first.checkpoint  # a new run, not the old model

@@ -160,9 +160,12 @@ def test_records_are_cached_by_config(tmp_path):
     first = cached("demo", {"x": 1, "seed": 3}, compute, root=tmp_path)
     again = cached("demo", {"x": 1, "seed": 3}, compute, root=tmp_path)
     other = cached("demo", {"x": 2, "seed": 3}, compute, root=tmp_path)
-    assert len(calls) == 2 and first == again and other["metrics"]["value"] == 4
-    prov = first["provenance"]
+    assert len(calls) == 2 and first == again and other.metrics["value"] == 4
+    prov = first.provenance
     assert prov["seed"] == 3 and prov["versions"]["torch"] == torch.__version__ and prov["wall_seconds"] >= 0
+    nan = cached("demo", {"x": 3}, lambda cfg: {"value": float("nan"), "rows": [1.0, float("inf")]}, root=tmp_path)
+    stored = json.loads(nan.path.read_text(), parse_constant=lambda c: pytest.fail(f"not strict JSON: {c}"))
+    assert stored["metrics"] == {"value": None, "rows": [1.0, None]} == nan.metrics  # null, never NaN
 
 
 def test_default_augmentation_copies_pixels_without_blurring():
