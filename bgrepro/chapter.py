@@ -1,0 +1,36 @@
+"""What every chapter of the book starts with, in one place.
+
+    from bgrepro.chapter import *  # noqa: F403 - plt, np, pd, glue, paper and setup
+    P = setup(profile)
+
+`setup` quiets library warnings, makes glued numbers print plainly and tables show one decimal, and
+returns the chapter's profile.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from . import paper
+from .profiles import Profile, get_profile
+
+try:  # the book's glue (MyST-NB); a chapter opened without the book tools still runs
+    from myst_nb import glue
+except ImportError:  # pragma: no cover - the book extras are installed with `make setup`
+    def glue(name, value, display=True):  # noqa: ARG001
+        """Without MyST-NB: show the value, glue nothing."""
+        return value if display else None
+
+__all__ = ["glue", "np", "paper", "pd", "plt", "setup"]
+
+
+def setup(profile: str) -> Profile:
+    """Prepare a chapter's kernel and return its profile."""
+    warnings.filterwarnings("ignore", category=UserWarning)
+    np.set_printoptions(legacy="1.25")  # glue shows numpy scalars as plain numbers
+    pd.set_option("display.precision", 1)
+    return get_profile(profile)
