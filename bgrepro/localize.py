@@ -34,7 +34,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .inference import Inference
-from .models import Normalize, feature_trunk
+from .models import Normalize, feature_trunk, safe_load
 
 THRESHOLDS = np.linspace(0, 1, 101)[:-1]  # map thresholds for boxes (0, 0.01, ..., 0.99)
 
@@ -67,7 +67,7 @@ class _ViTTokens(torch.nn.Module):
 def _load_state(path: Path) -> dict:
     if not Path(path).exists():
         raise FileNotFoundError(f"{path}: backbone weights not found (bgrepro never downloads)")
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = safe_load(path, "backbone weights")
     for key in ("state_dict", "model", "teacher", "student"):  # common wrappers (DINO, MoCo, timm)
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -145,7 +145,7 @@ class RPS:
 
     @classmethod
     def load(cls, path: Path) -> RPS:
-        payload = torch.load(path, map_location="cpu", weights_only=True)
+        payload = safe_load(path, "RPS predictor")
         if not isinstance(payload, dict) or payload.get("format") != "bgrepro-rps-1":
             raise ValueError(f"{path}: not an RPS predictor saved by bgrepro")
         return cls(payload["w"], payload["w_class"])

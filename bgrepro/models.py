@@ -177,10 +177,22 @@ def imagenet_model(arch: str, weights: Path | None = None) -> IN9Mapped:
         )
     net = torchvision.models.get_model(TORCHVISION_ARCHS.get(arch, arch), weights=None)
     try:
-        net.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        net.load_state_dict(safe_load(path, f"{arch} ImageNet weights"))
     except (RuntimeError, ValueError) as err:
         raise ValueError(f"{path}: not {arch} ImageNet weights ({str(err).splitlines()[0]})") from None
     return IN9Mapped(Classifier(net)).eval()
+
+
+def safe_load(path: Path, what: str = "checkpoint", map_location="cpu"):
+    """A torch file read as plain data only (`weights_only=True`): no file the tool reads can run code."""
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} not found") from None
+    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad or hostile file
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise ValueError(f"{path}: unreadable {what}, or it holds more than tensors and plain data "
+                         f"(bgrepro loads only those; re-save its state_dict) ({first[:160]})") from None
 
 
 def save_checkpoint(path: Path, model: nn.Module, meta: dict, **extra) -> None:
@@ -207,10 +219,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
-    try:
-        payload = torch.load(path, map_location=map_location, weights_only=False)
-    except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad file
-        raise ValueError(f"{path}: unreadable checkpoint ({err})") from None
+    payload = safe_load(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != "bgrepro-checkpoint-1":
         raise ValueError(f"{path}: not a bgrepro checkpoint")
     meta = dict(payload["meta"])

@@ -28,7 +28,7 @@ from .classes import VARIANTS
 from .datasets import BatchStream, load_variant
 from .inference import default_device
 from .io import atomic_write_text
-from .models import create_model, save_checkpoint
+from .models import create_model, safe_load, save_checkpoint
 from .profiles import get_profile
 
 
@@ -133,7 +133,7 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
     history, start = [], 0
     last = run_dir / "last.pt"
     if last.exists():
-        state = torch.load(last, map_location=device, weights_only=False)
+        state = safe_load(last, "training state", device)
         if state["meta"]["config"] != config.as_dict():
             raise ValueError(f"{last}: {run_dir} holds a run with another config; choose another run folder")
         model.load_state_dict(state["state_dict"])
@@ -182,6 +182,6 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
 
 
 def _check_same_config(checkpoint: Path, config: TrainConfig) -> None:
-    meta = torch.load(checkpoint, map_location="cpu", weights_only=False)["meta"]
+    meta = safe_load(checkpoint)["meta"]
     if meta["config"] != config.as_dict():
         raise ValueError(f"{checkpoint}: this run folder holds a model trained with another config")

@@ -176,3 +176,30 @@ def test_default_augmentation_copies_pixels_without_blurring():
     for i in range(len(x)):
         assert torch.isin(y[i].flatten(), x[i].flatten()).all(), "a pixel was interpolated"
     assert not torch.equal(y, augment(x, torch.Generator().manual_seed(1)))
+
+
+class _Payload:
+    """Pickles to a call that would leave a marker file if it ever ran."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_a_hostile_checkpoint_runs_no_code(tmp_path, tiny_variants, capsys):
+    marker = tmp_path / "ran"
+    hostile = tmp_path / "hostile.pt"
+    torch.save({"format": "bgrepro-checkpoint-1", "meta": {"arch": "smallcnn"}, "state_dict": _Payload(marker)},
+               hostile)
+    for command in (["eval"], ["challenge"]):
+        assert main([*command, "--data", str(tiny_variants), "--checkpoint", str(hostile)]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and str(hostile) in err
+    run = tmp_path / "run"
+    run.mkdir()
+    torch.save({"meta": {"config": {}}, "x": _Payload(marker)}, run / "last.pt")  # a planted resume file
+    with pytest.raises(ValueError, match="last.pt"):
+        train(TrainConfig.from_profile(tiny_variants, "tiny", epochs=1), run, progress=False)
+    assert not marker.exists()
