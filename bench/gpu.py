@@ -214,7 +214,7 @@ def stage_challenge(args, device) -> dict:
     # the official method on a stratified subset (the first foregrounds of every class), and bgrepro in
     # fp32 on the same subset: the fooled sets must be identical
     everything = load_challenge_data(root)[0]
-    subset = _first_per_class(everything, args.reference_per_class)
+    subset = everything.first_positions(args.reference_per_class)
     reference = challenge_reference(model, root, device=device, subset=subset)
     sub = everything.subset(subset)
     exact = challenge(model, sub, bgs, device=device, precision="fp32", progress=False)
@@ -236,13 +236,6 @@ def stage_challenge(args, device) -> dict:
     out["default_precision_vs_fp32_on_subset_differing"] = int(sum(searched[i] != f for i, f in
                                                                    zip(exact.fg_ids, exact.fooled)))
     return out
-
-
-def _first_per_class(data, per_class: int) -> list[int]:
-    """Positions of the first `per_class` images of every class."""
-    import torch
-
-    return sorted(int(i) for c in data.labels.unique() for i in torch.nonzero(data.labels == c).flatten()[:per_class])
 
 
 def stage_saliency(args, device) -> dict:

@@ -58,12 +58,14 @@ class ImageSet:
         return ImageSet(self.images[keep], self.labels[keep], [self.ids[int(i)] for i in keep],
                         None if self.masks is None else self.masks[keep], self.classes)
 
+    def first_positions(self, per_class: int) -> list[int]:
+        """Positions of the first `per_class` images of each class, in set order."""
+        keep = torch.cat([torch.nonzero(self.labels == c).flatten()[:per_class] for c in range(len(self.classes))])
+        return keep.sort().values.tolist()
+
     def first_per_class(self, per_class: int | None) -> ImageSet:
         """The first `per_class` images of each class (all of them when None)."""
-        if per_class is None:
-            return self
-        keep = torch.cat([torch.nonzero(self.labels == c).flatten()[:per_class] for c in range(len(self.classes))])
-        return self.subset(keep.sort().values)
+        return self if per_class is None else self.subset(self.first_positions(per_class))
 
 
 def list_variant(root: Path, variant: str, split: str, classes: tuple[str, ...] | None = None

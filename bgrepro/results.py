@@ -50,8 +50,6 @@ def config_hash(kind: str, config: dict) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-data_hash = data_identity
-
 
 def git_commit() -> str | None:
     """The current git commit of the project, if it is a checkout."""
@@ -71,7 +69,7 @@ def provenance(config: dict, seconds: float, device: str | None = None) -> dict:
 
     return {
         "git_commit": git_commit(),
-        "data_manifest_sha256": data_hash(config.get("data")),
+        "data_manifest_sha256": data_identity(config.get("data")),
         "seed": config.get("seed"),
         "device": device or ("cuda:" + torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"),
         "versions": {"python": platform.python_version(), "torch": torch.__version__,
