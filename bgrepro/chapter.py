@@ -1,10 +1,11 @@
 """What every chapter of the book starts with, in one place.
 
-    from bgrepro.chapter import *  # noqa: F403 - plt, np, pd, glue, paper and setup
+    from bgrepro.chapter import *  # noqa: F403 - plt, np, pd, glue, paper, plots, studies, setup, show
     P = setup(profile)
 
 `setup` quiets library warnings, makes glued numbers print plainly and tables show one decimal, and
-returns the chapter's profile.
+returns the chapter's profile. `show(study)` glues the numbers a `bgrepro.studies.Study` holds (the
+text quotes them by name) and returns its table for display.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
-from . import paper
+from . import paper, plots, studies
 from .profiles import Profile, get_profile
 
 try:  # the book's glue (MyST-NB); a chapter opened without the book tools still runs
@@ -25,7 +26,7 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         """Without MyST-NB: show the value, glue nothing."""
         return value if display else None
 
-__all__ = ["glue", "np", "paper", "pd", "plt", "setup"]
+__all__ = ["glue", "np", "paper", "pd", "plots", "plt", "setup", "show", "studies"]
 
 
 def setup(profile: str) -> Profile:
@@ -34,3 +35,10 @@ def setup(profile: str) -> Profile:
     np.set_printoptions(legacy="1.25")  # glue shows numpy scalars as plain numbers
     pd.set_option("display.precision", 1)
     return get_profile(profile)
+
+
+def show(study: studies.Study, table: str | None = None):
+    """Glue a study's numbers for the text (not displayed) and return its main table, or the named one."""
+    for name, value in study.numbers.items():
+        glue(name, value, display=False)
+    return study.table if table is None else study.tables[table]

@@ -50,6 +50,7 @@ def _add_synth(sub) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
+    from .classes import CLASS_FOLDERS
     from .synth import SynthConfig, generate
 
     config = SynthConfig.from_profile(
@@ -59,7 +60,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     t0 = time.perf_counter()
     generate(args.out, config, workers=args.workers or None)
     seconds = time.perf_counter() - t0
-    n = 9 * (config.train_per_class + config.test_per_class)
+    n = len(CLASS_FOLDERS) * (config.train_per_class + config.test_per_class)
     print(f"wrote {n} images ({config.size}px) to {args.out} in {seconds:.1f}s ({n / seconds:.0f} images/s)")
     if args.preview:
         from .plots import habitat_gallery, synth_preview
@@ -213,27 +214,9 @@ def _add_model_args(p) -> None:
 
 
 def _load_model(args: argparse.Namespace):
-    """(model, name, default record path) from --checkpoint or --arch A --pretrained; a checkpoint must
-    have been trained on the classes of --data."""
-    from .models import imagenet_model, load_checkpoint
+    from .models import model_for_data
 
-    if args.checkpoint:
-        model, meta = load_checkpoint(args.checkpoint)
-        data_classes = list(layout.class_folders(args.data))
-        if meta["classes"] != data_classes:
-            raise ValueError(f"{args.checkpoint}: the model was trained on {len(meta['classes'])} classes "
-                             f"({', '.join(meta['classes'][:4])}{', ...' if len(meta['classes']) > 4 else ''}) "
-                             f"but {args.data} has {len(data_classes)} ({', '.join(data_classes[:4])}"
-                             f"{', ...' if len(data_classes) > 4 else ''})")
-        return model, meta["arch"], args.checkpoint.parent
-    if not args.pretrained:
-        raise ValueError("--arch needs --pretrained (or pass a trained --checkpoint)")
-    from .classes import CLASS_FOLDERS
-
-    if layout.class_folders(args.data) != CLASS_FOLDERS:
-        raise ValueError(f"{args.data}: an ImageNet model is scored through the 1000 -> IN-9 class mapping, "
-                         "which needs IN-9's nine class folders; train a model on this data instead")
-    return imagenet_model(args.arch, args.weights), args.arch, Path("results")
+    return model_for_data(args.data, args.checkpoint, args.arch, args.pretrained, args.weights)
 
 
 def _run_eval(args: argparse.Namespace) -> int:
@@ -242,10 +225,10 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .evaluate import evaluate, format_table
     from .io import atomic_write_text
 
-    model, name, where = _load_model(args)
+    model, name = _load_model(args)
     result = evaluate(model, args.data, split=args.split)
     result["model"] = name
-    default_record = where / ("eval.json" if args.checkpoint else f"eval-{name}.json")
+    default_record = args.checkpoint.parent / "eval.json" if args.checkpoint else Path("results") / f"eval-{name}.json"
     atomic_write_text(args.record or default_record, json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
     return 0
@@ -275,7 +258,7 @@ def _run_challenge(args: argparse.Namespace) -> int:
     from .inference import default_device
     from .io import atomic_write_text
 
-    model, name, _ = _load_model(args)
+    model, name = _load_model(args)
     foregrounds, backgrounds = load_challenge_data(args.data, args.split)
     device = args.device or default_device()
     result = challenge(model, foregrounds, backgrounds, all_pairs=args.all_pairs, device=device,
@@ -329,86 +312,21 @@ def _add_localize(sub) -> None:
 def _run_localize(args: argparse.Namespace) -> int:
     import json
 
-    from . import localize as loc
-    from .datasets import load_variant
-    from .evaluate import predict
-    from .io import atomic_write_text
+    from .localize import localize_dataset
 
-    net = loc.backbone(args.backbone, args.weights)
-    official = layout.variant_dir(args.data, "original").is_dir()
-
-    def images_of(root: Path, split: str):
-        if layout.variant_dir(root, "original").is_dir():
-            masks = layout.split_dir(root, layout.MASKS, split).is_dir()
-            data = load_variant(root, "original", split, with_masks=masks)
-            if args.size and data.images.shape[-1] != args.size:
-                import torch.nn.functional as F
-
-                data.images = F.interpolate(data.images.float(), size=(args.size, args.size), mode="bilinear",
-                                            align_corners=False).round().clamp(0, 255).byte()
-                data.masks = None  # masks are at the original size; metrics need the native size
-            return data.images, data.labels, data.masks
-        images, _ = loc.folder_images(root, args.size or 224, progress=not args.json)
-        return images, None, None
-
-    classifier = None  # --class-wise predictions: the backbone's own classifier labels the images
-    if args.class_wise == "predictions":
-        if not args.backbone.startswith("checkpoint:") and not args.backbone.endswith(".pt"):
-            raise ValueError("--class-wise predictions needs a classifier checkpoint as the backbone")
-        from .models import load_checkpoint
-
-        classifier = load_checkpoint(args.backbone.removeprefix("checkpoint:"))[0]
-    if args.rps:
-        rps = loc.RPS.load(args.rps)
-    else:
-        est_root = args.estimate_on or args.data
-        official_est = layout.variant_dir(est_root, "original").is_dir()
-        images, labels, _ = images_of(est_root, args.estimate_split if official_est else "")
-        if classifier is not None:
-            labels = predict(classifier, images)
-        elif args.class_wise == "none":
-            labels = None
-        elif labels is None:
-            raise ValueError("--class-wise labels needs a dataset in the official layout (class folders)")
-        rps = loc.estimate(net, images, labels, progress=not args.json)
-    summary: dict = {"backbone": args.backbone, "class_wise": args.class_wise}
-    if args.out:
-        rps.save(args.out / "rps.pt")
-    if official:
-        images, labels, masks = images_of(args.data, args.split)
-        if masks is None:
-            summary["note"] = "no fg_mask at the images' size: metrics skipped"
-        else:
-            classes = None
-            if args.class_wise == "labels":
-                classes = labels
-            elif classifier is not None:
-                classes = predict(classifier, images)
-            rps_maps = loc.activation_maps(net, images, rps, classes=classes, progress=not args.json)
-            summary.update(loc.localization_metrics(rps_maps.numpy(), masks.numpy()))
-            summary["caam"] = loc.localization_metrics(loc.activation_maps(net, images, None).numpy(), masks.numpy())
-            summary["n_images"] = len(images)
-    if args.write_masks:
-        root = layout.variant_dir(args.data, "original") if official else args.data
-        if args.size:
-            size = args.size
-        elif official:  # the dataset's own image size
-            size = load_variant(args.data, "original", args.split).images.shape[-1]
-        else:
-            size = 224
-        summary["masks_written"] = loc.write_masks(net, rps, root, args.write_masks, size, args.mask_threshold,
-                                                   progress=not args.json)
-    if args.out:
-        atomic_write_text(args.out / "localize.json", json.dumps(summary, indent=2) + "\n")
+    summary = localize_dataset(
+        args.data, args.backbone, weights=args.weights, split=args.split, estimate_split=args.estimate_split,
+        estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=args.out,
+        write_masks_to=args.write_masks, mask_threshold=args.mask_threshold, progress=not args.json)
     if args.json:
-        print(json.dumps(summary))
-    else:
-        for key, value in summary.items():
-            if isinstance(value, dict):
-                value = ", ".join(f"{k} {v:.3f}" for k, v in value.items() if isinstance(v, float))
-            elif isinstance(value, float):
-                value = f"{value:.3f}"
-            print(f"{key:<16}{value}")
+        print(json.dumps(summary, allow_nan=False))
+        return 0
+    for key, value in summary.items():
+        if isinstance(value, dict):
+            value = ", ".join(f"{k} {v:.3f}" for k, v in value.items() if isinstance(v, float))
+        elif isinstance(value, float):
+            value = f"{value:.3f}"
+        print(f"{key:<16}{value}")
     return 0
 
 

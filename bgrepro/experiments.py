@@ -10,7 +10,10 @@
 - `adversarial_backgrounds` (paper Sec. 4, Figs. 3-4): the backgrounds challenge of a trained model.
 - `saliency_on_foreground` (claim 4): the share of Grad-CAM saliency on the foreground.
 - `rps_localization`, `mask_quality`: representer point selection against the feature-norm
-  baseline, and RPS / GrabCut masks against the exact synthetic masks.
+  baseline, and RPS / GrabCut masks against the exact synthetic masks; `rps_predictor`: the cached
+  w* of a trained model's trunk.
+- `finegrained_correctness` (paper Sec. 5): per test image, is the model right on Original, Only-FG,
+  Only-BG-T and Mixed-Rand.
 """
 
 from __future__ import annotations
@@ -308,6 +311,45 @@ def mask_quality(synthetic: Path, config: TrainConfig, threshold: float = 0.5, p
     return pd.DataFrame({"mean IoU with exact masks (%)": {
         "box (filled bounding box)": 100 * m["box"], "GrabCut from the box": 100 * m["grabcut"],
         "RPS (no annotation)": 100 * m["rps"]}})
+
+
+def rps_predictor(config: TrainConfig, class_wise: bool = True, progress: bool = True):
+    """The RPS w* (`localize.RPS`) of the trunk of the model trained by `config`, from one pass over
+    its Original training set (class-wise from the true labels when `class_wise`)."""
+    import torch
+
+    from . import localize as loc
+    from .datasets import load_variant
+
+    record = trained_model(config, progress=progress)
+
+    def compute(cfg: dict) -> dict:
+        net = loc.backbone(f"checkpoint:{record.checkpoint}")
+        train_set = load_variant(cfg["data"], "original", "train")
+        labels = train_set.labels if class_wise else None
+        rps = loc.estimate(net, train_set.images, labels, num_classes=len(train_set.classes), progress=progress)
+        return {"w": rps.w.tolist(), "w_class": None if rps.w_class is None else rps.w_class.tolist()}
+
+    m = cached("rps_predictor", {**config.as_dict(), "class_wise": class_wise}, compute).metrics
+    return loc.RPS(torch.tensor(m["w"]), None if m["w_class"] is None else torch.tensor(m["w_class"]))
+
+
+def finegrained_correctness(config: TrainConfig, progress: bool = True) -> pd.DataFrame:
+    """Per test image (indexed by id): its label and whether the model trained by `config` is right on
+    each of `finegrained.VARIANTS_USED` (a cached record)."""
+    from . import finegrained
+
+    record = trained_model(config, progress=progress)
+
+    def compute(cfg: dict) -> dict:
+        table = finegrained.correctness(record.load(), cfg["data"])
+        return {"ids": list(table.index), "classes": table.attrs["classes"],
+                **{column: table[column].tolist() for column in table.columns}}
+
+    m = cached("finegrained", config.as_dict(), compute).metrics
+    table = pd.DataFrame({c: m[c] for c in ("label", *finegrained.VARIANTS_USED)}, index=m["ids"])
+    table.attrs["classes"] = m["classes"]
+    return table
 
 
 def _box_masks(masks: np.ndarray) -> np.ndarray:

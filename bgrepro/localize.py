@@ -401,5 +401,88 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
     return done
 
 
+
+# ----------------------------------------------------------------------------- the command's experiment
+def _dataset_images(root: Path, split: str, size: int | None, progress: bool):
+    """(images, labels, masks, classes) of a dataset's Original split (labels, masks and classes None
+    where unknown: a plain folder of images; masks None when resized, as they would no longer match)."""
+    from . import layout
+    from .datasets import load_variant
+
+    if not layout.variant_dir(root, "original").is_dir():
+        images, _ = folder_images(root, size or 224, progress=progress)
+        return images, None, None, None
+    with_masks = layout.split_dir(root, layout.MASKS, split).is_dir()
+    data = load_variant(root, "original", split, with_masks=with_masks)
+    images, masks = data.images, data.masks
+    if size and images.shape[-1] != size:
+        images = F.interpolate(images.float(), size=(size, size), mode="bilinear",
+                               align_corners=False).round().clamp(0, 255).byte()
+        masks = None
+    return images, data.labels, masks, list(data.classes)
+
+
+def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = None, split: str = "val",
+                     estimate_split: str = "train", estimate_on: Path | None = None, rps_file: Path | None = None,
+                     class_wise: str = "none", size: int | None = None, out: Path | None = None,
+                     write_masks_to: Path | None = None, mask_threshold: float = 0.5,
+                     progress: bool = True) -> dict:
+    """The `bgrepro localize` experiment: estimate w* (or load it), score RPS and CAAM maps against the
+    test masks of `data` when it has them, and write RPS masks when asked. Returns the summary (also
+    written to OUT/localize.json beside OUT/rps.pt when `out` is given)."""
+    import json
+
+    from . import layout
+    from .evaluate import predict
+    from .io import atomic_write_text
+    from .models import load_checkpoint
+
+    if class_wise not in ("none", "labels", "predictions"):
+        raise ValueError(f"class_wise must be none, labels or predictions, got {class_wise!r}")
+    net = backbone(backbone_spec, weights)
+    official = layout.variant_dir(data, "original").is_dir()
+    classifier = None  # class-wise from predictions: the backbone's own classifier labels the images
+    if class_wise == "predictions":
+        if not backbone_spec.startswith("checkpoint:") and not backbone_spec.endswith(".pt"):
+            raise ValueError("--class-wise predictions needs a classifier checkpoint as the backbone")
+        classifier, meta = load_checkpoint(backbone_spec.removeprefix("checkpoint:"))
+    if rps_file:
+        rps = RPS.load(rps_file)
+    else:
+        est_root = Path(estimate_on or data)
+        images, labels, _, classes = _dataset_images(est_root, estimate_split, size, progress)
+        num_classes = len(classes) if classes else None
+        if classifier is not None:
+            labels, num_classes = predict(classifier, images), len(meta["classes"])
+        elif class_wise == "none":
+            labels = None
+        elif labels is None:
+            raise ValueError(f"{est_root}: --class-wise labels needs a dataset in the official layout (class folders)")
+        rps = estimate(net, images, labels, progress=progress, num_classes=num_classes)
+    summary: dict = {"backbone": backbone_spec, "class_wise": class_wise}
+    if out:
+        rps.save(Path(out) / "rps.pt")
+    if official:
+        images, labels, masks, _ = _dataset_images(Path(data), split, size, progress)
+        if masks is None:
+            summary["note"] = "no fg_mask at the images' size: metrics skipped"
+        else:
+            classes = labels if class_wise == "labels" else None
+            if classifier is not None:
+                classes = predict(classifier, images)
+            rps_maps = activation_maps(net, images, rps, classes=classes, progress=progress)
+            summary.update(localization_metrics(rps_maps.numpy(), masks.numpy()))
+            summary["caam"] = localization_metrics(activation_maps(net, images, None).numpy(), masks.numpy())
+            summary["n_images"] = len(images)
+    if write_masks_to:
+        root = layout.variant_dir(data, "original") if official else Path(data)
+        side = size or (_dataset_images(Path(data), split, None, False)[0].shape[-1] if official else 224)
+        summary["masks_written"] = write_masks(net, rps, root, write_masks_to, side, mask_threshold,
+                                               progress=progress)
+    if out:
+        atomic_write_text(Path(out) / "localize.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return summary
+
+
 __all__ = ["RPS", "backbone", "estimate", "activation_maps", "box_from_map", "max_box_acc", "pxap", "piou",
-           "localization_metrics", "masks_from_maps", "mask_iou", "maps_figure", "write_masks"]
+           "localization_metrics", "masks_from_maps", "mask_iou", "maps_figure", "write_masks", "localize_dataset"]

@@ -233,3 +233,30 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
         raise ValueError(f"{path}: weights do not fit architecture {meta['arch']!r} "
                          f"with {meta['num_classes']} classes ({first})") from None
     return model.to(map_location).eval(), meta
+
+
+def _names(classes) -> str:
+    classes = list(classes)
+    return f"{len(classes)} classes ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''})"
+
+
+def model_for_data(data: Path, checkpoint: Path | None = None, arch: str | None = None, pretrained: bool = False,
+                   weights: Path | None = None) -> tuple[nn.Module, str]:
+    """The model a command scores on `data`, and its name: a trained checkpoint (refused unless it was
+    trained on the data's classes), or an ImageNet-pretrained `arch` mapped to IN-9 (IN-9's classes only)."""
+    from . import layout
+
+    data_classes = list(layout.class_folders(data))
+    if checkpoint:
+        model, meta = load_checkpoint(checkpoint)
+        if meta["classes"] != data_classes:
+            raise ValueError(f"{checkpoint}: the model was trained on {_names(meta['classes'])} "
+                             f"but {data} has {_names(data_classes)}")
+        return model, meta["arch"]
+    if not (arch and pretrained):
+        raise ValueError("--arch needs --pretrained (or pass a trained --checkpoint)")
+    if tuple(data_classes) != in9.CLASS_FOLDERS:
+        raise ValueError(f"{data}: an ImageNet model is scored through the 1000 -> IN-9 class mapping, "
+                         f"which needs IN-9's class folders, but it has {_names(data_classes)}; "
+                         "train a model on this data instead")
+    return imagenet_model(arch, weights), arch

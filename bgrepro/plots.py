@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks
 import numpy as np
 
 from . import layout
-from .classes import CLASS_FOLDERS, CLASS_NAMES, HABITATS
+from .classes import HABITATS
 from .io import read_image, read_mask
 
 
@@ -19,14 +19,14 @@ def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path 
     rows = [r for r in read_annotations(root) if r["split"] == split]
     if not rows:
         raise ValueError(f"{root}: no images in split {split!r}")
+    folders = dict(sorted({r["class_index"]: r["class_folder"] for r in rows}.items()))
     fig, axes = plt.subplots(
-        len(CLASS_FOLDERS), 2 * per_class, figsize=(2 * per_class * 1.25, len(CLASS_FOLDERS) * 1.35),
-        squeeze=False,
+        len(folders), 2 * per_class, figsize=(2 * per_class * 1.25, len(folders) * 1.35), squeeze=False,
     )
-    for c, folder in enumerate(CLASS_FOLDERS):
+    for row, (c, folder) in enumerate(folders.items()):
         mine = [r for r in rows if r["class_index"] == c][:per_class]
         for k in range(per_class):
-            ax_img, ax_mask = axes[c, 2 * k], axes[c, 2 * k + 1]
+            ax_img, ax_mask = axes[row, 2 * k], axes[row, 2 * k + 1]
             for ax in (ax_img, ax_mask):
                 ax.set_xticks([])
                 ax.set_yticks([])
@@ -44,7 +44,7 @@ def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path 
             ax_img.set_title(HABITATS[r["habitat"]], fontsize=7, pad=2)
             ax_mask.imshow(mask, cmap="gray", interpolation="nearest")
             ax_mask.set_title("mask", fontsize=7, pad=2)
-        axes[c, 0].set_ylabel(CLASS_NAMES[c], fontsize=8, rotation=0, ha="right", va="center")
+        axes[row, 0].set_ylabel(layout.short_name(folder), fontsize=8, rotation=0, ha="right", va="center")
     fig.tight_layout(pad=0.3)
     if out is not None:
         fig.savefig(out, dpi=110)
@@ -76,24 +76,41 @@ VARIANT_TITLES = {
 }
 
 
-def variants_figure(root: Path, image_id: str | None = None, split: str = "val", out: Path | None = None):
-    """The paper's Figure 1 layout: one image in all eight variants, labelled (from a built folder)."""
+def variants_figure(root: Path, image_id: str | None = None, split: str = "val", model=None,
+                    out: Path | None = None):
+    """The paper's Figure 1 layout: one image in all eight variants, labelled (from a built folder);
+    with a trained `model`, each panel also shows the model's prediction (green when it is the
+    foreground's class, red otherwise)."""
+    import torch
+
     from .build import read_manifest
+    from .evaluate import predict
 
     rows = [r for r in read_manifest(root) if r["split"] == split and r["variant"] in VARIANT_TITLES]
     if not rows:
         raise ValueError(f"{root}: the manifest lists no variant images in split {split!r}")
     image_id = image_id or rows[0]["fg_id"] or rows[0]["bg_id"]
     mine = {r["variant"]: r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id}
-    fig, axes = plt.subplots(1, len(VARIANT_TITLES), figsize=(len(VARIANT_TITLES) * 1.6, 2.0), squeeze=False)
+    images = {v: read_image(Path(root) / r["path"]) for v, r in mine.items()}
+    predicted = {}
+    if model is not None and images:
+        classes = layout.class_folders(root)
+        batch = torch.from_numpy(np.stack(list(images.values()))).permute(0, 3, 1, 2).contiguous()
+        predicted = dict(zip(images, (classes[int(c)] for c in predict(model, batch, device="cpu"))))
+        truth = classes[int(next(iter(mine.values()))["label"])]
+    fig, axes = plt.subplots(1, len(VARIANT_TITLES), figsize=(len(VARIANT_TITLES) * 1.6, 2.2 if predicted else 2.0),
+                             squeeze=False)
     for ax, (variant, title) in zip(axes[0], VARIANT_TITLES.items()):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=9)
-        if variant in mine:
-            ax.imshow(read_image(Path(root) / mine[variant]["path"]), interpolation="nearest")
+        if variant in images:
+            ax.imshow(images[variant], interpolation="nearest")
         else:
             ax.text(0.5, 0.5, "not built", ha="center", va="center", fontsize=8, transform=ax.transAxes)
+        if variant in predicted:
+            ax.set_xlabel(layout.short_name(predicted[variant]), fontsize=8,
+                          color="tab:green" if predicted[variant] == truth else "tab:red")
     fig.tight_layout(pad=0.3)
     if out is not None:
         fig.savefig(out, dpi=120)
@@ -188,16 +205,65 @@ def habitat_matrices(root: Path, correlation: float, split: str = "train", out: 
     synthetic dataset's split (from its annotations.csv)."""
     from .synth import habitat_distribution, read_annotations
 
-    realised = np.zeros((len(CLASS_NAMES), len(HABITATS)))
-    for row in read_annotations(root):
-        if row["split"] == split:
-            realised[row["class_index"], row["habitat"]] += 1
+    designed = habitat_distribution(correlation)
+    rows = [r for r in read_annotations(root) if r["split"] == split]
+    names = [layout.short_name(f) for _, f in sorted({(r["class_index"], r["class_folder"]) for r in rows})]
+    realised = np.zeros(designed.shape)
+    for row in rows:
+        realised[row["class_index"], row["habitat"]] += 1
     realised /= np.maximum(realised.sum(axis=1, keepdims=True), 1)
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, matrix, title in zip(axes, (habitat_distribution(correlation), realised),
+    for ax, matrix, title in zip(axes, (designed, realised),
                                  (f"designed, R = {correlation}", f"realised ({split} split)")):
         ax.imshow(matrix, cmap="Greens", vmin=0, vmax=1)
         ax.set_xticks(range(len(HABITATS)), HABITATS, rotation=60, fontsize=7)
-        ax.set_yticks(range(len(CLASS_NAMES)), CLASS_NAMES, fontsize=7)
+        ax.set_yticks(range(len(names)), names, fontsize=7)
         ax.set_title(title, fontsize=9)
     return _finish(fig, out)
+
+
+def backgrounds_suffice_figure(table, threshold: float = 40.0, out: Path | None = None):
+    """Paper Fig. 2: background-only models on their own test set and on Original, with chance
+    (`table["chance"]`) and the paper's threshold."""
+    ax = table[["own test set", "original"]].plot.bar(figsize=(6, 3.2), rot=0, color=["#9ecae1", "#3182bd"])
+    ax.axhline(float(table["chance"].iloc[0]), color="k", ls=":", lw=1, label="chance")
+    ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"paper: > {threshold:.0f}% on Original")
+    ax.set_ylabel("accuracy (%)")
+    ax.legend(fontsize=7)
+    return _finish(ax.figure, out)
+
+
+def ours_beside_paper(ours, official, rows=("original", "mixed_same", "mixed_rand"), out: Path | None = None):
+    """Two bar panels sharing the accuracy axis: our Original- and Mixed-Rand-trained models, and the
+    paper's official ResNet-50s, on the given test variants."""
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
+    rows = list(rows)
+    ours.loc[rows, ["original", "mixed_rand"]].rename(
+        columns={"original": "trained on Original", "mixed_rand": "trained on Mixed-Rand"}).plot.bar(ax=axes[0], rot=0)
+    official.loc[rows, ["ResNet-50 (IN-9L)", "ResNet-50 (IN-9 Mixed-Rand)"]].plot.bar(ax=axes[1], rot=0)
+    for ax, title in zip(axes, ("ours", "paper (official ResNet-50s)")):
+        ax.set_title(title, fontsize=9)
+        ax.legend(fontsize=7, loc="lower left")
+    axes[0].set_ylabel("accuracy (%)")
+    return _finish(fig, out)
+
+
+def claims_figure(claims, out: Path | None = None):
+    """Our number beside the paper's for every claim that has one."""
+    plotted = claims.dropna(subset=["paper"])
+    fig, ax = plt.subplots(figsize=(6.5, 3))
+    y = range(len(plotted))
+    ax.scatter(plotted["ours"], y, label="ours", color="tab:blue")
+    ax.scatter(plotted["paper"].astype(float), y, label="paper", color="tab:red", marker="x")
+    ax.set_yticks(list(y), [f"claim {c}" for c in plotted["claim"]])
+    ax.set_xlabel("% or points")
+    ax.legend(fontsize=8)
+    return _finish(fig, out)
+
+
+def per_class_bars(table, xlabel: str, out: Path | None = None):
+    """Horizontal bars: one group per class (rows), one bar per model (columns)."""
+    ax = table.plot.barh(figsize=(7, max(2.5, 0.38 * len(table))))
+    ax.set_xlabel(xlabel)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return _finish(ax.figure, out)

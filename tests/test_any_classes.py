@@ -12,6 +12,7 @@ from PIL import Image
 
 from bgrepro.classes import CLASS_FOLDERS
 from bgrepro.cli import main
+from bgrepro.localize import RPS
 from bgrepro.models import load_checkpoint
 
 ACCENTED = ("café au lait", "naïve bayes", "Ünïcode fish", "zebra crossing")
@@ -69,6 +70,13 @@ def test_every_command_takes_its_classes_from_the_data(tmp_path, capsys, classes
     assert all(i.split("/")[0] in classes for i in result["fooled_ids"])
     text = json.dumps([evaluation, result])
     assert not any(folder in text for folder in CLASS_FOLDERS)
+    # class-wise RPS keeps one w* per class of the data, whether labels come from folders or predictions
+    for source in ("labels", "predictions"):
+        assert main(["localize", "--data", str(data), "--backbone", f"checkpoint:{run / 'checkpoint.pt'}",
+                     "--class-wise", source, "--out", str(tmp_path / source), "--json"]) == 0
+        summary = _json(capsys)
+        assert summary["n_images"] == 2 * len(classes) and 0 <= summary["pxap"] <= 1
+        assert RPS.load(tmp_path / source / "rps.pt").w_class.shape[0] == len(classes)
 
 
 def test_a_model_of_other_classes_is_refused(tmp_path, capsys, tiny_checkpoint):

@@ -70,3 +70,17 @@ def test_second_run_reuses_the_executions(executed):
     _, first, second = executed
     assert all(seconds == 0 for seconds in second.values())
     assert sum(first.values()) > 0
+
+
+@pytest.mark.parametrize("name", ORDER)
+def test_chapter_cells_are_calls_not_logic(name):
+    """Chapters hold narrative, parameters and calls: no code cell beyond the parameters is longer than
+    8 lines (logic belongs in the package)."""
+    import re
+
+    text = (BOOK / f"{name}.md").read_text()
+    for cell in re.findall(r"```\{code-cell\}[^\n]*\n(.*?)```", text, re.S):
+        if "parameters" in cell.split("\n", 1)[0]:
+            continue
+        code = [ln for ln in cell.splitlines() if ln.strip() and not ln.startswith(":tags:")]
+        assert len(code) <= 8, f"{name}.md: a {len(code)}-line cell: {code[0]}"

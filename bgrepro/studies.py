@@ -1,0 +1,294 @@
+"""What each chapter of the book shows: its tables beside the paper's numbers, the numbers its prose
+quotes, and its example figures, each from the cached experiment records.
+
+Every function takes the chapter's parameters (data folder, profile, seed, ...) and returns a
+`Study`: `table` (what the page shows first), `tables` (further named tables), `numbers` (name ->
+value, glued into the text by `bgrepro.chapter.show`) and, where a figure needs them, the records.
+A chapter cell is one call: ``show(studies.mixed_rand(data, profile, seed))``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from . import experiments, layout, paper
+from .profiles import get_profile
+from .train import TrainConfig
+
+
+@dataclass
+class Study:
+    """A chapter section's results: the main table, further tables, and the numbers its text quotes."""
+
+    table: pd.DataFrame
+    numbers: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)
+
+
+def two_models(data: Path, profile: str | None = None, seed: int = 0) -> dict[str, TrainConfig]:
+    """The profile's default model trained on Original and on Mixed-Rand, by their names in the book."""
+    base = TrainConfig.from_profile(data, profile, seed=seed)
+    return {"trained on Original": base, "trained on Mixed-Rand": replace(base, variant="mixed_rand")}
+
+
+def original_model(data: Path, profile: str | None = None, seed: int = 0):
+    """The profile's default model trained on Original (trained once, then loaded from its record)."""
+    return experiments.trained_model(TrainConfig.from_profile(data, profile, seed=seed)).load()
+
+
+def _example_positions(labels, classes: int, count: int) -> list[int]:
+    """Positions of the first image of each class, the first `count` classes."""
+    import torch
+
+    return [int(torch.nonzero(labels == c).flatten()[0]) for c in range(classes) if (labels == c).any()][:count]
+
+
+# ----------------------------------------------------------------------------- Sec. 3: backgrounds suffice
+def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Background-only models (paper Fig. 2) beside the paper's threshold and chance."""
+    table = experiments.backgrounds_suffice(data, profile, seed)
+    table["paper on original (at least)"] = paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL
+    table["chance"] = 100 / len(layout.class_folders(data))
+    weakest = table["original"].idxmin()
+    note = f"The {weakest} model transfers least to Original."
+    if weakest == "no_fg":
+        note += " It also sees the black silhouette of the object, a shape cue that Original images do not have."
+    return Study(table, {"best_bg_only": table["original"].max(), "worst_bg_only": table["original"].min(),
+                         "weakest_note": note, "chance": float(table["chance"].iloc[0])})
+
+
+# ----------------------------------------------------------------------------- Sec. 3: Mixed-Rand training
+def mixed_rand(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Original- vs Mixed-Rand-trained models on the foreground-keeping variants (paper Fig. 5), and
+    beside the official ResNet-50s (table "beside the paper")."""
+    table = experiments.mixed_rand_training(data, profile, seed)
+    official = paper.README_TABLE
+    side = pd.DataFrame({
+        "ours, trained on Original": table["original"], "ours, trained on Mixed-Rand": table["mixed_rand"],
+        "paper ResNet-50 (IN-9L)": official["ResNet-50 (IN-9L)"],
+        "paper ResNet-50 (Mixed-Rand)": official["ResNet-50 (IN-9 Mixed-Rand)"],
+    }).loc[["original", "mixed_same", "mixed_rand", "bg_gap"]]
+    side["difference (Mixed-Rand models)"] = side["ours, trained on Mixed-Rand"] - side["paper ResNet-50 (Mixed-Rand)"]
+    with_bg = ["original", "mixed_same", "mixed_rand", "mixed_next"]  # the foreground on some background
+    spread_bg = table.loc[with_bg].max() - table.loc[with_bg].min()
+    fly = "mixed_rand (on the fly)"
+    numbers = {"gap_orig": table.loc["bg_gap", "original"], "gap_mixed": table.loc["bg_gap", "mixed_rand"],
+               "spread_bg_orig": spread_bg["original"], "spread_bg_mixed": spread_bg["mixed_rand"],
+               "spread_bg_fly": spread_bg[fly], "spread_mixed": table.loc["spread", "mixed_rand"],
+               "spread_fly": table.loc["spread", fly], "fg_orig": table.loc["only_fg", "original"],
+               "fg_mixed": table.loc["only_fg", "mixed_rand"], "fg_fly": table.loc["only_fg", fly]}
+    return Study(table, numbers, {"beside the paper": side})
+
+
+def saliency(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Share of Grad-CAM saliency on the foreground, Original- vs Mixed-Rand-trained (claim 4)."""
+    shares = experiments.saliency_on_foreground(two_models(data, profile, seed))
+    return Study(shares, {"sal_orig": shares.loc["all test images", "trained on Original"],
+                          "sal_mixed": shares.loc["all test images", "trained on Mixed-Rand"]})
+
+
+def saliency_examples(data: Path, profile: str | None = None, seed: int = 0, count: int = 6):
+    """Grad-CAM maps of both models on the first test image of each of the first `count` classes."""
+    from .datasets import load_variant
+    from .saliency import foreground_share, gradcam, saliency_figure
+
+    test = load_variant(data, "original", "val", with_masks=True)
+    pick = _example_positions(test.labels, len(test.classes), count)
+    maps, shares = {}, {}
+    for name, config in two_models(data, profile, seed).items():
+        maps[name] = gradcam(experiments.trained_model(config).load(), test.images[pick])
+        shares[name] = foreground_share(maps[name], test.masks[pick])
+    return saliency_figure(test.images[pick], test.masks[pick], maps, shares)
+
+
+# ----------------------------------------------------------------------------- Sec. 4: the challenge
+def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """The backgrounds challenge of both models (the Original-trained one also over every pair of the
+    profile's share of foregrounds, for Figs. 3-4): a summary, the paper's comparison, the fooled
+    share per class and the fooling share of each background class."""
+    pairs_per_class = get_profile(profile).challenge_pairs_per_class
+    original, mixed = two_models(data, profile, seed).values()
+    records = {"trained on Original": experiments.adversarial_backgrounds(original, pairs_per_class),
+               "trained on Mixed-Rand": experiments.adversarial_backgrounds(mixed, pairs_per_class=0)}
+    summary = pd.DataFrame({
+        name: {"clean accuracy (Original)": 100 * r.clean_accuracy, "challenge accuracy": 100 * r.challenge_accuracy,
+               "foregrounds fooled": 100 * r.fooled_fraction, "foregrounds": r.summary["n_foregrounds"],
+               "backgrounds": r.summary["n_backgrounds"], "composites evaluated": r.summary["composites"],
+               "search seconds": r.summary["seconds"]}
+        for name, r in records.items()})
+    counts = pd.IndexSlice[["foregrounds", "backgrounds", "composites evaluated"], :]
+    ours = {name: 100 * r.challenge_accuracy for name, r in records.items()}
+    comparison = pd.DataFrame({"ours": ours.values(),
+                               "paper (its closest model)": [paper.CHALLENGE["ResNet-50 (IN-9L)"], None],
+                               "paper model": ["ResNet-50 trained on IN-9L", "(not reported)"]}, index=list(ours))
+    comparison["difference"] = comparison["ours"] - comparison["paper (its closest model)"]
+    classes = list(records["trained on Original"].fooled_per_class)
+    names = [layout.short_name(c) for c in classes]
+    per_class = pd.DataFrame({name: [None if r.fooled_per_class[c] is None else 100 * r.fooled_per_class[c]
+                                     for c in classes] for name, r in records.items()}, index=names, dtype=float)
+    pairs = records["trained on Original"].pairs
+    tables = {"paper": comparison, "per class": per_class}
+    numbers = {"chal_orig": ours["trained on Original"], "chal_mixed": ours["trained on Mixed-Rand"]}
+    if pairs:
+        tables["class fooling"] = pd.Series(
+            {layout.short_name(c): 100 * v for c, v in pairs["class_fooling"].items()},
+            name="other-class foregrounds fooled by some background of the class (%)").to_frame()
+        numbers["pairs_fg"] = pairs["n_foregrounds"]
+    styled = summary.style.format(precision=1).format("{:,.0f}", subset=counts)
+    return Study(styled, numbers, tables, {"pairs": pairs, **records})
+
+
+# ----------------------------------------------------------------------------- Sec. 5: fine-grained
+def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """The fine-grained categories of both models (overview), the paper's two-way split ("2x2"), the
+    Original-trained model per class ("by class"); `records` holds each model's per-category summary."""
+    from . import finegrained as fg
+
+    tables = {name: fg.categorize(experiments.finegrained_correctness(config))
+              for name, config in two_models(data, profile, seed).items()}
+    summaries = {name: fg.summary(t) for name, t in tables.items()}
+    overview = pd.concat({n: s["share %"] for n, s in summaries.items()}, axis=1)
+    needed = overview.loc[["background overrides", "background needed"], "trained on Original"].sum()
+    note = ("As in the paper, for most images the background is needed." if needed > 50 else
+            "Unlike the paper, where the background is needed for most images, here it is needed for a minority: "
+            "the synthetic objects are drawn to be recognisable on their own.")
+    two_way = pd.concat({n: 100 * t["split_2x2"].value_counts(normalize=True).reindex(list(fg.SPLIT_2X2))
+                         for n, t in tables.items()}, axis=1)
+    by_class = fg.summary(tables["trained on Original"], by_class=True)
+    return Study(overview, {"bg_needed_orig": needed, "fine_note": note}, {"2x2": two_way, "by class": by_class},
+                 summaries)
+
+
+# ----------------------------------------------------------------------------- Sec. 6: progress
+def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = ()) -> Study:
+    """The model zoo's accuracy per variant (table) and the linear fits against Original ("fits")."""
+    from .progress import linear_fits, zoo_table
+
+    zoo = zoo_table(data, profile, seed, pretrained=pretrained)
+    fits = linear_fits(zoo)
+    rand, bgt = fits.loc["mixed_rand", "slope"], fits.loc["only_bg_t", "slope"]
+    note = ("As in the paper, the foreground-using Mixed-Rand rises faster than the background alone." if rand > bgt
+            else "Unlike the paper, Mixed-Rand does not rise faster than the background alone.")
+    if bgt < 0:
+        note += " Only-BG-T accuracy even falls as models improve."
+    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": note}, {"fits": fits})
+
+
+# ----------------------------------------------------------------------------- localization
+def _exact_truth(synth: Path | None) -> Path | None:
+    """The synthetic source when it has exact masks (then maps are scored against them)."""
+    return Path(synth) if synth and layout.split_dir(synth, layout.MASKS, "val").is_dir() else None
+
+
+def localization(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
+    """RPS against the feature-norm baseline with the Original-trained model's trunk (scored against
+    the exact synthetic masks when `synth` has them), and GrabCut / RPS mask quality ("masks")."""
+    config = TrainConfig.from_profile(data, profile, seed=seed)
+    truth = _exact_truth(synth)
+    table = experiments.rps_localization(config, truth=truth)
+    tables = {}
+    if synth and (Path(synth) / "annotations.csv").exists():
+        tables["masks"] = experiments.mask_quality(synth, config)
+    return Study(table, {"rps_speed": table.attrs["estimate_images_per_s"], "rps_pxap": table.loc["RPS", "pxap"],
+                         "caam_pxap": table.loc["CAAM (feature norm)", "pxap"]}, tables)
+
+
+def localization_examples(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None,
+                          count: int = 6):
+    """CAAM, RPS and class-wise RPS maps on the first test image of each of the first `count` classes."""
+    from . import localize as loc
+    from .datasets import load_variant
+
+    config = TrainConfig.from_profile(data, profile, seed=seed)
+    net = loc.backbone(f"checkpoint:{experiments.trained_model(config).checkpoint}")
+    rps = experiments.rps_predictor(config)
+    test = load_variant(_exact_truth(synth) or data, "original", "val", with_masks=True)
+    pick = _example_positions(test.labels, len(test.classes), count)
+    images = test.images[pick]
+    maps = {"CAAM": loc.activation_maps(net, images, None), "RPS": loc.activation_maps(net, images, rps),
+            "RPS class-wise": loc.activation_maps(net, images, rps, classes=test.labels[pick])}
+    return loc.maps_figure(images, test.masks[pick], maps)
+
+
+# ----------------------------------------------------------------------------- the synthetic data
+def habitats(synth: Path) -> Study:
+    """The synthetic source's class-habitat correlation R, the background-only accuracy it allows, and
+    the designed vs realised class x habitat matrices (a figure)."""
+    import json
+
+    from .plots import habitat_matrices
+    from .synth import background_only_ceiling
+
+    path = Path(synth) / "synth.json"
+    if not path.exists():
+        return Study(pd.DataFrame(), {"correlation": float("nan"), "ceiling": float("nan")})
+    correlation = json.loads(path.read_text())["correlation"]
+    habitat_matrices(synth, correlation)
+    return Study(pd.DataFrame(), {"correlation": correlation, "ceiling": 100 * background_only_ceiling(correlation)})
+
+
+# ----------------------------------------------------------------------------- all claims
+def claims(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Every claim of the paper: its number, ours from the chapters' cached records, the gap, and why
+    a gap is expected."""
+    from .finegrained import categorize, summary
+
+    p = get_profile(profile)
+    models = two_models(data, profile, seed)
+    original = models["trained on Original"]
+    suffice = experiments.backgrounds_suffice(data, profile, seed)
+    gap = experiments.bg_gap_table(data, (p.arch,), profile, seed)
+    mr = experiments.mixed_rand_training(data, profile, seed)
+    chal = experiments.adversarial_backgrounds(original, p.challenge_pairs_per_class)
+    sal = experiments.saliency_on_foreground({"original": original, "mixed_rand": models["trained on Mixed-Rand"]})
+    fine = summary(categorize(experiments.finegrained_correctness(original)))
+    fits = progress(data, profile, seed).tables["fits"]
+    setup = f"synthetic or given data at {p.image_size} px, {p.arch}, {p.epochs} epochs (profile {p.name})"
+    official = paper.README_TABLE
+    rows = [
+        (1, "background-only model on Original (best of three, %)", suffice["original"].max(),
+         paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL,
+         "paper: 'over 40%'; ours is bounded by the habitat correlation of the data"),
+        (2, "BG-Gap, model trained on Original (points)", gap.loc["bg_gap"].iloc[0],
+         paper.TABLE2.loc["bg_gap", "ResNet-50*"], "paper: ResNet-50 trained on IN-9L; " + setup),
+        (3, "challenge accuracy, model trained on Original (%)", 100 * chal.challenge_accuracy,
+         paper.CHALLENGE["ResNet-50 (IN-9L)"], "paper: ResNet-50 trained on IN-9L, 4,050 test foregrounds"),
+        (4, "BG-Gap, model trained on Mixed-Rand (points)", mr.loc["bg_gap", "mixed_rand"],
+         official.loc["bg_gap", "ResNet-50 (IN-9 Mixed-Rand)"], "paper: the official repository's ResNet-50"),
+        (4, "Original accuracy cost of Mixed-Rand training (points)",
+         mr.loc["original", "original"] - mr.loc["original", "mixed_rand"],
+         official.loc["original", "ResNet-50 (IN-9L)"] - official.loc["original", "ResNet-50 (IN-9 Mixed-Rand)"],
+         "paper: IN-9L ResNet-50 vs the Mixed-Rand ResNet-50 (different training sets)"),
+        (4, "Grad-CAM share on the foreground, Mixed-Rand minus Original (points)",
+         sal.loc["all test images", "mixed_rand"] - sal.loc["all test images", "original"], None,
+         "paper: shown qualitatively (saliency maps), no number"),
+        (5, "images whose own background is needed (%)",
+         fine.loc[["background overrides", "background needed"], "share %"].sum(), None,
+         "paper: 'most images' (a figure, no single number); our categories are defined in the fine-grained chapter"),
+        (6, "slope of Mixed-Rand minus slope of Only-BG-T (vs accuracy)",
+         fits.loc["mixed_rand", "slope"] - fits.loc["only_bg_t", "slope"], None,
+         "paper: positive (Fig. 8, against ImageNet accuracy); ours against Original accuracy"),
+    ]
+    table = pd.DataFrame(rows, columns=["claim", "measure", "ours", "paper", "why they may differ"])
+    table.insert(4, "gap (ours - paper)", table["ours"] - table["paper"].astype(float))
+    table.insert(1, "statement", table["claim"].map(paper.CLAIMS))
+    return Study(table, {"claims_with_paper_number": int(table["paper"].notna().sum())})
+
+
+def profile_sizes() -> pd.DataFrame:
+    """Per profile: images (train + test), image side, default model and epochs."""
+    from .classes import NUM_CLASSES
+    from .profiles import PROFILES
+
+    return pd.DataFrame({name: {"images (train + test)": NUM_CLASSES * (p.train_per_class + p.test_per_class),
+                                "side (px)": p.image_size, "default model": p.arch, "epochs": p.epochs}
+                         for name, p in PROFILES.items()})
+
+
+__all__ = ["Study", "backgrounds_suffice", "challenge", "claims", "finegrained", "habitats", "localization",
+           "localization_examples", "mixed_rand", "profile_sizes", "progress", "saliency", "saliency_examples",
+           "two_models"]
