@@ -37,6 +37,7 @@ from .io import (
     read_mask,
     remove_stale_parts,
     save_mask,
+    staged_output,
 )
 from .parallel import run_tasks
 from .sources import Record, Source
@@ -170,7 +171,7 @@ def pair_backgrounds(samples: list[dict], variant: str, seed: int, num_classes: 
     if not samples:
         return []
     split = samples[0]["split"]
-    rng = np.random.default_rng([seed, SPLIT_ORDER.index(split) if split in SPLIT_ORDER else 9,
+    rng = np.random.default_rng([seed, SPLIT_ORDER.index(split) if split in SPLIT_ORDER else len(SPLIT_ORDER),
                                  MIXED_VARIANTS.index(variant)])
     by_class: dict[int, list[int]] = {}
     for i, s in enumerate(samples):
@@ -206,8 +207,11 @@ def build(
     workers: int | None = None,
     fmt: str | None = None,
     progress: bool = True,
+    overwrite: bool = False,
 ) -> BuildReport:
-    """Write the asked variants of `source` to `out`; resumable and deterministic."""
+    """Write the asked variants of `source` to `out`; resumable and deterministic. `out` is written
+    whole or not at all (see `io.staged_output`); one built with other arguments is refused unless
+    `overwrite`."""
     t0 = time.perf_counter()
     out = Path(out)
     fmt = fmt or ("jpeg" if source.photo else "png")
@@ -221,17 +225,30 @@ def build(
     records = [r for s in splits for r in source.records(s)]  # validates the layout before writing anything
     if not records:
         raise ValueError("the source has no images in the chosen splits")
-    out.mkdir(parents=True, exist_ok=True)
+    variants = ("original", *[v for v in variants if v != "original"])  # the base of every other variant
+    args = {"source": source.describe(), "variants": list(variants), "splits": list(splits), "seed": seed,
+            "format": fmt}
+    with staged_output(out, args, layout.BUILD_ARGS, "build", overwrite) as work:
+        report = _build_into(work, out.name, source, records, variants, splits, seed, fmt, workers, progress)
+    report.out = out
+    report.seconds = time.perf_counter() - t0
+    return report
+
+
+def _build_into(out: Path, name: str, source: Source, records: list[Record], variants: tuple[str, ...],
+                splits: tuple[str, ...], seed: int, fmt: str, workers: int | None, progress: bool) -> BuildReport:
     remove_stale_parts(out)
     workers = max(1, min(workers or mp.cpu_count(), len(records)))
-    variants = ("original", *[v for v in variants if v != "original"])  # the base of every other variant
     _STATE.update(source=source, out=out, fmt=fmt, single=tuple(v for v in SINGLE_VARIANTS if v in variants))
     report = BuildReport(out)
-    phase1 = run_tasks(_single, records, workers, f"build {out.name}: images", progress, _set_state, (dict(_STATE),))
+    phase1 = run_tasks(_single, records, workers, f"build {name}: images", progress, _set_state, (dict(_STATE),))
     metas = [m for m, _ in phase1]
     report.written += sum(n for _, n in phase1)
     ok = [m for m in metas if m["status"] == "ok"]
     report.rejections.update(m["reason"] for m in metas if m["status"] == "rejected")
+    if not ok:
+        raise ValueError(f"the paper's filters left out every one of the {len(metas)} images "
+                         f"({_reasons(report.rejections)}); nothing to build")
     shapes = {tuple(m["shape"]) for m in ok}
     mixed = [v for v in MIXED_VARIANTS if v in variants]
     if mixed and len(shapes) > 1:
@@ -240,22 +257,31 @@ def build(
     for variant in mixed:
         for split in splits:
             fgs = [m for m in ok if m["split"] == split]
-            backgrounds = pair_backgrounds(fgs, variant, seed, len(source.classes), source.classes)
+            try:
+                backgrounds = pair_backgrounds(fgs, variant, seed, len(source.classes), source.classes)
+            except ValueError as err:
+                if not report.rejections:
+                    raise
+                raise ValueError(f"{err}; the paper's filters left out {_reasons(report.rejections)} of the "
+                                 f"{len(metas)} images") from None
             pairs[variant, split] = list(zip(fgs, backgrounds))
     tasks = [(v, fg, bg) for (v, _), pl in pairs.items() for fg, bg in pl]
-    report.written += sum(run_tasks(_mixed, tasks, workers, f"build {out.name}: mixed", progress,
+    report.written += sum(run_tasks(_mixed, tasks, workers, f"build {name}: mixed", progress,
                                     _set_state, (dict(_STATE),)))
     _write_manifest(out, source, fmt, ok, variants, pairs, report)
     _write_rejections(out, [m for m in metas if m["status"] == "rejected"])
-    total = sum(report.counts.values())
-    report.skipped = total - report.written
-    report.seconds = time.perf_counter() - t0
+    report.skipped = sum(report.counts.values()) - report.written
     return report
+
+
+def _reasons(rejections: Counter) -> str:
+    return ", ".join(f"{n} {reason}" for reason, n in rejections.most_common())
 
 
 def _write_manifest(out, source, fmt, ok, variants, pairs, report) -> None:
     rows = []
-    key = lambda m: (SPLIT_ORDER.index(m["split"]) if m["split"] in SPLIT_ORDER else 9, m["label"], m["id"])  # noqa: E731
+    key = lambda m: (SPLIT_ORDER.index(m["split"]) if m["split"] in SPLIT_ORDER else len(SPLIT_ORDER), m["label"],
+                   m["id"])  # noqa: E731
     for variant in (layout.MASKS, *[v for v in VARIANTS if v in variants]):
         if variant in MIXED_VARIANTS:
             items = sorted(((fg, bg) for (v, _), pl in pairs.items() if v == variant for fg, bg in pl),

@@ -38,7 +38,10 @@ def setup(profile: str) -> Profile:
 
 
 def show(study: studies.Study, table: str | None = None):
-    """Glue a study's numbers for the text (not displayed) and return its main table, or the named one."""
+    """The study's main table, with its numbers glued for the text (not displayed); or one of its
+    further tables by name (nothing glued again)."""
+    if table is not None:
+        return study.tables[table]
     for name, value in study.numbers.items():
         glue(name, value, display=False)
-    return study.table if table is None else study.tables[table]
+    return study.table

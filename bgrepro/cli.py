@@ -11,18 +11,86 @@ from . import layout
 from .profiles import PROFILES
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line (the option and what is wrong), exit code 2."""
+
+    def error(self, message: str):  # noqa: D102
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _integer(text: str, low: int, what: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+    return value
+
+
 def _non_negative(text: str) -> int:
-    value = int(text)
+    return _integer(text, 0, "non-negative")
+
+
+def _positive(text: str) -> int:
+    return _integer(text, 1, "positive")
+
+
+def _side(text: str) -> int:
+    """An image side in pixels (at least 8)."""
+    return _integer(text, 8, "at least 8 (pixels)")
+
+
+def _finite(text: str) -> float:
+    import math
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"must be a finite number, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
     return value
 
 
 def _fraction(text: str) -> float:
-    value = float(text)
+    value = _finite(text)
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
     return value
+
+
+def _device(text: str) -> str:
+    """A torch device that exists on this machine (cpu, cuda, cuda:N, mps)."""
+    import torch
+
+    try:
+        device = torch.device(text)
+    except (RuntimeError, ValueError):
+        raise argparse.ArgumentTypeError(f"unknown device {text!r} (use cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no CUDA device on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text!r}: this machine has {torch.cuda.device_count()} CUDA devices")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise argparse.ArgumentTypeError(f"{text!r}: no MPS device on this machine")
+    if device.type not in ("cpu", "cuda", "mps"):
+        raise argparse.ArgumentTypeError(f"unsupported device {text!r} (use cpu, cuda or cuda:N)")
+    return text
 
 
 def _add_synth(sub) -> None:
@@ -46,6 +114,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--preview", action="store_true",
                    help="also write preview.png (one row per class: image, mask, habitat) "
                    "and habitats.png into --out")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out that holds another synthetic dataset")
     p.set_defaults(func=_run_synth)
 
 
@@ -58,7 +127,7 @@ def _run_synth(args: argparse.Namespace) -> int:
         train_per_class=args.train_per_class, test_per_class=args.test_per_class, fmt=args.format,
     )
     t0 = time.perf_counter()
-    generate(args.out, config, workers=args.workers or None)
+    generate(args.out, config, workers=args.workers or None, overwrite=args.overwrite)
     seconds = time.perf_counter() - t0
     n = len(CLASS_FOLDERS) * (config.train_per_class + config.test_per_class)
     print(f"wrote {n} images ({config.size}px) to {args.out} in {seconds:.1f}s ({n / seconds:.0f} images/s)")
@@ -94,11 +163,13 @@ def _add_build(sub) -> None:
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
     p.add_argument("--missing-masks", choices=("error", "reject"), default="error",
                    help="folder: an image without a mask stops the build (error) or is rejected as no_mask")
-    p.add_argument("--size", type=_non_negative, default=224, help="folder/imagenet: output side (default 224)")
+    p.add_argument("--size", type=_side, default=224, help="folder/imagenet: output side (default 224)")
     p.add_argument("--fg-masks", choices=("exact", "grabcut"), default="exact",
                    help="synthetic: the generator's exact masks, or GrabCut masks from the boxes (the paper's way)")
     p.add_argument("--preview", action="store_true",
                    help="also write variants.png: one image in all eight variants (the paper's Figure 1)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace an --out built with other arguments (it is replaced only once the new build is done)")
     p.set_defaults(func=_run_build)
 
 
@@ -113,7 +184,7 @@ def _run_build(args: argparse.Namespace) -> int:
     source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size,
                          fg_masks=args.fg_masks, missing_masks=args.missing_masks)
     report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
-                   workers=args.workers or None, fmt=args.format)
+                   workers=args.workers or None, fmt=args.format, overwrite=args.overwrite)
     print(report.summary())
     if args.preview:
         from .plots import variants_figure
@@ -138,6 +209,14 @@ def _add_data(sub) -> None:
                    help="comma list of archive names from the manifest, or 'all' (default: the test sets)")
     f.add_argument("--manifest", type=Path, default=None, help="manifest JSON (default data/<dataset>.json)")
     f.set_defaults(func=_run_fetch)
+    g = data_sub.add_parser(
+        "forget", help="clear a recorded sha256 (and the downloaded file) so that the next fetch starts anew",
+    )
+    g.add_argument("dataset", choices=("in9",))
+    g.add_argument("archives", nargs="+", help="archive names from the manifest")
+    g.add_argument("--dest", type=Path, default=None, help="destination (default data/<dataset>)")
+    g.add_argument("--manifest", type=Path, default=None, help="manifest JSON (default data/<dataset>.json)")
+    g.set_defaults(func=_run_forget)
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
@@ -155,6 +234,15 @@ def _run_fetch(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_forget(args: argparse.Namespace) -> int:
+    from .download import default_manifest, forget
+
+    dest = args.dest or Path("data") / args.dataset
+    cleared = forget(args.manifest or default_manifest(args.dataset), dest, tuple(args.archives))
+    print(f"{args.dataset}: cleared {', '.join(cleared) if cleared else 'nothing (no record or file)'} in {dest}")
+    return 0
+
+
 def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a model on one variant (resumable; DDP under torchrun)",
                        description="Train on DATA/<variant>/train; leaves RUN/checkpoint.pt and RUN/train_log.json. "
@@ -164,10 +252,10 @@ def _add_train(sub) -> None:
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None)
     p.add_argument("--arch", default=None)
-    p.add_argument("--epochs", type=_non_negative, default=None)
-    p.add_argument("--batch-size", type=_non_negative, default=None)
-    p.add_argument("--lr", type=float, default=None)
-    p.add_argument("--weight-decay", type=float, default=None)
+    p.add_argument("--epochs", type=_positive, default=None)
+    p.add_argument("--batch-size", type=_positive, default=None)
+    p.add_argument("--lr", type=_positive_float, default=None)
+    p.add_argument("--weight-decay", type=_non_negative_float, default=None)
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
     p.add_argument("--schedule", choices=("cosine", "step"), default=None)
     p.add_argument("--label-smoothing", type=_fraction, default=None)
@@ -241,10 +329,10 @@ def _add_challenge(sub) -> None:
     _add_model_args(p)
     p.add_argument("--all-pairs", action="store_true",
                    help="evaluate every (foreground, background) pair: per-background counts and figures")
-    p.add_argument("--batch-size", type=int, default=None, help="composites per forward pass")
+    p.add_argument("--batch-size", type=_positive, default=None, help="composites per forward pass")
     p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
                    help="auto: bf16 autocast on CUDA, fp32 on the CPU")
-    p.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
+    p.add_argument("--device", type=_device, default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for challenge.json (and, with --all-pairs, the two figures)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
@@ -300,7 +388,7 @@ def _add_localize(sub) -> None:
     p.add_argument("--rps", type=Path, default=None, help="use a saved w* (rps.pt) instead of estimating")
     p.add_argument("--class-wise", choices=("none", "labels", "predictions"), default="none",
                    help="one w* per class, from the true labels or a classifier's predictions (checkpoint)")
-    p.add_argument("--size", type=int, default=None, help="backbone input size (default: the images' size)")
+    p.add_argument("--size", type=_side, default=None, help="backbone input size (default: the images' size)")
     p.add_argument("--out", type=Path, default=None, help="folder for rps.pt and localize.json")
     p.add_argument("--write-masks", type=Path, default=None,
                    help="write RPS masks for every image (mirror tree of .npy files) to this folder")
@@ -332,7 +420,7 @@ def _run_localize(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="bgrepro", description="Measure how much image classifiers rely on backgrounds (IN-9)."
     )
     sub = parser.add_subparsers(dest="command", required=True)
@@ -353,8 +441,16 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except (ValueError, OSError) as err:
-        print(f"bgrepro {args.command}: error: {err}", file=sys.stderr)
+        print(f"bgrepro {args.command}: error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(f"bgrepro {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 600 else text[:597] + "..."
 
 
 if __name__ == "__main__":

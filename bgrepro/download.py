@@ -4,9 +4,12 @@ A manifest (`data/in9.json`) lists archives: name, url, filename, sha256 (or nul
 publisher gives none), and how to unpack (`strip`: a leading folder to drop; `exclude`: paths
 to skip). Downloads go to `<dest>/.downloads/<filename>.part` and resume from there; a finished
 file is verified before it is renamed into place. A pinned sha256 that does not match is an
-error (the bad file is deleted). For an unpinned archive the digest of the first download is
-recorded in `<dest>/.downloads/SHA256SUMS` with a warning, and later downloads must match it.
+error (the bad file is deleted). For an unpinned archive the digest of the first download that
+unpacks cleanly is recorded in `<dest>/.downloads/SHA256SUMS` with a warning, and later downloads
+must match it; `bgrepro data forget <dataset> ARCHIVE` clears a wrong record (and the file).
 Archives are extracted into a temporary folder first, so a corrupt archive leaves `dest` untouched.
+A manifest's file names are plain names and its `strip`/`exclude` paths relative ones without `..`:
+nothing is written outside `dest`.
 """
 
 from __future__ import annotations
@@ -27,18 +30,48 @@ from tqdm.auto import tqdm
 CHUNK = 1 << 20
 
 
+def _relative_path(text) -> bool:
+    """A relative path that stays inside its folder (no absolute path, no `..`, no backslash)."""
+    if not isinstance(text, str) or not text or "\\" in text or text.startswith("/") or ":" in text:
+        return False
+    return all(part not in ("", ".", "..") for part in text.rstrip("/").split("/"))
+
+
 def read_manifest(path: Path) -> dict:
-    """A dataset manifest, checked for the fields every archive needs."""
+    """A dataset manifest, checked for the fields every archive needs and for paths that stay in `dest`."""
     try:
         manifest = json.loads(Path(path).read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: dataset manifest not found") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ValueError(f"{path}: unreadable dataset manifest ({err})") from None
-    for i, archive in enumerate(manifest.get("archives", [])):
-        missing = [k for k in ("name", "url", "filename") if not archive.get(k)]
+    if not isinstance(manifest, dict) or not isinstance(manifest.get("archives"), list) or not manifest["archives"]:
+        raise ValueError(f"{path}: the manifest lists no archives")
+    seen = set()
+    for i, archive in enumerate(manifest["archives"]):
+        if not isinstance(archive, dict):
+            raise ValueError(f"{path}: archive #{i} is not an object")
+        missing = [k for k in ("name", "url", "filename") if not isinstance(archive.get(k), str) or not archive[k]]
         if missing:
             raise ValueError(f"{path}: archive #{i} lacks {', '.join(missing)}")
-    if not manifest.get("archives"):
-        raise ValueError(f"{path}: the manifest lists no archives")
+        filename = archive["filename"]
+        if "/" in filename or not _relative_path(filename) or filename.startswith("."):
+            raise ValueError(f"{path}: archive {archive['name']!r}: filename {filename!r} must be a plain file name")
+        if archive.get("strip") is not None and not _relative_path(archive["strip"]):
+            raise ValueError(f"{path}: archive {archive['name']!r}: strip {archive['strip']!r} must be a relative "
+                             "folder inside the archive (no '..', not absolute)")
+        exclude = archive.get("exclude", [])
+        if not isinstance(exclude, list) or not all(_relative_path(e) for e in exclude):
+            raise ValueError(f"{path}: archive {archive['name']!r}: exclude must list relative paths")
+        digest = archive.get("sha256")
+        if digest is not None and not (isinstance(digest, str) and len(digest) == 64
+                                       and all(c in "0123456789abcdef" for c in digest)):
+            raise ValueError(f"{path}: archive {archive['name']!r}: sha256 must be 64 lowercase hex digits or null")
+        if urlparse(archive["url"]).scheme not in ("http", "https", "file"):
+            raise ValueError(f"{path}: archive {archive['name']!r}: url must be http(s) or file")
+        if archive["name"] in seen or filename in seen:
+            raise ValueError(f"{path}: archive {archive['name']!r} is listed twice")
+        seen.update((archive["name"], filename))
     return manifest
 
 
@@ -94,19 +127,57 @@ def _known_sums(downloads: Path) -> dict[str, str]:
     return {name: digest for digest, name in (line.split(None, 1) for line in sums.read_text().splitlines() if line)}
 
 
-def _verify(archive: dict, file: Path, downloads: Path) -> None:
+def _verify(archive: dict, file: Path, downloads: Path) -> str | None:
+    """Check the file against its pinned or recorded sha256; returns its digest when there is none yet."""
     digest = sha256_of(file)
     recorded = _known_sums(downloads).get(archive["filename"])
     expected = archive.get("sha256") or recorded
     if expected and digest != expected:
         file.unlink()
-        raise ValueError(f"{file}: sha256 {digest} does not match the expected {expected} "
-                         "(the file was deleted; run again to download it anew)")
-    if not expected:
-        print(f"warning: {archive['filename']} has no published sha256; recorded {digest} in "
-              f"{downloads / 'SHA256SUMS'} (later downloads must match it)", file=sys.stderr)
-        with open(downloads / "SHA256SUMS", "a") as f:
-            f.write(f"{digest}  {archive['filename']}\n")
+        how = "pinned in the manifest" if archive.get("sha256") else (
+            f"recorded at the first download; if that record is wrong, run `bgrepro data forget` for "
+            f"{archive['name']!r}")
+        raise ValueError(f"{file}: sha256 {digest} does not match the expected {expected} ({how}; "
+                         "the file was deleted; run again to download it anew)")
+    return None if expected else digest
+
+
+def _record(archive: dict, digest: str, downloads: Path) -> None:
+    """Record the digest of an unpinned archive that downloaded and unpacked cleanly."""
+    print(f"warning: {archive['filename']} has no published sha256; recorded {digest} in "
+          f"{downloads / 'SHA256SUMS'} (later downloads must match it)", file=sys.stderr)
+    sums = _known_sums(downloads)
+    sums[archive["filename"]] = digest
+    _write_sums(downloads, sums)
+
+
+def _write_sums(downloads: Path, sums: dict[str, str]) -> None:
+    from .io import atomic_write_text
+
+    atomic_write_text(downloads / "SHA256SUMS", "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
+
+
+def forget(manifest_path: Path, dest: Path, names: tuple[str, ...]) -> list[str]:
+    """Clear what fetching the named archives left in `dest/.downloads` (recorded sha256, the file, its
+    unpacked marker) so that the next fetch downloads and records them anew; returns what was cleared."""
+    archives = {a["name"]: a for a in read_manifest(manifest_path)["archives"]}
+    unknown = [n for n in names if n not in archives]
+    if unknown:
+        raise ValueError(f"unknown archive {unknown[0]!r} in {manifest_path}; choose from {', '.join(archives)}")
+    downloads = Path(dest) / ".downloads"
+    sums = _known_sums(downloads)
+    cleared = []
+    for name in names:
+        filename = archives[name]["filename"]
+        found = sums.pop(filename, None) is not None
+        for leftover in (downloads / filename, downloads / f"{filename}.part", downloads / f"{filename}.unpacked"):
+            found |= leftover.exists()
+            leftover.unlink(missing_ok=True)
+        if found:
+            cleared.append(name)
+    if downloads.is_dir():
+        _write_sums(downloads, sums)
+    return cleared
 
 
 def _extract(file: Path, into: Path) -> None:
@@ -167,8 +238,17 @@ def fetch(manifest_path: Path, dest: Path, only: tuple[str, ...] | None = None, 
         file = downloads / archive["filename"]
         if not file.exists():
             download(archive["url"], file, progress=progress)
-        _verify(archive, file, downloads)
-        unpack(file, dest, archive.get("strip"), tuple(archive.get("exclude", ())))
+        unrecorded = _verify(archive, file, downloads)
+        try:
+            moved = unpack(file, dest, archive.get("strip"), tuple(archive.get("exclude", ())))
+            if not moved:
+                raise ValueError(f"{file}: the archive holds no files (after strip and exclude)")
+        except ValueError:
+            if unrecorded:  # never record the digest of a download that does not unpack
+                file.unlink(missing_ok=True)
+            raise
+        if unrecorded:
+            _record(archive, unrecorded, downloads)
         marker.write_text("ok\n")
         done.append(archive["name"])
     return done

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import io
+import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -18,12 +21,91 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_UMASK)  # as a plain open() would create it (mkstemp makes 0600)
     try:
         write(Path(tmp))
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _read_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: The process's umask, read once (reading it means setting it, which is not thread-safe).
+_UMASK = _read_umask()
+
+
+def _describe_difference(old: dict, new: dict) -> str:
+    keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
+    shown = [f"{k}: {json.dumps(old.get(k))[:40]} -> {json.dumps(new.get(k))[:40]}" for k in keys[:3]]
+    return "; ".join(shown) + ("; ..." if len(keys) > 3 else "")
+
+
+@contextmanager
+def staged_output(out: Path, args: dict, record: str, what: str, overwrite: bool = False) -> Iterator[Path]:
+    """The folder to write an output into, so that `out` is never left half-written or mixed.
+
+    `args` (what the output is a function of) is stored as `out/<record>`. If `out` already holds an
+    output of the same `args`, it is the folder (a rerun redoes only what is missing). Otherwise the
+    work goes to a hidden sibling (`layout.staging_dir`) that replaces `out` only once complete: a
+    killed run resumes there (same args) and a run that fails on bad input removes it, leaving `out`
+    as it was. An `out` made with other `args` is refused, naming the difference, unless `overwrite`.
+    """
+    from .layout import staging_dir
+
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"{out}: exists and is not a folder")
+    marker = out / record
+    existing = None
+    if out.is_dir() and any(out.iterdir()):
+        if marker.is_file():
+            try:
+                existing = json.loads(marker.read_text())
+            except (OSError, ValueError):
+                existing = {}
+            if existing == args:
+                yield out
+                return
+            if not overwrite:
+                raise ValueError(f"{out} already holds a different {what} ({_describe_difference(existing, args)}); "
+                                 "choose another --out, or pass --overwrite to replace it")
+        elif not overwrite:
+            raise FileExistsError(f"{out}: exists and holds files that are not a {what} (no {record}); choose a "
+                                  "new or empty --out, or pass --overwrite to replace it")
+    stage = staging_dir(out)
+    try:
+        stage.parent.mkdir(parents=True, exist_ok=True)
+        if stage.is_dir():
+            try:
+                same = json.loads((stage / record).read_text()) == args
+            except (OSError, ValueError):
+                same = False
+            if not same:  # an unfinished run with other arguments: start afresh
+                shutil.rmtree(stage)
+        stage.mkdir(exist_ok=True)
+    except OSError as err:
+        raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
+    atomic_write_text(stage / record, json.dumps(args, indent=2, sort_keys=True, default=str) + "\n")
+    try:
+        yield stage
+    except Exception:
+        shutil.rmtree(stage, ignore_errors=True)  # bad input: leave nothing behind (a kill keeps it to resume)
+        raise
+    old = out.parent / f".{out.name}.replaced"
+    if out.is_dir():
+        if any(out.iterdir()):
+            shutil.rmtree(old, ignore_errors=True)
+            os.replace(out, old)
+        else:
+            out.rmdir()
+    os.replace(stage, out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def remove_stale_parts(root: Path) -> int:
@@ -98,6 +180,10 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
         mask = mask[..., 0]
     if mask.ndim != 2:
         raise ValueError(f"{path}: mask must be 2-D (H, W), got shape {mask.shape}")
+    if mask.dtype.kind not in "biuf":
+        raise ValueError(f"{path}: mask must hold numbers or booleans, got dtype {mask.dtype}")
+    if mask.dtype.kind == "f" and not np.isfinite(mask).all():
+        raise ValueError(f"{path}: mask holds NaN or infinite values")
     mask = mask.astype(bool)
     if shape is not None and mask.shape != tuple(shape):
         raise ValueError(

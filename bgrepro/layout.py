@@ -3,6 +3,8 @@
     <root>/<variant>/<split>/<class folder>/<file>     images of a variant (the official IN-9 layout)
     <root>/fg_mask/<split>/<class folder>/<stem>.npy   boolean foreground masks
     <root>/manifest.csv                                what `bgrepro build` wrote (its hash is the data's identity)
+    <root>/build.json                                  the arguments it was built with
+    <parent>/.<name>.partial/                          an output being written (renamed to <root> when done)
 
 A dataset's classes are its class folders, sorted by name: any names, any number of them. An
 image's identity is its class folder and its file name, so file names may repeat across classes.
@@ -20,6 +22,7 @@ SPLITS = (TRAIN, TEST)
 #: The folder of foreground masks, beside the variant folders.
 MASKS = "fg_mask"
 MANIFEST = "manifest.csv"
+BUILD_ARGS = "build.json"
 #: File endings read as images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -47,6 +50,12 @@ def build_state_path(root: Path, split: str, folder: str, stem: str) -> Path:
 def mask_path(root: Path, split: str, folder: str, stem: str) -> Path:
     """The foreground mask of the image `<folder>/<stem>.*` of a split."""
     return Path(root) / MASKS / split / folder / f"{stem}.npy"
+
+
+def staging_dir(root: Path) -> Path:
+    """Where an output folder is written before it is renamed into place (a hidden sibling)."""
+    root = Path(root)
+    return root.parent / f".{root.name}.partial"
 
 
 def manifest_path(root: Path) -> Path:

@@ -71,6 +71,8 @@ def _load_state(path: Path) -> dict:
     for key in ("state_dict", "model", "teacher", "student"):  # common wrappers (DINO, MoCo, timm)
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise ValueError(f"{path}: not a state dict of tensors (backbone weights)")
     prefixes = ("module.", "backbone.", "base_encoder.", "encoder.")
     clean = {}
     for k, v in state.items():
@@ -78,6 +80,16 @@ def _load_state(path: Path) -> dict:
             k = k[len(p):] if k.startswith(p) else k
         clean[k] = v
     return clean
+
+
+def _load_into(net: torch.nn.Module, path: Path) -> list[str]:
+    """Load weights non-strictly; returns the missing keys (a shape mismatch is a clean error)."""
+    try:
+        missing, _ = net.load_state_dict(_load_state(path), strict=False)
+    except RuntimeError as err:
+        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
+        raise ValueError(f"{path}: weights do not fit the backbone ({first[:160]})") from None
+    return missing
 
 
 def backbone(spec: str, weights: Path | None = None) -> torch.nn.Module:
@@ -92,7 +104,7 @@ def backbone(spec: str, weights: Path | None = None) -> torch.nn.Module:
 
         net = torchvision.models.get_model(TORCHVISION_ARCHS[spec], weights=None)
         path = Path(weights) if weights else pretrained_weights_path(spec)
-        missing, _ = net.load_state_dict(_load_state(path), strict=False)
+        missing = _load_into(net, path)
         if any(not k.startswith(("fc.", "classifier.")) for k in missing):
             raise ValueError(f"{path}: not {spec} weights (missing {missing[0]})")
         trunk = _Trunk(feature_trunk(net), Normalize())
@@ -107,7 +119,7 @@ def backbone(spec: str, weights: Path | None = None) -> torch.nn.Module:
         if weights is None:
             raise ValueError(f"{spec}: pass the weights file (bgrepro never downloads)")
         vit = timm.create_model(spec, pretrained=False, num_classes=0)
-        missing, _ = vit.load_state_dict(_load_state(weights), strict=False)
+        missing = _load_into(vit, weights)
         if missing:
             raise ValueError(f"{weights}: not {spec} weights (missing {missing[0]})")
         cfg = vit.pretrained_cfg
@@ -148,7 +160,13 @@ class RPS:
         payload = safe_load(path, "RPS predictor")
         if not isinstance(payload, dict) or payload.get("format") != "bgrepro-rps-1":
             raise ValueError(f"{path}: not an RPS predictor saved by bgrepro")
-        return cls(payload["w"], payload["w_class"])
+        w, w_class = payload.get("w"), payload.get("w_class")
+        if not isinstance(w, torch.Tensor) or w.ndim != 1 or not torch.isfinite(w).all():
+            raise ValueError(f"{path}: RPS predictor w* must be a finite vector")
+        if w_class is not None and (not isinstance(w_class, torch.Tensor) or w_class.ndim != 2
+                                    or w_class.shape[1] != len(w)):
+            raise ValueError(f"{path}: class-wise w* must be a (classes, {len(w)}) matrix")
+        return cls(w, w_class)
 
 
 def _closed_form(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
@@ -211,12 +229,18 @@ def activation_maps(net: torch.nn.Module, images: torch.Tensor, rps: RPS | None,
         if rps is None:
             scores = feats.norm(dim=1)
         else:
+            if rps.w.shape[0] != feats.shape[1]:
+                raise ValueError(f"the RPS w* has {rps.w.shape[0]} channels but the backbone's features have "
+                                 f"{feats.shape[1]}: estimate it with this backbone")
             if classes is None:
                 w = rps.w.expand(len(feats), -1)
             else:
                 if rps.w_class is None:
                     raise ValueError("class-wise maps need a class-wise RPS (estimate with labels)")
-                w = rps.w_class[classes[k:k + len(feats)].long()]
+                batch_classes = classes[k:k + len(feats)].long()
+                if int(batch_classes.max()) >= len(rps.w_class):
+                    raise ValueError(f"the class-wise RPS has {len(rps.w_class)} classes, fewer than the data's")
+                w = rps.w_class[batch_classes]
             scores = torch.einsum("bc,bchw->bhw", w, F.normalize(feats, dim=1))
         out.append(_normalise_maps(scores, size))
         k += len(feats)

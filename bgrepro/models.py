@@ -178,7 +178,7 @@ def imagenet_model(arch: str, weights: Path | None = None) -> IN9Mapped:
     net = torchvision.models.get_model(TORCHVISION_ARCHS.get(arch, arch), weights=None)
     try:
         net.load_state_dict(safe_load(path, f"{arch} ImageNet weights"))
-    except (RuntimeError, ValueError) as err:
+    except (RuntimeError, ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not {arch} ImageNet weights ({str(err).splitlines()[0]})") from None
     return IN9Mapped(Classifier(net)).eval()
 
@@ -222,13 +222,27 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tup
     payload = safe_load(path, "checkpoint", map_location)
     if not isinstance(payload, dict) or payload.get("format") != "bgrepro-checkpoint-1":
         raise ValueError(f"{path}: not a bgrepro checkpoint")
-    meta = dict(payload["meta"])
+    meta, state = payload.get("meta"), payload.get("state_dict")
+    if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
+        raise ValueError(f"{path}: checkpoint has no architecture name (meta.arch)")
+    if not isinstance(state, dict):
+        raise ValueError(f"{path}: checkpoint has no state_dict")
+    classes = meta.get("classes")
+    if classes is not None and (not isinstance(classes, list | tuple) or not all(isinstance(c, str) for c in classes)
+                                or len(set(classes)) != len(classes) or len(classes) < 2):
+        raise ValueError(f"{path}: checkpoint's class names must be a list of at least two distinct names")
+    if classes is None and not isinstance(meta.get("num_classes", 9), int):
+        raise ValueError(f"{path}: checkpoint's num_classes is not an integer")
+    meta = dict(meta)
     meta["classes"] = list(checkpoint_classes(meta))
     meta["num_classes"] = len(meta["classes"])
-    model = create_model(meta["arch"], meta["num_classes"])
     try:
-        model.load_state_dict(payload["state_dict"])
-    except RuntimeError as err:
+        model = create_model(meta["arch"], meta["num_classes"])
+    except ValueError as err:
+        raise ValueError(f"{path}: {err}") from None
+    try:
+        model.load_state_dict(state)
+    except (RuntimeError, TypeError, AttributeError) as err:
         first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
         raise ValueError(f"{path}: weights do not fit architecture {meta['arch']!r} "
                          f"with {meta['num_classes']} classes ({first})") from None

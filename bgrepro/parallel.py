@@ -23,17 +23,16 @@ def run_tasks(fn: Callable, tasks: Sequence, workers: int, desc: str, progress: 
     Workers are spawned, not forked: forking after OpenCV has started its thread pool can
     deadlock the child. `initializer(*initargs)` runs once in each worker (not for one worker).
     """
-    bar = tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress)
     results = []
-    if workers <= 1:
-        for task in tasks:
-            results.append(fn(task))
-            bar.update()
-    else:
-        with mp.get_context("spawn").Pool(workers, initializer=_init_worker,
-                                          initargs=(initializer, initargs)) as pool:
-            for result in pool.imap(fn, tasks, chunksize=8):
-                results.append(result)
+    with tqdm(total=len(tasks), desc=desc, unit="img", disable=not progress) as bar:  # closed on errors too
+        if workers <= 1:
+            for task in tasks:
+                results.append(fn(task))
                 bar.update()
-    bar.close()
+        else:
+            with mp.get_context("spawn").Pool(workers, initializer=_init_worker,
+                                              initargs=(initializer, initargs)) as pool:
+                for result in pool.imap(fn, tasks, chunksize=8):
+                    results.append(result)
+                    bar.update()
     return results

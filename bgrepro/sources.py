@@ -14,6 +14,7 @@ images that fail the paper's filters raise `composite.Rejected` and are counted,
 from __future__ import annotations
 
 import csv
+import math
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -112,6 +113,16 @@ class Source:
     def splits(self) -> list[str]:
         """Splits this source has."""
         raise NotImplementedError
+
+    def describe(self) -> dict:
+        """What an output built from this source depends on: its kind, folders (absolute) and settings."""
+        out: dict = {"kind": self.name}
+        for key in ("root", "boxes_root", "boxes_file", "masks", "fg_masks", "variant", "resize", "crop",
+                    "missing_masks"):
+            value = getattr(self, key, None)
+            if value is not None:
+                out[key] = str(Path(value).resolve()) if isinstance(value, Path) else value
+        return out
 
     def records(self, split: str) -> list[Record]:
         """Every image of a split, in a fixed order."""
@@ -225,6 +236,8 @@ def parse_voc_boxes(path: Path, image_shape: tuple[int, ...] | None = None) -> t
             x0, y0, x1, y1 = (float(bb.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax"))
         except (TypeError, ValueError):
             raise ValueError(f"{path}: malformed <bndbox>") from None
+        if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
+            raise ValueError(f"{path}: <bndbox> coordinates must be finite numbers")
         boxes.append((int(round(x0 * sx)), int(round(y0 * sy)), int(round(x1 * sx)), int(round(y1 * sy))))
     return tuple(boxes)
 
@@ -299,6 +312,10 @@ class ImageNetSource(_PhotoSource):
             for path in images_in(folder):
                 xml = self._xml(split, folder.name, path.stem)
                 out.append(Record(split, path.stem, label, path, boxes_path=xml))
+        if out and not any(r.boxes_path for r in out):
+            raise FileNotFoundError(f"{self.boxes_root}: no bounding-box XML for any of the {len(out)} images of "
+                                    f"split {split!r} (looked for <class>/<stem>.xml, <split>/<class>/<stem>.xml, "
+                                    "<split>/<stem>.xml and <stem>.xml)")
         return _check_unique(out)
 
     def load(self, record: Record) -> Sample:
@@ -333,7 +350,8 @@ class FolderSource(_PhotoSource):
         self.masks = Path(masks) if masks else None
         self.crop = size
         self.resize = resize or round(size * 256 / 224)
-        self.box_table = self._read_boxes(Path(boxes)) if boxes else None
+        self.boxes_file = Path(boxes) if boxes else None
+        self.box_table = self._read_boxes(self.boxes_file) if boxes else None
         split_dirs = self._split_dirs()
         names = sorted({p.name for d in split_dirs.values() for p in d.iterdir() if p.is_dir()})
         if not names:
@@ -354,11 +372,19 @@ class FolderSource(_PhotoSource):
             if not need <= set(reader.fieldnames or ()):
                 raise ValueError(f"{path}: box CSV needs columns {', '.join(sorted(need))}")
             for line, row in enumerate(reader, start=2):
+                if any(row.get(k) in (None, "") for k in need):
+                    missing = next(k for k in ("path", "xmin", "ymin", "xmax", "ymax") if row.get(k) in (None, ""))
+                    raise ValueError(f"{path}:{line}: the row has no {missing}")
                 try:
-                    box = tuple(int(float(row[k])) for k in ("xmin", "ymin", "xmax", "ymax"))
+                    values = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
                 except ValueError:
                     raise ValueError(f"{path}:{line}: box coordinates must be numbers") from None
-                table.setdefault(Path(row["path"]).as_posix(), []).append(box)
+                if not all(math.isfinite(v) for v in values):
+                    raise ValueError(f"{path}:{line}: box coordinates must be finite numbers")
+                x0, y0, x1, y1 = (int(v) for v in values)
+                if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
+                    raise ValueError(f"{path}:{line}: box {(x0, y0, x1, y1)} is not xmin <= xmax, ymin <= ymax, >= 0")
+                table.setdefault(Path(row["path"]).as_posix(), []).append((x0, y0, x1, y1))
         return table
 
     def splits(self) -> list[str]:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import multiprocessing as mp
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -45,6 +44,7 @@ from .io import (
     mask_box,
     remove_stale_parts,
     save_mask,
+    staged_output,
 )
 from .parallel import run_tasks
 from .profiles import get_profile
@@ -243,29 +243,19 @@ def _identity(config: SynthConfig) -> dict:
 
 
 def generate(
-    out: Path, config: SynthConfig, workers: int | None = None, progress: bool = True
+    out: Path, config: SynthConfig, workers: int | None = None, progress: bool = True, overwrite: bool = False
 ) -> Path:
-    """Write the dataset to `out` (resumable; byte-identical for the same config)."""
+    """Write the dataset to `out` (resumable; byte-identical for the same config). `out` is written whole
+    or not at all (`io.staged_output`); one holding another config is refused unless `overwrite`."""
     out = Path(out)
-    _check_writable(out)
-    identity = _identity(config)
-    meta_file = out / "synth.json"
-    if meta_file.exists():
-        existing = json.loads(meta_file.read_text())
-        if existing != identity:
-            changed = sorted(k for k in identity if existing.get(k) != identity[k])
-            raise ValueError(
-                f"{meta_file}: {out} already holds a different synthetic dataset "
-                f"(differs in {', '.join(changed)}); choose another --out or delete it"
-            )
-    else:
-        atomic_write_text(meta_file, json.dumps(identity, indent=2) + "\n")
-    remove_stale_parts(out)  # left by a run that was killed mid-write
-    jobs = plan(config)
-    workers = max(1, min(workers or mp.cpu_count(), len(jobs)))
-    args = [(out, config, job) for job in jobs]
-    boxes = dict(run_tasks(_make_one, args, workers, f"synth {out.name}", progress))
-    _write_annotations(out / "annotations.csv", jobs, boxes)
+    with staged_output(out, _identity(config), "synth.json", "synthetic dataset", overwrite) as work:
+        _check_writable(work)
+        remove_stale_parts(work)  # left by a run that was killed mid-write
+        jobs = plan(config)
+        workers = max(1, min(workers or mp.cpu_count(), len(jobs)))
+        args = [(work, config, job) for job in jobs]
+        boxes = dict(run_tasks(_make_one, args, workers, f"synth {out.name}", progress))
+        _write_annotations(work / "annotations.csv", jobs, boxes)
     return out
 
 
@@ -296,6 +286,19 @@ def read_annotations(root: Path) -> list[dict]:
     if not path.exists():
         raise FileNotFoundError(f"{path}: no annotations.csv (is {root} a synthetic IN-9 dataset?)")
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
+        reader = csv.DictReader(f)
+        missing = [c for c in ANNOTATION_COLUMNS if c not in (reader.fieldnames or ())]
+        if missing:
+            raise ValueError(f"{path}: no {missing[0]} column (expected {', '.join(ANNOTATION_COLUMNS)})")
+        rows = list(reader)
     ints = ("class_index", "xmin", "ymin", "xmax", "ymax", "habitat")
-    return [{k: (int(v) if k in ints else v) for k, v in row.items()} for row in rows]
+    parsed = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            values = {k: (int(row[k]) if k in ints else row[k]) for k in ANNOTATION_COLUMNS}
+        except (TypeError, ValueError):
+            raise ValueError(f"{path}:{line}: a missing or non-integer field") from None
+        if not 0 <= values["class_index"] < NUM_CLASSES or not 0 <= values["habitat"] < len(HABITATS):
+            raise ValueError(f"{path}:{line}: class_index or habitat out of range")
+        parsed.append(values)
+    return parsed

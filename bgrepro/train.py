@@ -59,8 +59,14 @@ class TrainConfig:
             raise ValueError(f"optimizer must be sgd or adamw, got {self.optimizer!r}")
         if self.schedule not in ("cosine", "step"):
             raise ValueError(f"schedule must be cosine or step, got {self.schedule!r}")
-        if self.epochs < 1 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError("epochs and batch size must be positive, and so must the learning rate")
+        if self.epochs < 1 or self.batch_size < 1:
+            raise ValueError("epochs and batch size must be positive")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"the learning rate must be a positive finite number, got {self.lr}")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"the weight decay must be a non-negative finite number, got {self.weight_decay}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"label smoothing must be in [0, 1), got {self.label_smoothing}")
 
     @classmethod
     def from_profile(cls, data, profile: str | None = None, **overrides) -> TrainConfig:
@@ -134,7 +140,10 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
     last = run_dir / "last.pt"
     if last.exists():
         state = safe_load(last, "training state", device)
-        if state["meta"]["config"] != config.as_dict():
+        if not isinstance(state, dict) or not {"meta", "state_dict", "optimizer", "scheduler", "history",
+                                                "epoch"} <= set(state):
+            raise ValueError(f"{last}: not a bgrepro training state (delete it to start the run afresh)")
+        if state["meta"].get("config") != config.as_dict():
             raise ValueError(f"{last}: {run_dir} holds a run with another config; choose another run folder")
         model.load_state_dict(state["state_dict"])
         opt.load_state_dict(state["optimizer"])
@@ -153,11 +162,16 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cuda):
                 logits = net(x)
                 loss = F.cross_entropy(logits.float(), y, label_smoothing=config.label_smoothing)
+            value = float(loss.detach())
+            if not math.isfinite(value):
+                raise ValueError(f"{run_dir}: the training loss became {value} in epoch {epoch + 1} (learning rate "
+                                 f"{config.lr} too high?); stopped before the weights were spoiled, no checkpoint "
+                                 "written for this epoch")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             sched.step()
-            loss_sum += float(loss.detach()) * len(y)
+            loss_sum += value * len(y)
             correct += int((logits.argmax(1) == y).sum())
             seen += len(y)
         seconds = time.perf_counter() - t0

@@ -18,6 +18,7 @@ from bgrepro import composite
 from bgrepro.build import MANIFEST_COLUMNS, build, pair_backgrounds, parse_variants, read_manifest
 from bgrepro.classes import CLASS_FOLDERS, VARIANTS
 from bgrepro.io import read_image, read_mask
+from bgrepro.layout import staging_dir
 from bgrepro.sources import IN9Source, SyntheticSource
 
 from .conftest import tree_digest
@@ -124,14 +125,17 @@ def test_killed_build_resumes_to_identical_tree(tmp_path):
     generate(src, SynthConfig(size=32, train_per_class=40, test_per_class=0, seed=5), workers=2, progress=False)
     cmd = [sys.executable, "-m", "bgrepro", "build", "--source", "synthetic", "--in", str(src), "--workers", "1"]
     killed = tmp_path / "killed"
+    staging = staging_dir(killed)  # the build is written there, and renamed to --out when complete
     proc = subprocess.Popen([*cmd, "--out", str(killed)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while time.time() < deadline and sum(1 for _ in killed.rglob("*.png")) < 300:
+    while time.time() < deadline and sum(1 for _ in staging.rglob("*.png")) < 300:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    assert not (killed / "manifest.csv").exists(), "the kill must land before the build finished"
+    assert not killed.exists(), "a killed build leaves --out untouched"
+    assert not (staging / "manifest.csv").exists(), "the kill must land before the build finished"
     subprocess.run([*cmd, "--out", str(killed)], check=True, capture_output=True)
+    assert not staging.exists()
     clean = tmp_path / "clean"
     subprocess.run([*cmd, "--out", str(clean)], check=True, capture_output=True)
     digest = tree_digest(killed)
@@ -190,3 +194,23 @@ def test_synthetic_masks_from_grabcut_like_the_paper(tmp_path, tiny_dataset):
     assert np.mean(ious) > 0.6
     with pytest.raises(ValueError, match="exact or grabcut"):
         SyntheticSource(tiny_dataset, fg_masks="magic")
+
+
+def test_a_rebuild_with_other_arguments_is_refused_or_replaced_whole(tmp_path, tiny_dataset):
+    """Never a mix: another seed (or other masks) into a built --out is refused naming the argument;
+    with overwrite the folder is replaced by a complete build, identical to a fresh one."""
+    out, fresh = tmp_path / "out", tmp_path / "fresh"
+    build(SyntheticSource(tiny_dataset), out, seed=0, workers=1, progress=False)
+    before = tree_digest(out)
+    with pytest.raises(ValueError, match="seed"):
+        build(SyntheticSource(tiny_dataset), out, seed=1, workers=1, progress=False)
+    with pytest.raises(ValueError, match="fg_masks"):
+        build(SyntheticSource(tiny_dataset, fg_masks="grabcut"), out, seed=0, workers=1, progress=False)
+    assert tree_digest(out) == before
+    build(SyntheticSource(tiny_dataset), out, seed=1, workers=1, progress=False, overwrite=True)
+    build(SyntheticSource(tiny_dataset), fresh, seed=1, workers=1, progress=False)
+    assert tree_digest(out) == tree_digest(fresh) != before
+    assert not list(tmp_path.glob(".*"))  # no staging or replaced folder left behind
+    # the same arguments again: nothing to do, nothing changes
+    report = build(SyntheticSource(tiny_dataset), out, seed=1, workers=1, progress=False)
+    assert report.written == 0 and tree_digest(out) == tree_digest(fresh)

@@ -16,6 +16,7 @@ from scipy.stats import chi2_contingency
 
 from bgrepro.classes import CLASS_FOLDERS, HABITATS, NUM_CLASSES
 from bgrepro.io import mask_box, read_image, read_mask
+from bgrepro.layout import staging_dir
 from bgrepro.synth import (
     ANNOTATION_COLUMNS,
     HABITAT_MATRIX,
@@ -146,16 +147,17 @@ def test_resume_after_kill_is_byte_identical(tmp_path):
     args = ["--profile", "tiny", "--size", "32", "--train-per-class", "60", "--test-per-class", "0",
             "--workers", "1"]
     killed = tmp_path / "killed"
+    staging = staging_dir(killed)  # written there, renamed to --out when complete
     proc = subprocess.Popen([sys.executable, "-m", "bgrepro", "synth", "--out", str(killed), *args],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 60
-    while time.time() < deadline and len(list(killed.rglob("*.png"))) < 20:
+    while time.time() < deadline and len(list(staging.rglob("*.png"))) < 20:
         time.sleep(0.02)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    done_before = len(list(killed.rglob("*.png")))
+    done_before = len(list(staging.rglob("*.png")))
     assert 0 < done_before < 540, "the kill must land part-way through"
-    assert not (killed / "annotations.csv").exists()
+    assert not killed.exists() and not (staging / "annotations.csv").exists()
     subprocess.run([sys.executable, "-m", "bgrepro", "synth", "--out", str(killed), *args], check=True,
                    capture_output=True)
     clean = tmp_path / "clean"
