@@ -165,9 +165,11 @@ def full_budget(measured: dict, profile: str = "full") -> pd.DataFrame:
     """Per chapter: the models it trains at `profile` and the minutes the measured rate gives for those of
     the measured architecture (30 epochs over IN-9's training set, decoding included); other
     architectures' rates are not measured and are listed, not guessed."""
+    from .classes import NUM_CLASSES  # the full profile is IN-9's size
+
     p = get_profile(profile)
     train = measured["train"]
-    per_model = (p.epochs * 9 * p.train_per_class / train["images_per_second"] + train["decode_seconds"]) / 60
+    per_model = (p.epochs * NUM_CLASSES * p.train_per_class / train["images_per_second"] + train["decode_seconds"]) / 60
     rows = {}
     for chapter, models in chapter_models(p).items():
         timed = [m for m in models if m[0] == train["arch"]]

@@ -105,8 +105,8 @@ class Source:
     """Base class: a named collection of labelled images with foregrounds."""
 
     name = "source"
-    #: Class folder names, in label order.
-    classes: tuple[str, ...] = CLASS_FOLDERS
+    #: Class folder names, in label order (IN-9's for the sources that are IN-9 by nature).
+    classes: tuple[str, ...] = ()
     #: Photographs (output JPEG by default) or lossless renderings (PNG).
     photo = True
 
@@ -145,6 +145,7 @@ class SyntheticSource(Source):
     """
 
     name = "synthetic"
+    classes = CLASS_FOLDERS
     photo = False
 
     def __init__(self, root: Path, fg_masks: str = "exact") -> None:
@@ -189,6 +190,7 @@ class IN9Source(Source):
     """
 
     name = "in9"
+    classes = CLASS_FOLDERS
 
     def __init__(self, root: Path, variant: str = "original") -> None:
         self.root = Path(root)
@@ -278,6 +280,7 @@ class ImageNetSource(_PhotoSource):
     """
 
     name = "imagenet"
+    classes = CLASS_FOLDERS
 
     def __init__(self, root: Path, boxes: Path) -> None:
         self.root, self.boxes_root = Path(root), Path(boxes)
