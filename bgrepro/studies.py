@@ -40,13 +40,6 @@ def original_model(data: Path, profile: str | None = None, seed: int = 0):
     return experiments.trained_model(TrainConfig.from_profile(data, profile, seed=seed)).load()
 
 
-def _example_positions(labels, classes: int, count: int) -> list[int]:
-    """Positions of the first image of each class, the first `count` classes."""
-    import torch
-
-    return [int(torch.nonzero(labels == c).flatten()[0]) for c in range(classes) if (labels == c).any()][:count]
-
-
 # ----------------------------------------------------------------------------- Sec. 3: backgrounds suffice
 def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """Background-only models (paper Fig. 2) beside the paper's threshold and chance."""
@@ -97,7 +90,7 @@ def saliency_examples(data: Path, profile: str | None = None, seed: int = 0, cou
     from .saliency import foreground_share, gradcam, saliency_figure
 
     test = load_variant(data, "original", "val", with_masks=True)
-    pick = _example_positions(test.labels, len(test.classes), count)
+    pick = test.first_positions(1)[:count]  # the first image of each of the first classes
     maps, shares = {}, {}
     for name, config in two_models(data, profile, seed).items():
         maps[name] = gradcam(experiments.trained_model(config).load(), test.images[pick])
@@ -207,7 +200,7 @@ def localization_examples(data: Path, profile: str | None = None, seed: int = 0,
     net = loc.backbone(f"checkpoint:{experiments.trained_model(config).checkpoint}")
     rps = experiments.rps_predictor(config)
     test = load_variant(_exact_truth(synth) or data, "original", "val", with_masks=True)
-    pick = _example_positions(test.labels, len(test.classes), count)
+    pick = test.first_positions(1)[:count]  # the first image of each of the first classes
     images = test.images[pick]
     maps = {"CAAM": loc.activation_maps(net, images, None), "RPS": loc.activation_maps(net, images, rps),
             "RPS class-wise": loc.activation_maps(net, images, rps, classes=test.labels[pick])}

@@ -348,32 +348,30 @@ def eval_checkpoint_truncated(tmp, fx):
     return _eval(fx, "--checkpoint", str(bad)), str(bad)
 
 
+def _altered_checkpoint(tmp, fx, alter) -> list[str]:
+    """eval of a copy of the trained checkpoint changed by `alter(payload)`."""
+    payload = torch.load(fx.checkpoint, weights_only=True)
+    alter(payload)
+    return _eval(fx, "--checkpoint", str(_checkpoint(tmp / "model.pt", payload)))
+
+
 def eval_checkpoint_without_arch(tmp, fx):
-    good = torch.load(fx.checkpoint, weights_only=True)
-    del good["meta"]["arch"]
-    bad = _checkpoint(tmp / "model.pt", good)
-    return _eval(fx, "--checkpoint", str(bad)), str(bad)
+    return _altered_checkpoint(tmp, fx, lambda p: p["meta"].pop("arch")), str(tmp / "model.pt")
 
 
 def eval_checkpoint_without_weights(tmp, fx):
-    good = torch.load(fx.checkpoint, weights_only=True)
-    del good["state_dict"]
-    bad = _checkpoint(tmp / "model.pt", good)
-    return _eval(fx, "--checkpoint", str(bad)), str(bad)
+    return _altered_checkpoint(tmp, fx, lambda p: p.pop("state_dict")), str(tmp / "model.pt")
 
 
 def eval_checkpoint_of_another_architecture(tmp, fx):
-    good = torch.load(fx.checkpoint, weights_only=True)
-    good["meta"]["arch"] = "resnet18"
-    bad = _checkpoint(tmp / "model.pt", good)
-    return _eval(fx, "--checkpoint", str(bad)), str(bad)
+    return _altered_checkpoint(tmp, fx, lambda p: p["meta"].update(arch="resnet18")), str(tmp / "model.pt")
 
 
 def eval_checkpoint_of_other_classes(tmp, fx):
-    good = torch.load(fx.checkpoint, weights_only=True)
-    good["meta"]["classes"] = [f"class {k}" for k in range(len(good["meta"]["classes"]))]
-    bad = _checkpoint(tmp / "model.pt", good)
-    return _eval(fx, "--checkpoint", str(bad)), str(bad)
+    def rename(p):
+        p["meta"]["classes"] = [f"class {k}" for k in range(len(p["meta"]["classes"]))]
+
+    return _altered_checkpoint(tmp, fx, rename), str(tmp / "model.pt")
 
 
 def eval_checkpoint_missing(tmp, fx):
