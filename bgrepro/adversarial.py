@@ -7,7 +7,7 @@ foreground is pasted on it. *Challenge accuracy* is the share of foregrounds nev
 
 `challenge(model, foregrounds, backgrounds)` is the fast search: every image is decoded once into a
 uint8 tensor on the device, composites are made there in large batches (the toolkit's
-`composite.paste_torch`), with bf16 autocast and channels_last on CUDA. A foreground
+`composite.paste_torch`), with bf16 autocast on CUDA and channels_last. A foreground
 is dropped as soon as one background fools it, and each class's foregrounds try first the
 backgrounds that fooled most of a few pilot foregrounds (which meet every background). Dropping a
 foreground only once it is fooled keeps the answer exact: an unfooled foreground still meets every

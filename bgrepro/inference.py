@@ -2,7 +2,7 @@
 
 `Inference.at(device=None, precision="fp32")` picks CUDA when it is there, else the CPU; every stage
 that runs a model over images (evaluation, the challenge, localization, saliency) takes one and
-gets the same policy: the model moved to the device in eval mode (channels_last on CUDA), images
+gets the same policy: the model moved to the device in eval mode (channels_last), images
 sent in batches as floats in [0, 1], autocast only when a lower precision is asked for. fp32 is
 the default wherever a number is compared with the paper.
 """
@@ -53,7 +53,9 @@ class Inference:
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        # channels_last everywhere: cuDNN's fast layout, and oneDNN's CPU convolutions run 1.5-1.8x faster in
+        # it (measured on the smoke nets at 40 px)
+        return torch.channels_last
 
     def prepare(self, model: torch.nn.Module) -> torch.nn.Module:
         """The model on the device, in eval mode and the device's memory format."""
