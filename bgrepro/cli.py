@@ -393,6 +393,9 @@ def _add_localize(sub) -> None:
     p.add_argument("--write-masks", type=Path, default=None,
                    help="write RPS masks for every image (mirror tree of .npy files) to this folder")
     p.add_argument("--mask-threshold", type=_fraction, default=0.5)
+    p.add_argument("--protocol", choices=("best", "held-out"), default="best",
+                   help="map threshold of MaxBoxAccV2: each IoU's best on the scored split (the standard WSOL "
+                        "evaluation), or one chosen on the estimation split's masks (the published RPS protocol)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_localize)
 
@@ -405,15 +408,16 @@ def _run_localize(args: argparse.Namespace) -> int:
     summary = localize_dataset(
         args.data, args.backbone, weights=args.weights, split=args.split, estimate_split=args.estimate_split,
         estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=args.out,
-        write_masks_to=args.write_masks, mask_threshold=args.mask_threshold, progress=not args.json)
+        write_masks_to=args.write_masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
+        progress=not args.json)
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0
     for key, value in summary.items():
         if isinstance(value, dict):
-            value = ", ".join(f"{k} {v:.3f}" for k, v in value.items() if isinstance(v, float))
+            value = ", ".join(f"{k} {v:.2f}" for k, v in value.items() if isinstance(v, float))
         elif isinstance(value, float):
-            value = f"{value:.3f}"
+            value = f"{value:.2f}"
         print(f"{key:<16}{value}")
     return 0
 

@@ -11,12 +11,19 @@ a training set, in one pass, with no training:
 The map is <w*, f / |f|>, clamped at 0, min-max normalised per image and upsampled to the image.
 Class-wise RPS keeps one w* per class (from labels, or from a classifier's predictions); zero-shot
 transfer applies a w* estimated on one dataset to another. The feature-norm map |f| (CAAM) is the
-baseline. Boxes come from thresholding a map and taking the box of its largest connected component.
+baseline.
 
-Metrics (maps and masks are (N, H, W) arrays, boxes (N, 4) xmin, ymin, xmax, ymax inclusive):
-`max_box_acc` (best threshold's share of boxes with IoU >= 0.3/0.5/0.7 with the ground truth),
-`pxap` (area under the pixel precision-recall curve) and `piou` (best pixel IoU over thresholds),
-pixel counts pooled over the dataset as in the usual WSOL evaluation.
+Metrics follow the standard WSOL evaluation (Choe et al., CVPR 2020; clovaai/wsolevaluation) exactly;
+maps and masks are (N, H, W) arrays, boxes (N, 4) xmin, ymin, xmax, ymax inclusive (or a list of
+(k, 4) arrays for several objects), every number in %:
+- `box_metrics` gives MaxBoxAccV2: each map min-max normalised, scaled to uint8 and thresholded at
+  0, 0.001, ..., 0.999 of its maximum; the boxes of *all* contours are matched with the ground truth
+  and the best IoU counts; BoxAcc at IoU 30/50/70, each at its best threshold, and their mean.
+  `max_box_acc(maps, boxes, iou)` is one IoU's. With `threshold=` (the published protocol) every IoU is
+  scored at one threshold chosen on a held-out split by `best_threshold`.
+- `pxap`: the area under the pixel precision-recall curve, pixels pooled over the set, with optional
+  ignore masks; `piou`: the best pooled pixel IoU over thresholds.
+`box_from_map` (the largest component's box) serves figures and `masks_from_maps`, not the metrics.
 
 Backbones (`backbone(spec)`): a bgrepro checkpoint (`checkpoint:PATH` or a path ending in .pt),
 a torchvision CNN by name, or a timm ViT by name, with weights from a local file (`weights=`; DINO /
@@ -36,7 +43,10 @@ from tqdm.auto import tqdm
 from .inference import Inference
 from .models import Normalize, feature_trunk, safe_load
 
-THRESHOLDS = np.linspace(0, 1, 101)[:-1]  # map thresholds for boxes (0, 0.01, ..., 0.99)
+#: Map thresholds of the standard evaluation (wsolevaluation's default interval, 0.001).
+CAM_THRESHOLDS = np.arange(0, 1, 0.001)
+#: IoU thresholds (%) of MaxBoxAccV2.
+IOU_THRESHOLDS = (30, 50, 70)
 
 
 # ----------------------------------------------------------------------------- backbones
@@ -273,68 +283,182 @@ def box_from_map(heat: np.ndarray, threshold: float) -> tuple[int, int, int, int
 
 def box_iou(a, b) -> float:
     """IoU of two inclusive pixel boxes."""
-    ix = min(a[2], b[2]) - max(a[0], b[0]) + 1
-    iy = min(a[3], b[3]) - max(a[1], b[1]) + 1
-    inter = max(ix, 0) * max(iy, 0)
-    area = lambda r: (r[2] - r[0] + 1) * (r[3] - r[1] + 1)
-    return inter / (area(a) + area(b) - inter)
+    return float(_iou_matrix(np.asarray([a]), np.asarray([b]))[0, 0])
 
 
-def _check(maps, other, what: str):
+def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of every box of `a` (n, 4) with every box of `b` (m, 4), in the standard's inclusive-pixel
+    convention (area = (x1 - x0 + 1) (y1 - y0 + 1)); a degenerate pair scores 0."""
+    a, b = np.asarray(a, dtype=np.float64)[:, None], np.asarray(b, dtype=np.float64)[None]
+    iw = np.maximum(0, np.minimum(a[..., 2], b[..., 2]) - np.maximum(a[..., 0], b[..., 0]) + 1)
+    ih = np.maximum(0, np.minimum(a[..., 3], b[..., 3]) - np.maximum(a[..., 1], b[..., 1]) + 1)
+    inter = iw * ih
+    area = lambda r: (r[..., 2] - r[..., 0] + 1) * (r[..., 3] - r[..., 1] + 1)
+    union = area(a) + area(b) - inter
+    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+
+
+def normalize_map(heat) -> np.ndarray:
+    """A map min-max normalised to [0, 1]; a constant map (or one with a NaN) becomes zeros (the
+    standard's `normalize_scoremap`)."""
+    heat = np.asarray(heat, dtype=np.float64)
+    lo, hi = heat.min(), heat.max()
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo == hi:
+        return np.zeros_like(heat)
+    return (heat - lo) / (hi - lo)
+
+
+def _levels(gray: np.ndarray, thresholds) -> np.ndarray:
+    """The uint8 cut level of each threshold: int(threshold x the map's maximum), as the standard does."""
+    return (np.asarray(thresholds, dtype=np.float64) * int(gray.max())).astype(np.int64)
+
+
+def _boxes_above(gray: np.ndarray, level: int) -> np.ndarray:
+    """Bounding boxes (k, 4) of every contour of gray > level; one all-zero box where nothing is kept."""
+    import cv2
+
+    h, w = gray.shape
+    _, binary = cv2.threshold(gray, int(level), 255, cv2.THRESH_BINARY)
+    contours = cv2.findContours(binary, cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)[-2]
+    boxes = np.zeros((max(1, len(contours)), 4), dtype=np.int64)
+    for i, c in enumerate(contours):
+        x, y, bw, bh = cv2.boundingRect(c)
+        boxes[i] = (x, y, min(x + bw, w - 1), min(y + bh, h - 1))  # the standard's right/bottom edge
+    return boxes
+
+
+def _gray(heat) -> np.ndarray:
+    return (normalize_map(heat) * 255).astype(np.uint8)
+
+
+def contour_boxes(heat, thresholds=CAM_THRESHOLDS) -> list[np.ndarray]:
+    """The standard's estimated boxes at each threshold: the map normalised and scaled to uint8, kept
+    where it is above int(threshold x its maximum), and the bounding box of every contour (OpenCV,
+    RETR_TREE), (k, 4) xmin, ymin, xmax, ymax; one all-zero box where nothing is kept."""
+    gray = _gray(heat)
+    levels = _levels(gray, thresholds)
+    by_level = {int(v): _boxes_above(gray, v) for v in np.unique(levels)}
+    return [by_level[int(v)] for v in levels]
+
+
+def _best_iou_per_threshold(heat, gt: np.ndarray, thresholds) -> np.ndarray:
+    """Best IoU of any contour box with any ground-truth box at each threshold (thresholds that fall on
+    the same uint8 level share one contour pass)."""
+    gray = _gray(heat)
+    levels, where = np.unique(_levels(gray, thresholds), return_inverse=True)
+    per_level = [_boxes_above(gray, v) for v in levels]
+    ious = _iou_matrix(np.concatenate(per_level), gt).max(axis=1)
+    starts = np.cumsum([0] + [len(b) for b in per_level[:-1]])
+    return np.maximum.reduceat(ious, starts)[where]
+
+
+def _gt_boxes(boxes, n: int) -> list[np.ndarray]:
+    """Ground-truth boxes per image: an (N, 4) array (one object each) or a list of (k, 4) arrays."""
+    if isinstance(boxes, np.ndarray | torch.Tensor) and np.asarray(boxes).ndim == 2:
+        boxes = np.asarray(boxes)
+        if boxes.shape != (n, 4):
+            raise ValueError(f"boxes must be ({n}, 4), got {boxes.shape}")
+        return [b[None] for b in boxes]
+    boxes = [np.asarray(b, dtype=np.float64).reshape(-1, 4) for b in boxes]
+    if len(boxes) != n or any(len(b) == 0 for b in boxes):
+        raise ValueError(f"boxes must give at least one box for each of the {n} maps")
+    return boxes
+
+
+def _check_maps(maps) -> np.ndarray:
     maps = np.asarray(maps, dtype=np.float64)
     if maps.ndim != 3:
         raise ValueError(f"maps must be (N, H, W), got shape {maps.shape}")
-    other = np.asarray(other)
-    if what == "masks" and other.shape != maps.shape:
-        raise ValueError(f"masks {other.shape} must match maps {maps.shape}")
-    if what == "boxes" and other.shape != (len(maps), 4):
-        raise ValueError(f"boxes must be ({len(maps)}, 4), got {other.shape}")
-    return maps, other
+    if len(maps) == 0:
+        raise ValueError("no maps to score")
+    return maps
 
 
-def box_accuracy_curve(maps, boxes, iou: float = 0.5, thresholds=THRESHOLDS) -> np.ndarray:
-    """Share of images whose map box has IoU >= `iou` with the ground-truth box, at each threshold."""
-    maps, boxes = _check(maps, boxes, "boxes")
-    hits = np.zeros(len(thresholds))
-    for heat, gt in zip(maps, boxes):
-        for t, threshold in enumerate(thresholds):
-            box = box_from_map(heat, threshold)
-            hits[t] += box is not None and box_iou(box, gt) >= iou
-    return hits / len(maps)
+def best_ious(maps, boxes, thresholds=CAM_THRESHOLDS) -> np.ndarray:
+    """(N, T): for each image and threshold, the best IoU between any estimated box (every contour) and
+    any ground-truth box."""
+    maps = _check_maps(maps)
+    gts = _gt_boxes(boxes, len(maps))
+    return np.stack([_best_iou_per_threshold(heat, gt, thresholds) for heat, gt in zip(maps, gts)])
 
 
-def max_box_acc(maps, boxes, iou: float = 0.5, thresholds=THRESHOLDS) -> float:
-    """MaxBoxAcc: the best threshold's share of images localised with IoU >= `iou`."""
+def box_accuracy_curve(maps, boxes, iou: float = 0.5, thresholds=CAM_THRESHOLDS) -> np.ndarray:
+    """BoxAcc (%) at each threshold: the share of images with a box of IoU >= `iou`."""
+    return 100 * (best_ious(maps, boxes, thresholds) >= iou).mean(axis=0)
+
+
+def max_box_acc(maps, boxes, iou: float = 0.5, thresholds=CAM_THRESHOLDS) -> float:
+    """MaxBoxAcc (%) at one IoU: the best threshold's BoxAcc (multi-contour, as in MaxBoxAccV2)."""
     return float(box_accuracy_curve(maps, boxes, iou, thresholds).max())
 
 
-def _pixel_counts(maps, masks, bins: int = 1000):
-    maps, masks = _check(maps, masks, "masks")
+def box_metrics(maps, boxes, threshold: float | None = None, thresholds=CAM_THRESHOLDS) -> dict:
+    """MaxBoxAccV2 (Choe et al., CVPR 2020): BoxAcc (%) at IoU 30/50/70, each at its best threshold, and
+    their mean. With `threshold` (the published protocol: chosen on a held-out split by
+    `best_threshold`), every IoU is scored at that one threshold instead."""
+    if threshold is not None:
+        if not (np.isfinite(threshold) and 0 <= threshold < 1):
+            raise ValueError(f"the map threshold must be in [0, 1), got {threshold}")
+        thresholds = [float(threshold)]
+    ious = best_ious(maps, boxes, thresholds)
+    out = {}
+    for delta in IOU_THRESHOLDS:
+        curve = 100 * (ious >= delta / 100).mean(axis=0)
+        out[f"iou{delta}"] = float(curve.max())
+        out[f"threshold@iou{delta}"] = float(thresholds[int(curve.argmax())])
+    out["maxboxaccv2"] = float(np.mean([out[f"iou{d}"] for d in IOU_THRESHOLDS]))
+    return out
+
+
+def best_threshold(maps, boxes, thresholds=CAM_THRESHOLDS) -> float:
+    """The threshold with the best mean BoxAcc over IoU 30/50/70 (how the published RPS protocol picks
+    the threshold on a held-out split before scoring the test split)."""
+    ious = best_ious(maps, boxes, thresholds)
+    mean = np.mean([(ious >= d / 100).mean(axis=0) for d in IOU_THRESHOLDS], axis=0)
+    return float(thresholds[int(mean.argmax())])
+
+
+def _score_histograms(maps, masks, ignore, thresholds):
+    """Pixel score histograms (foreground, background) over the bins [t_k, t_k+1), ..., [1, 2), [2, 3]."""
+    maps = _check_maps(maps)
+    masks = np.asarray(masks)
+    if masks.shape != maps.shape:
+        raise ValueError(f"masks {masks.shape} must match maps {maps.shape}")
+    if ignore is not None and np.asarray(ignore).shape != maps.shape:
+        raise ValueError(f"ignore masks {np.asarray(ignore).shape} must match maps {maps.shape}")
     masks = masks.astype(bool)
-    edges = np.linspace(0, 1, bins + 1)
-    values = np.clip(maps, 0, 1)
-    fg, _ = np.histogram(values[masks], bins=edges)
-    bg, _ = np.histogram(values[~masks], bins=edges)
-    # pixels at or above each threshold edges[k], from the highest threshold down
-    tp = np.cumsum(fg[::-1])
-    fp = np.cumsum(bg[::-1])
-    return tp, fp, int(masks.sum())
-
-
-def pxap(maps, masks) -> float:
-    """PxAP: area under the pixel precision-recall curve of the maps against the masks."""
-    tp, fp, positives = _pixel_counts(maps, masks)
-    if positives == 0:
+    edges = np.append(np.asarray(thresholds, dtype=np.float64), [1.0, 2.0, 3.0])
+    fg, bg = np.zeros(len(edges) - 1), np.zeros(len(edges) - 1)
+    for i, heat in enumerate(maps):
+        heat = normalize_map(heat)
+        keep = np.ones(heat.shape, bool) if ignore is None else ~np.asarray(ignore[i], dtype=bool)
+        fg += np.histogram(heat[masks[i] & keep], bins=edges)[0]
+        bg += np.histogram(heat[~masks[i] & keep], bins=edges)[0]
+    if fg.sum() == 0:
         raise ValueError("the masks have no foreground pixels")
-    precision = tp / np.maximum(tp + fp, 1)
+    return fg, bg
+
+
+def _pixel_counts(maps, masks, ignore, thresholds):
+    fg, bg = _score_histograms(maps, masks, ignore, thresholds)
+    tp, fp = fg[::-1].cumsum(), bg[::-1].cumsum()  # pixels at or above each bin's left edge, top down
+    return tp, fp, fg.sum()
+
+
+def pxap(maps, masks, ignore=None, thresholds=CAM_THRESHOLDS) -> float:
+    """PxAP (%): the area under the pixel precision-recall curve, pixels pooled over the set (the
+    standard's histogram form; `ignore` (N, H, W) marks pixels left out)."""
+    tp, fp, positives = _pixel_counts(maps, masks, ignore, thresholds)
+    predicted = tp + fp
+    precision = np.divide(tp, predicted, out=np.zeros_like(tp), where=predicted > 0)
     recall = tp / positives
-    return float(np.sum(np.diff(recall, prepend=0.0) * precision))
+    return float(100 * (precision[1:] * np.diff(recall))[predicted[1:] > 0].sum())
 
 
-def piou(maps, masks) -> float:
-    """PIoU: the best pixel IoU (pooled over images) over thresholds."""
-    tp, fp, positives = _pixel_counts(maps, masks)
-    return float(np.max(tp / (positives + fp)))
+def piou(maps, masks, ignore=None, thresholds=CAM_THRESHOLDS) -> float:
+    """PIoU (%): the best pooled pixel IoU, tp / (fg + fp), over thresholds."""
+    tp, fp, positives = _pixel_counts(maps, masks, ignore, thresholds)
+    return float(100 * np.max(tp / (positives + fp)))
 
 
 def mask_iou(pred, masks) -> np.ndarray:
@@ -357,15 +481,15 @@ def masks_from_maps(maps, threshold: float = 0.5) -> np.ndarray:
     return out
 
 
-def localization_metrics(maps, masks, boxes=None) -> dict:
-    """MaxBoxAcc at IoU 0.3/0.5/0.7 and their mean, PxAP and PIoU of maps against masks (and boxes)."""
+def localization_metrics(maps, masks, boxes=None, ignore=None, threshold: float | None = None) -> dict:
+    """The standard WSOL metrics of maps against masks (boxes: the masks' own unless given): MaxBoxAccV2
+    and its three IoUs (best threshold on these maps, or `threshold` from a held-out split), PxAP and
+    PIoU, all in %."""
     from .datasets import mask_boxes
 
     masks_t = torch.as_tensor(np.asarray(masks, dtype=bool))
-    boxes = mask_boxes(masks_t).numpy() if boxes is None else np.asarray(boxes)
-    acc = {f"maxboxacc@{t}": max_box_acc(maps, boxes, t) for t in (0.3, 0.5, 0.7)}
-    return {"maxboxacc": acc["maxboxacc@0.5"], **acc, "maxboxacc_mean": float(np.mean(list(acc.values()))),
-            "pxap": pxap(maps, masks), "piou": piou(maps, masks)}
+    boxes = mask_boxes(masks_t).numpy() if boxes is None else boxes
+    return {**box_metrics(maps, boxes, threshold), "pxap": pxap(maps, masks, ignore), "piou": piou(maps, masks, ignore)}
 
 
 def maps_figure(images: torch.Tensor, masks: torch.Tensor, maps: dict[str, torch.Tensor], threshold: float = 0.5,
@@ -449,20 +573,27 @@ def _dataset_images(root: Path, split: str, size: int | None, progress: bool):
 def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = None, split: str = "val",
                      estimate_split: str = "train", estimate_on: Path | None = None, rps_file: Path | None = None,
                      class_wise: str = "none", size: int | None = None, out: Path | None = None,
-                     write_masks_to: Path | None = None, mask_threshold: float = 0.5,
+                     write_masks_to: Path | None = None, mask_threshold: float = 0.5, protocol: str = "best",
                      progress: bool = True) -> dict:
     """The `bgrepro localize` experiment: estimate w* (or load it), score RPS and CAAM maps against the
     test masks of `data` when it has them, and write RPS masks when asked. Returns the summary (also
-    written to OUT/localize.json beside OUT/rps.pt when `out` is given)."""
+    written to OUT/localize.json beside OUT/rps.pt when `out` is given).
+
+    `protocol` "best" is the standard WSOL evaluation (each IoU at its best threshold on the scored
+    split); "held-out" is the published RPS protocol (one threshold, the best on the estimation
+    split's masks, applied to the scored split)."""
     import json
 
     from . import layout
+    from .datasets import mask_boxes
     from .evaluate import predict
     from .io import atomic_write_text
     from .models import load_checkpoint
 
     if class_wise not in ("none", "labels", "predictions"):
         raise ValueError(f"class_wise must be none, labels or predictions, got {class_wise!r}")
+    if protocol not in ("best", "held-out"):
+        raise ValueError(f"protocol must be best or held-out, got {protocol!r}")
     net = backbone(backbone_spec, weights)
     official = layout.variant_dir(data, "original").is_dir()
     classifier = None  # class-wise from predictions: the backbone's own classifier labels the images
@@ -491,12 +622,26 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
         if masks is None:
             summary["note"] = "no fg_mask at the images' size: metrics skipped"
         else:
-            classes = labels if class_wise == "labels" else None
-            if classifier is not None:
-                classes = predict(classifier, images)
-            rps_maps = activation_maps(net, images, rps, classes=classes, progress=progress)
-            summary.update(localization_metrics(rps_maps.numpy(), masks.numpy()))
-            summary["caam"] = localization_metrics(activation_maps(net, images, None).numpy(), masks.numpy())
+            def maps_of(imgs, labs, w: RPS | None):
+                if w is None:
+                    return activation_maps(net, imgs, None)
+                cls = predict(classifier, imgs) if classifier is not None else labs if class_wise == "labels" else None
+                return activation_maps(net, imgs, w, classes=cls, progress=progress)
+
+            held = None
+            if protocol == "held-out":
+                held = _dataset_images(Path(estimate_on or data), estimate_split, size, progress)
+                if held[2] is None:
+                    raise ValueError(f"{estimate_on or data}: --protocol held-out needs masks of the "
+                                     f"'{estimate_split}' split (fg_mask/{estimate_split})")
+            for w, target in ((rps, summary), (None, summary.setdefault("caam", {}))):
+                threshold = None
+                if held is not None:  # the best threshold on the estimation split's masks
+                    threshold = best_threshold(maps_of(held[0], held[1], w).numpy(), mask_boxes(held[2]).numpy())
+                target.update(localization_metrics(maps_of(images, labels, w).numpy(), masks.numpy(),
+                                                   threshold=threshold))
+                target["protocol"] = ("best threshold per IoU on the scored split" if threshold is None else
+                                      f"held-out: threshold {threshold:.3f} chosen on '{estimate_split}'")
             summary["n_images"] = len(images)
     if write_masks_to:
         root = layout.variant_dir(data, "original") if official else Path(data)

@@ -177,17 +177,29 @@ def _exact_truth(synth: Path | None) -> Path | None:
     return Path(synth) if synth and layout.split_dir(synth, layout.MASKS, "val").is_dir() else None
 
 
+#: The localization table's columns (the standard WSOL metrics, %) and their headings.
+LOCALIZATION_COLUMNS = {
+    "maxboxaccv2": "MaxBoxAccV2", "iou30": "IoU 30", "iou50": "IoU 50", "iou70": "IoU 70",
+    "maxboxaccv2_held_out": "MaxBoxAccV2, held-out threshold", "held_out_threshold": "held-out threshold",
+    "pxap": "PxAP", "piou": "PIoU", "mask_iou@0.5": "mask IoU at 0.5",
+}
+
+
 def localization(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
     """RPS against the feature-norm baseline with the Original-trained model's trunk (scored against
     the exact synthetic masks when `synth` has them), and GrabCut / RPS mask quality ("masks")."""
     config = TrainConfig.from_profile(data, profile, seed=seed)
     truth = _exact_truth(synth)
-    table = experiments.rps_localization(config, truth=truth)
+    full = experiments.rps_localization(config, truth=truth)
+    table = full[[c for c in LOCALIZATION_COLUMNS if c in full.columns]].rename(columns=LOCALIZATION_COLUMNS)
     tables = {}
     if synth and (Path(synth) / "annotations.csv").exists():
         tables["masks"] = experiments.mask_quality(synth, config)
-    return Study(table, {"rps_speed": table.attrs["estimate_images_per_s"], "rps_pxap": table.loc["RPS", "pxap"],
-                         "caam_pxap": table.loc["CAAM (feature norm)", "pxap"]}, tables)
+    numbers = {"rps_speed": full.attrs["estimate_images_per_s"], "n_held_out": full.attrs["n_held_out"]}
+    for key, row in (("rps", "RPS"), ("caam", "CAAM (feature norm)")):
+        numbers.update({f"{key}_pxap": full.loc[row, "pxap"], f"{key}_maxboxaccv2": full.loc[row, "maxboxaccv2"],
+                        f"{key}_held_out": full.loc[row, "maxboxaccv2_held_out"]})
+    return Study(table, numbers, tables)
 
 
 def localization_examples(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None,

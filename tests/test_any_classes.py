@@ -75,7 +75,7 @@ def test_every_command_takes_its_classes_from_the_data(tmp_path, capsys, classes
         assert main(["localize", "--data", str(data), "--backbone", f"checkpoint:{run / 'checkpoint.pt'}",
                      "--class-wise", source, "--out", str(tmp_path / source), "--json"]) == 0
         summary = _json(capsys)
-        assert summary["n_images"] == 2 * len(classes) and 0 <= summary["pxap"] <= 1
+        assert summary["n_images"] == 2 * len(classes) and 0 <= summary["pxap"] <= 100
         assert RPS.load(tmp_path / source / "rps.pt").w_class.shape[0] == len(classes)
 
 

@@ -26,23 +26,99 @@ def _rect_masks(n=4, h=20, w=24):
     return masks, np.array(boxes)
 
 
+def _standard_iou(pred, gt):
+    """IoU in the WSOL standard's inclusive-pixel convention, written out from its definition."""
+    iw = max(0, min(pred[2], gt[2]) - max(pred[0], gt[0]) + 1)
+    ih = max(0, min(pred[3], gt[3]) - max(pred[1], gt[1]) + 1)
+    area = lambda b: (b[2] - b[0] + 1) * (b[3] - b[1] + 1)
+    return iw * ih / (area(pred) + area(gt) - iw * ih)
+
+
 def test_metrics_known_answers():
     masks, boxes = _rect_masks()
     perfect = masks.astype(float)
-    assert loc.pxap(perfect, masks) == pytest.approx(1)
-    assert loc.piou(perfect, masks) == pytest.approx(1)
-    assert loc.max_box_acc(perfect, boxes, iou=0.7) == pytest.approx(1)
-    constant = np.full(masks.shape, 0.4)
-    assert loc.pxap(constant, masks) == pytest.approx(masks.mean())
-    assert loc.piou(constant, masks) == pytest.approx(masks.mean())  # everything predicted: IoU = fg share
+    assert loc.pxap(perfect, masks) == pytest.approx(100)
+    assert loc.piou(perfect, masks) == pytest.approx(100)
+    # a contour's box reaches one pixel past the object (OpenCV's x + w), as in the standard, so even the
+    # perfect map's IoU is w h / ((w + 1) (h + 1)) (capped at the image's last pixel)
+    ious = loc.best_ious(perfect, boxes)
+    for i, (x0, y0, x1, y1) in enumerate(boxes):
+        assert ious[i, 0] == pytest.approx(_standard_iou((x0, y0, x1 + 1, y1 + 1), (x0, y0, x1, y1)))
+    assert loc.max_box_acc(perfect, boxes, iou=0.7) == pytest.approx(100)
+    # threshold 0 keeps the pixels strictly above 0: the object, never the whole image
+    assert (ious[:, 0] == ious[:, 500]).all()
+    constant = np.full(masks.shape, 0.4)  # normalised to zeros: nothing is ever kept, every pixel ties
+    assert loc.pxap(constant, masks) == pytest.approx(100 * masks.mean())
+    assert loc.piou(constant, masks) == pytest.approx(100 * masks.mean())  # everything predicted: IoU = fg share
+    assert loc.max_box_acc(constant, boxes, iou=0.3) == 0
     for mask, box in zip(masks, boxes):
         assert loc.box_from_map(mask.astype(float), 0.5) == tuple(box)
     inverted = 1 - perfect  # the map points at the background
-    assert loc.pxap(inverted, masks) < masks.mean() + 0.01
+    assert loc.pxap(inverted, masks) < 100 * masks.mean() + 1
     with pytest.raises(ValueError, match="match"):
         loc.pxap(perfect[:, :10], masks)
     with pytest.raises(ValueError, match="boxes"):
         loc.max_box_acc(perfect, boxes[:2])
+
+
+def test_pxap_and_piou_by_hand():
+    # four pixels ranked 1.0 (fg), 0.6 (bg), 0.3 (fg), 0.0 (bg): precision 1, 1/2, 2/3, 1/2 at recall
+    # 1/2, 1/2, 1, 1 -> AP = 1 x 1/2 + 2/3 x 1/2; the best IoU is 2 / (2 + 1) at the third cut
+    heat = np.array([[[1.0, 0.6], [0.3, 0.0]]])
+    mask = np.array([[[True, False], [True, False]]])
+    assert loc.pxap(heat, mask) == pytest.approx(100 * (1 / 2 + 2 / 3 / 2))
+    assert loc.piou(heat, mask) == pytest.approx(100 * 2 / 3)
+    ignore = np.array([[[False, True], [False, False]]])  # leave the 0.6 background pixel out
+    assert loc.pxap(heat, mask, ignore=ignore) == pytest.approx(100)
+    assert loc.pxap(heat * 7 + 3, mask) == pytest.approx(loc.pxap(heat, mask))  # maps are min-max normalised
+    with pytest.raises(ValueError, match="ignore"):
+        loc.pxap(heat, mask, ignore=ignore[:, :1])
+
+
+def test_maxboxaccv2_known_answer():
+    # one 20 x 20 object; the map's blob shifted right by s pixels -> known IoUs 0.91, 0.75, 0.55, 0.31
+    gt = (10, 10, 29, 29)
+    shifts = (0, 2, 5, 10)
+    maps = np.zeros((4, 48, 48))
+    for i, s in enumerate(shifts):
+        maps[i, 10:30, 10 + s:30 + s] = 1
+    expected = [_standard_iou((10 + s, 10, 30 + s, 30), gt) for s in shifts]
+    assert np.round(expected, 2).tolist() == [0.91, 0.75, 0.55, 0.31]
+    ious = loc.best_ious(maps, np.tile(gt, (4, 1)))
+    assert ious[:, 100] == pytest.approx(expected)
+    m = loc.box_metrics(maps, np.tile(gt, (4, 1)))
+    assert (m["iou30"], m["iou50"], m["iou70"]) == (100, 75, 50)
+    assert m["maxboxaccv2"] == pytest.approx(75)
+    # several objects in one image: the best-matching ground-truth box counts
+    assert loc.box_metrics(maps, [np.array([(0, 0, 3, 3), gt])] * 4)["maxboxaccv2"] == pytest.approx(75)
+
+
+def test_a_larger_decoy_does_not_hide_the_object():
+    heat = np.zeros((1, 40, 40))
+    heat[0, 2:30, 2:14] = 1.0  # the decoy: larger and as bright
+    heat[0, 25:35, 25:35] = 0.8  # the object
+    gt = np.array([(25, 25, 34, 34)])
+    # the largest component's box (what bgrepro scored before) is the decoy's
+    assert loc.box_from_map(heat[0], 0.5) == (2, 2, 13, 29)
+    assert _standard_iou(loc.box_from_map(heat[0], 0.5), gt[0]) == 0
+    # every contour's box is a candidate, so the object's box is found at every threshold below 0.8
+    assert loc.max_box_acc(heat, gt, iou=0.7) == 100
+    assert loc.best_ious(heat, gt)[0, :790].min() == pytest.approx(_standard_iou((25, 25, 35, 35), gt[0]))
+
+
+def test_held_out_threshold_protocol():
+    gt = np.tile((10, 10, 29, 29), (2, 1))
+    maps = np.zeros((2, 48, 48))
+    maps[:, 10:30, 10:30] = 0.5  # the object at half the peak
+    maps[:, 18:22, 18:22] = 1.0  # a bright core
+    # below 0.5 the whole object is kept (IoU 0.91), above it only the core (IoU < 0.1)
+    t = loc.best_threshold(maps, gt)
+    assert t < 0.5
+    assert loc.box_metrics(maps, gt, threshold=t)["maxboxaccv2"] == 100
+    assert loc.box_metrics(maps, gt, threshold=0.6)["maxboxaccv2"] == 0
+    assert loc.box_metrics(maps, gt)["threshold@iou70"] < 0.5
+    with pytest.raises(ValueError, match="threshold"):
+        loc.box_metrics(maps, gt, threshold=float("nan"))
 
 
 def test_largest_component_wins_and_masks_from_maps():
@@ -89,22 +165,26 @@ def test_rps_is_one_pass_and_finds_high_norm_objects(tmp_path):
     assert torch.allclose(rps.w.norm(), torch.tensor(1.0))
     maps = loc.activation_maps(net, images, rps).numpy()
     assert maps.shape == masks.shape and maps.min() >= 0 and maps.max() <= 1
-    assert loc.pxap(maps, masks) > 0.95
+    assert loc.pxap(maps, masks) > 95
     rps.save(tmp_path / "rps.pt")
     again = loc.RPS.load(tmp_path / "rps.pt")
     assert torch.equal(again.w, rps.w) and torch.equal(again.w_class, rps.w_class)
     # zero-shot: w* from one set applied to another set drawn differently
     other, other_masks = _salient_images(seed=1)
-    assert loc.pxap(loc.activation_maps(net, other, rps).numpy(), other_masks) > 0.95
+    assert loc.pxap(loc.activation_maps(net, other, rps).numpy(), other_masks) > 95
 
 
 def test_localize_cli_and_rps_masks_feed_the_builder(tmp_path, tiny_variants, tiny_checkpoint, capsys):
     args = ["localize", "--data", str(tiny_variants), "--backbone", f"checkpoint:{tiny_checkpoint}", "--json"]
     assert main(args) == 0
     summary = json.loads(capsys.readouterr().out)
-    for key in ("maxboxacc", "pxap", "piou"):
-        assert 0 <= summary[key] <= 1
-    assert "pxap" in summary["caam"]
+    for key in ("maxboxaccv2", "iou50", "pxap", "piou"):
+        assert 0 <= summary[key] <= 100
+    assert "pxap" in summary["caam"] and summary["protocol"].startswith("best")
+    assert main([*args, "--protocol", "held-out"]) == 0  # the published protocol: threshold from train's masks
+    held = json.loads(capsys.readouterr().out)
+    assert held["protocol"].startswith("held-out: threshold") and "'train'" in held["protocol"]
+    assert held["pxap"] == summary["pxap"] and held["maxboxaccv2"] <= summary["maxboxaccv2"]
     masks_dir = tmp_path / "rps_masks"
     assert main([*args, "--class-wise", "labels", "--write-masks", str(masks_dir), "--out", str(tmp_path / "o")]) == 0
     written = json.loads(capsys.readouterr().out)["masks_written"]
