@@ -291,31 +291,57 @@ def _add_eval(sub) -> None:
 
 
 def _add_model_args(p) -> None:
-    """--data, the model (--checkpoint, or --arch with --pretrained [--weights]) and --split."""
+    """--data, the model (--checkpoint [--arch], or --arch --pretrained [--weights | --weights-tag]),
+    --offline, --precision and --split."""
+    from .models import PAPER_WEIGHTS
+
     p.add_argument("--data", type=Path, required=True)
-    group = p.add_mutually_exclusive_group(required=True)
-    group.add_argument("--checkpoint", type=Path, help="a bgrepro checkpoint")
-    group.add_argument("--arch", help="with --pretrained: an ImageNet architecture")
-    p.add_argument("--pretrained", action="store_true", help="use ImageNet weights from disk (never downloads)")
-    p.add_argument("--weights", type=Path, default=None, help="ImageNet weights file (default: torch hub cache)")
+    p.add_argument("--checkpoint", type=Path, help="a bgrepro checkpoint, or an official release's file "
+                   "(robustness library: its architecture is --arch, resnet50 by default)")
+    p.add_argument("--arch", help="with --pretrained: an ImageNet architecture (torchvision or timm name); with "
+                   "an official --checkpoint: its architecture")
+    p.add_argument("--pretrained", action="store_true", help="ImageNet weights, downloaded into the torch/timm "
+                   "cache when missing (unless --offline)")
+    p.add_argument("--weights", type=Path, default=None, help="ImageNet weights file (instead of the cache)")
+    p.add_argument("--weights-tag", default=PAPER_WEIGHTS,
+                   help=f"torchvision weights: {PAPER_WEIGHTS} (default: the paper's), IMAGENET1K_V2, DEFAULT, ...")
+    p.add_argument("--offline", action="store_true", help="never download; fail with the missing file's name")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                   help="fp32 (default: every number compared with the paper); bf16/fp16 report how many "
+                        "predictions they flip against fp32 on a sample")
     p.add_argument("--split", default="val")
 
 
 def _load_model(args: argparse.Namespace):
     from .models import model_for_data
 
-    return model_for_data(args.data, args.checkpoint, args.arch, args.pretrained, args.weights)
+    if not args.checkpoint and not args.arch:
+        raise ValueError("pass --checkpoint FILE or --arch NAME --pretrained")
+    if args.checkpoint and args.pretrained:
+        raise ValueError("--pretrained goes with --arch alone, not with --checkpoint")
+    return model_for_data(args.data, args.checkpoint, args.arch, args.pretrained, args.weights, args.weights_tag,
+                          args.offline)
+
+
+def _precision_check(model, images, args) -> dict | None:
+    """fp32 flips of an opt-in lower precision on the first images of a set (None for fp32)."""
+    from .inference import Inference, precision_check
+
+    if args.precision == "fp32":
+        return None
+    return precision_check(model, images, Inference.at(getattr(args, "device", None), args.precision))
 
 
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import evaluate, format_table
+    from .evaluate import evaluate, format_table, test_set
     from .io import atomic_write_text
 
-    model, name = _load_model(args)
-    result = evaluate(model, args.data, split=args.split)
-    result["model"] = name
+    model, name, info = _load_model(args)
+    result = evaluate(model, args.data, split=args.split, precision=args.precision)
+    result.update(model=name, **info, precision=args.precision,
+                  precision_check=_precision_check(model, test_set(args.data, "original", args.split).images, args))
     default_record = args.checkpoint.parent / "eval.json" if args.checkpoint else Path("results") / f"eval-{name}.json"
     atomic_write_text(args.record or default_record, json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
@@ -330,8 +356,6 @@ def _add_challenge(sub) -> None:
     p.add_argument("--all-pairs", action="store_true",
                    help="evaluate every (foreground, background) pair: per-background counts and figures")
     p.add_argument("--batch-size", type=_positive, default=None, help="composites per forward pass")
-    p.add_argument("--precision", default="auto", choices=("auto", "fp32", "bf16", "fp16"),
-                   help="auto: bf16 autocast on CUDA, fp32 on the CPU")
     p.add_argument("--device", type=_device, default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for challenge.json (and, with --all-pairs, the two figures)")
@@ -346,12 +370,13 @@ def _run_challenge(args: argparse.Namespace) -> int:
     from .inference import default_device
     from .io import atomic_write_text
 
-    model, name = _load_model(args)
+    model, name, info = _load_model(args)
     foregrounds, backgrounds = load_challenge_data(args.data, args.split)
     device = args.device or default_device()
     result = challenge(model, foregrounds, backgrounds, all_pairs=args.all_pairs, device=device,
                        batch_size=args.batch_size, precision=args.precision, progress=not args.json)
-    summary = {"model": name, **result.to_json()}
+    summary = {"model": name, **info, "precision": args.precision,
+               "precision_check": _precision_check(model, foregrounds.images, args), **result.to_json()}
     if args.out:
         atomic_write_text(args.out / "challenge.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
         if args.all_pairs:

@@ -29,7 +29,7 @@ from . import layout
 from .adversarial import challenge, load_challenge_data
 from .evaluate import evaluate
 from .inference import default_device
-from .models import imagenet_model, load_checkpoint
+from .models import PAPER_WEIGHTS, imagenet_model, load_checkpoint
 from .results import Record, cached, config_hash, results_dir
 from .train import TrainConfig, train
 
@@ -145,11 +145,14 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, *
     return pd.DataFrame(rows).set_index("trained on")
 
 
-def pretrained_accuracy(arch: str, data: Path) -> dict:
-    """Accuracy per variant of an ImageNet-pretrained model mapped to IN-9 (a cached record; the weights
-    are loaded only when no record exists, with a clear error when they are not on disk)."""
-    record = cached("pretrained_eval", {"arch": arch, "data": str(data)},
-                    lambda cfg: {"evaluation": evaluate(imagenet_model(cfg["arch"]), cfg["data"])})
+def pretrained_accuracy(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS) -> dict:
+    """Accuracy per variant of an ImageNet-pretrained model mapped to IN-9, in fp32, with torchvision's
+    weights `weights_tag` (the paper's IMAGENET1K_V1 by default). A cached record; the weights are read
+    from the local cache only when no record exists (the book never downloads; `bgrepro eval --arch
+    ARCH --pretrained` does)."""
+    record = cached("pretrained_eval", {"arch": arch, "data": str(data), "weights": weights_tag, "precision": "fp32"},
+                    lambda cfg: {"evaluation": evaluate(imagenet_model(cfg["arch"], tag=cfg["weights"], offline=True),
+                                                        cfg["data"], precision=cfg["precision"])})
     return record.metrics["evaluation"]["accuracy"]
 
 
@@ -185,7 +188,7 @@ def mixed_rand_training(data: Path, profile: str | None = None, seed: int = 0, *
     return frame
 
 
-def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = None, precision: str = "auto",
+def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = None, precision: str = "fp32",
                             progress: bool = True) -> dict:
     """The backgrounds challenge of the model trained by `config`, on its data's test split.
 

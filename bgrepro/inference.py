@@ -91,3 +91,13 @@ class Inference:
     def predict(self, model: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
         """Predicted class (N,) of every image."""
         return self.logits(self.prepare(model), images).argmax(1)
+
+
+def precision_check(model: torch.nn.Module, images: torch.Tensor, inference: Inference, sample: int = 512) -> dict:
+    """How many of the first `sample` images get another prediction at `inference`'s precision than in
+    fp32 (the cost of an opt-in bf16/fp16 run, reported beside its numbers)."""
+    images = images[:sample]
+    fp32 = Inference(inference.device, "fp32", inference.batch_size)
+    low = fp32.predict(model, images)
+    other = inference.predict(model, images)
+    return {"precision": inference.precision, "sample": len(images), "flipped": int((low != other).sum())}

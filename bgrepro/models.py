@@ -150,37 +150,127 @@ class IN9Mapped(nn.Module):
         return out.scatter_reduce(1, self.groups.expand_as(logits), logits, reduce="amax")
 
 
-def pretrained_weights_path(arch: str) -> Path:
-    """Where torchvision's ImageNet weights for `arch` live in the local torch hub cache."""
+#: The ImageNet weights the paper's pretrained numbers were measured with: torchvision's original ones
+#: (IMAGENET1K_V1, `resnet50-0676ba61.pth`, once published as `resnet50-19c8e357.pth`), not today's
+#: DEFAULT (IMAGENET1K_V2 for ResNet-50, 80.9% top-1), which moves Mixed-Rand by points.
+PAPER_WEIGHTS = "IMAGENET1K_V1"
+
+
+def torchvision_weights(arch: str, tag: str = PAPER_WEIGHTS):
+    """torchvision's weights enum member `tag` (IMAGENET1K_V1, IMAGENET1K_V2, DEFAULT, ...) for `arch`."""
     import torchvision
 
     if arch not in TORCHVISION_ARCHS:
-        raise ValueError(f"no ImageNet weights are known for {arch!r}; choose one of {', '.join(TORCHVISION_ARCHS)}")
-    weights = torchvision.models.get_model_weights(TORCHVISION_ARCHS[arch]).DEFAULT
-    return Path(torch.hub.get_dir()) / "checkpoints" / Path(weights.url).name
+        raise ValueError(f"no torchvision ImageNet weights are known for {arch!r}; choose one of "
+                         f"{', '.join(TORCHVISION_ARCHS)} (or a timm model name)")
+    enum = torchvision.models.get_model_weights(TORCHVISION_ARCHS[arch])
+    if tag == "DEFAULT":
+        return enum.DEFAULT
+    if tag not in enum.__members__:
+        raise ValueError(f"--weights-tag {tag}: {arch} has {', '.join(enum.__members__)} (or DEFAULT)")
+    return enum[tag]
 
 
-def available_pretrained() -> tuple[str, ...]:
-    """The architectures whose ImageNet weights are already in the local torch hub cache."""
-    return tuple(a for a in TORCHVISION_ARCHS if pretrained_weights_path(a).exists())
+def pretrained_weights_path(arch: str, tag: str = PAPER_WEIGHTS) -> Path:
+    """Where torchvision keeps the ImageNet weights `tag` of `arch` (its torch hub cache)."""
+    url = torchvision_weights(arch, tag).url
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
 
 
-def imagenet_model(arch: str, weights: Path | None = None) -> IN9Mapped:
-    """An ImageNet-pretrained model mapped to IN-9, from a local file or the torch hub cache (never downloads)."""
+def available_pretrained(tag: str = PAPER_WEIGHTS) -> tuple[str, ...]:
+    """The architectures whose ImageNet weights `tag` are already in the local torch hub cache."""
+    return tuple(a for a in TORCHVISION_ARCHS
+                 if tag in _weight_tags(a) and pretrained_weights_path(a, tag).exists())
+
+
+def _weight_tags(arch: str) -> tuple[str, ...]:
     import torchvision
 
-    path = Path(weights) if weights else pretrained_weights_path(arch)
-    if not path.exists():
-        raise FileNotFoundError(
-            f"{path}: ImageNet weights for {arch} not found (bgrepro never downloads; put the file there or "
-            "pass --weights)"
-        )
-    net = torchvision.models.get_model(TORCHVISION_ARCHS.get(arch, arch), weights=None)
+    return ("DEFAULT", *torchvision.models.get_model_weights(TORCHVISION_ARCHS[arch]).__members__)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:160]
+
+
+def torchvision_state(arch: str, tag: str = PAPER_WEIGHTS, offline: bool = False, progress: bool = True) -> dict:
+    """The state dict of torchvision's `arch` weights `tag`: from its torch hub cache, else downloaded into
+    it by torchvision (hash-checked) unless `offline`; one clear error naming the file otherwise."""
+    weights = torchvision_weights(arch, tag)
+    path = pretrained_weights_path(arch, tag)
+    if path.exists():
+        return safe_load(path, f"{arch} ImageNet weights ({tag})")
+    if offline:
+        raise FileNotFoundError(f"{path.name}: {arch} {tag} ImageNet weights are not in {path.parent} and --offline "
+                                f"forbids the download ({weights.url}); put the file there or pass --weights FILE")
+    try:
+        return weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
+    except Exception as err:  # noqa: BLE001 - network, hash and disk errors all end the same way
+        raise OSError(f"{path.name}: could not download {arch} {tag} ImageNet weights from {weights.url} into "
+                      f"{path.parent} ({_first_line(err)}); put the file there or pass --weights FILE") from None
+
+
+def _timm_model(arch: str, weights: Path | None, offline: bool) -> nn.Module:
+    """A timm ImageNet model: pretrained through timm's own cache (Hugging Face hub), or from a local file."""
+    try:
+        import timm
+    except ImportError:
+        raise ValueError(f"unknown architecture {arch!r} (and timm is not installed for its names)") from None
+    if not timm.is_model(arch):
+        raise ValueError(f"unknown architecture {arch!r}; choose one of {', '.join(TORCHVISION_ARCHS)} or a timm "
+                         "model name")
+    if weights:
+        net = timm.create_model(arch, pretrained=False)
+        _load_weights(net, Path(weights), arch)
+        return net
+    if offline:  # only what is already in the Hugging Face cache that timm reads
+        from huggingface_hub import try_to_load_from_cache
+
+        hub_id = getattr(timm.models.get_pretrained_cfg(arch), "hf_hub_id", None)
+        for name in ("model.safetensors", "pytorch_model.bin"):
+            found = try_to_load_from_cache(hub_id, name) if hub_id else None
+            if isinstance(found, str):
+                return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": found})
+        raise FileNotFoundError(f"{arch}: timm's pretrained weights ({hub_id or 'no hub id'}) are not in the Hugging "
+                                "Face cache and --offline forbids the download; pass --weights FILE")
+    try:
+        return timm.create_model(arch, pretrained=True)
+    except Exception as err:  # noqa: BLE001 - hub, network and cache errors all end the same way
+        raise OSError(f"{arch}: timm's pretrained weights could not be fetched ({_first_line(err)}); pass "
+                      "--weights FILE") from None
+
+
+def _load_weights(net: nn.Module, path: Path, arch: str) -> None:
     try:
         net.load_state_dict(safe_load(path, f"{arch} ImageNet weights"))
     except (RuntimeError, ValueError, TypeError, AttributeError) as err:
         raise ValueError(f"{path}: not {arch} ImageNet weights ({str(err).splitlines()[0]})") from None
-    return IN9Mapped(Classifier(net)).eval()
+
+
+def imagenet_model(arch: str, weights: Path | None = None, tag: str = PAPER_WEIGHTS, offline: bool = False,
+                   progress: bool = True) -> IN9Mapped:
+    """An ImageNet-pretrained model mapped to IN-9: torchvision's `arch` with weights `tag` (the paper's
+    IMAGENET1K_V1 by default) or a timm model name; from a local file (`weights`), the library's cache,
+    or downloaded into that cache unless `offline`."""
+    import torchvision
+
+    if arch in TORCHVISION_ARCHS:
+        net = torchvision.models.get_model(TORCHVISION_ARCHS[arch], weights=None)
+        if weights:
+            _load_weights(net, Path(weights), arch)
+        else:
+            try:
+                net.load_state_dict(torchvision_state(arch, tag, offline, progress))
+            except RuntimeError as err:
+                raise ValueError(f"{pretrained_weights_path(arch, tag)}: not {arch} weights "
+                                 f"({str(err).splitlines()[0]})") from None
+        return IN9Mapped(Classifier(net)).eval()
+    net = _timm_model(arch, weights, offline)
+    cfg = getattr(net, "pretrained_cfg", {}) or {}
+    classifier = Classifier(net)
+    classifier.normalize = Normalize(cfg.get("mean", IMAGENET_MEAN), cfg.get("std", IMAGENET_STD))
+    return IN9Mapped(classifier).eval()
 
 
 def safe_load(path: Path, what: str = "checkpoint", map_location="cpu"):
@@ -213,15 +303,81 @@ def checkpoint_classes(meta: dict) -> tuple[str, ...]:
     return tuple(str(c) for c in range(meta["num_classes"]))
 
 
-def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> tuple[Classifier, dict]:
+def official_state(payload) -> tuple[dict, torch.Tensor | None, torch.Tensor | None] | None:
+    """The network weights and normaliser of a checkpoint in the robustness library's layout (the
+    paper's released IN-9 models: a dict with `model` or `state_dict` whose keys are
+    `module.model.*`, `module.attacker.model.*` (a copy) and `module.normalizer.new_mean/new_std`),
+    or None when the payload is not one. `module.` may be missing (saved without DataParallel)."""
+    if not isinstance(payload, dict):
+        return None
+    state = payload.get("model", payload.get("state_dict"))
+    if not isinstance(state, dict) or not all(isinstance(k, str) for k in state):
+        return None
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    net = {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+    if not net or not all(isinstance(v, torch.Tensor) for v in net.values()):
+        return None
+    return net, state.get("normalizer.new_mean"), state.get("normalizer.new_std")
+
+
+def _output_count(state: dict) -> int:
+    """The number of outputs of a classifier's state dict: rows of its last 2-D weight."""
+    last = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
+    if not last:
+        raise ValueError("no linear classifier weight")
+    return int(last[-1].shape[0])
+
+
+def _load_official(path: Path, payload, arch: str | None) -> tuple[nn.Module, dict]:
+    """A robustness-library checkpoint as a model with its own normaliser (IN-9's statistics for the
+    paper's models): 9 outputs are IN-9's classes, 1000 an ImageNet model mapped to IN-9."""
+    import torchvision
+
+    net_state, mean, std = official_state(payload)
+    arch = arch or "resnet50"
+    if arch not in TORCHVISION_ARCHS:
+        raise ValueError(f"{path}: --arch {arch!r} is not a torchvision architecture (the official checkpoints "
+                         f"are torchvision networks; choose one of {', '.join(TORCHVISION_ARCHS)})")
+    try:
+        outputs = _output_count(net_state)
+        net = torchvision.models.get_model(TORCHVISION_ARCHS[arch], weights=None, num_classes=outputs)
+        net.load_state_dict(net_state)
+    except (RuntimeError, ValueError, TypeError) as err:
+        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), _first_line(err))
+        raise ValueError(f"{path}: the official checkpoint's weights do not fit {arch} ({first[:160]}); "
+                         "name its architecture with --arch") from None
+    stats = []
+    for name, value in (("new_mean", mean), ("new_std", std)):
+        if not isinstance(value, torch.Tensor) or value.numel() != 3 or not torch.isfinite(value).all():
+            raise ValueError(f"{path}: the official checkpoint has no usable normalizer.{name} (3 values)")
+        stats.append(tuple(float(v) for v in value.flatten()))
+    if min(stats[1]) <= 0:
+        raise ValueError(f"{path}: the official checkpoint's normalizer.new_std must be positive")
+    model = Classifier(net)
+    model.normalize = Normalize(*stats)
+    meta = {"arch": arch, "format": "robustness (official release)", "normalizer": {"mean": stats[0], "std": stats[1]},
+            "epoch": payload.get("epoch") if isinstance(payload.get("epoch"), int) else None}
+    if outputs == 1000:
+        return IN9Mapped(model).eval(), {**meta, "classes": list(in9.CLASS_FOLDERS), "imagenet": True,
+                                         "num_classes": in9.NUM_CLASSES}
+    classes = list(in9.CLASS_FOLDERS) if outputs == in9.NUM_CLASSES else [str(c) for c in range(outputs)]
+    return model.eval(), {**meta, "classes": classes, "num_classes": outputs}
+
+
+def load_checkpoint(path: Path, map_location: str | torch.device = "cpu",
+                    arch: str | None = None) -> tuple[nn.Module, dict]:
     """A trained model (eval mode, images in [0, 1] -> one logit per class) and its metadata (arch,
-    classes, variant, image size)."""
+    classes, variant, image size). Reads bgrepro checkpoints and the official release's
+    robustness-library files (their architecture is `arch`, resnet50 by default)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"{path}: checkpoint not found")
     payload = safe_load(path, "checkpoint", map_location)
+    if official_state(payload) is not None and payload.get("format") != "bgrepro-checkpoint-1":
+        model, meta = _load_official(path, payload, arch)
+        return model.to(map_location).eval(), meta
     if not isinstance(payload, dict) or payload.get("format") != "bgrepro-checkpoint-1":
-        raise ValueError(f"{path}: not a bgrepro checkpoint")
+        raise ValueError(f"{path}: not a bgrepro checkpoint nor an official (robustness-library) one")
     meta, state = payload.get("meta"), payload.get("state_dict")
     if not isinstance(meta, dict) or not isinstance(meta.get("arch"), str):
         raise ValueError(f"{path}: checkpoint has no architecture name (meta.arch)")
@@ -255,22 +411,26 @@ def _names(classes) -> str:
 
 
 def model_for_data(data: Path, checkpoint: Path | None = None, arch: str | None = None, pretrained: bool = False,
-                   weights: Path | None = None) -> tuple[nn.Module, str]:
-    """The model a command scores on `data`, and its name: a trained checkpoint (refused unless it was
-    trained on the data's classes), or an ImageNet-pretrained `arch` mapped to IN-9 (IN-9's classes only)."""
+                   weights: Path | None = None, weights_tag: str = PAPER_WEIGHTS,
+                   offline: bool = False) -> tuple[nn.Module, str, dict]:
+    """The model a command scores on `data`, its name, and what it is (`weights`: which file or tag): a
+    checkpoint (bgrepro's, refused unless trained on the data's classes, or the official release's,
+    whose architecture is `arch`), or an ImageNet-pretrained `arch` (torchvision or timm) mapped to IN-9
+    (IN-9's classes only), with torchvision's weights `weights_tag` (the paper's IMAGENET1K_V1 by default)."""
     from . import layout
 
     data_classes = list(layout.class_folders(data))
     if checkpoint:
-        model, meta = load_checkpoint(checkpoint)
+        model, meta = load_checkpoint(checkpoint, arch=arch)
         if meta["classes"] != data_classes:
             raise ValueError(f"{checkpoint}: the model was trained on {_names(meta['classes'])} "
                              f"but {data} has {_names(data_classes)}")
-        return model, meta["arch"]
+        return model, meta["arch"], {"weights": str(checkpoint), "format": meta.get("format", "bgrepro")}
     if not (arch and pretrained):
         raise ValueError("--arch needs --pretrained (or pass a trained --checkpoint)")
     if tuple(data_classes) != in9.CLASS_FOLDERS:
         raise ValueError(f"{data}: an ImageNet model is scored through the 1000 -> IN-9 class mapping, "
                          f"which needs IN-9's class folders, but it has {_names(data_classes)}; "
                          "train a model on this data instead")
-    return imagenet_model(arch, weights), arch
+    tag = str(weights) if weights else weights_tag if arch in TORCHVISION_ARCHS else "timm pretrained"
+    return imagenet_model(arch, weights, weights_tag, offline), arch, {"weights": tag, "format": "imagenet"}
