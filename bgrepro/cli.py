@@ -399,7 +399,7 @@ def _run_challenge(args: argparse.Namespace) -> int:
 def _add_localize(sub) -> None:
     p = sub.add_parser("localize", help="unsupervised object localization by representer point selection",
                        description="Estimate the RPS foreground predictor w* from one pass over a training set "
-                       "and score its maps (and the feature-norm baseline) against the foreground masks; or "
+                       "and score its maps (and the CAAM baseline, the channel sum) against the foreground masks; or "
                        "write RPS masks that `bgrepro build --source folder --masks` takes.")
     p.add_argument("--data", type=Path, required=True,
                    help="a dataset in the official layout (original/ [+ fg_mask/]), or any folder of images")
@@ -418,6 +418,14 @@ def _add_localize(sub) -> None:
     p.add_argument("--write-masks", type=Path, default=None,
                    help="write RPS masks for every image (mirror tree of .npy files) to this folder")
     p.add_argument("--mask-threshold", type=_fraction, default=0.5)
+    p.add_argument("--resnet-stride", type=int, choices=(16, 32), default=16,
+                   help="ResNet feature stride: 16 as published (14 x 14 at 224 px), or 32 as built")
+    p.add_argument("--estimate-size", type=_side, default=None,
+                   help="image side for estimating w* (default: 224 for a named backbone, as published; the "
+                        "images' own size for a bgrepro checkpoint)")
+    p.add_argument("--per-class", type=_positive, default=None,
+                   help="at most this many images per class for a class-wise w*")
+    p.add_argument("--offline", action="store_true", help="never download backbone weights")
     p.add_argument("--protocol", choices=("best", "held-out"), default="best",
                    help="map threshold of MaxBoxAccV2: each IoU's best on the scored split (the standard WSOL "
                         "evaluation), or one chosen on the estimation split's masks (the published RPS protocol)")
@@ -434,7 +442,8 @@ def _run_localize(args: argparse.Namespace) -> int:
         args.data, args.backbone, weights=args.weights, split=args.split, estimate_split=args.estimate_split,
         estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=args.out,
         write_masks_to=args.write_masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
-        progress=not args.json)
+        resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
+        offline=args.offline, progress=not args.json)
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0

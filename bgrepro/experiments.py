@@ -9,7 +9,7 @@
   and on Mixed-Rand composited on the fly, tested on every variant that keeps the foreground.
 - `adversarial_backgrounds` (paper Sec. 4, Figs. 3-4): the backgrounds challenge of a trained model.
 - `saliency_on_foreground` (claim 4): the share of Grad-CAM saliency on the foreground.
-- `rps_localization`, `mask_quality`: representer point selection against the feature-norm
+- `rps_localization`, `mask_quality`: representer point selection against the CAAM (channel-sum)
   baseline, and RPS / GrabCut masks against the exact synthetic masks; `rps_predictor`: the cached
   w* of a trained model's trunk.
 - `finegrained_correctness` (paper Sec. 5): per test image, is the model right on Original, Only-FG,
@@ -34,7 +34,7 @@ from .results import Record, cached, config_hash, results_dir
 from .train import TrainConfig, train
 
 #: Which localization metric definitions a record holds (part of its key, so a change recomputes).
-METRICS = "wsol-standard-maxboxaccv2"
+METRICS = "wsol-standard-maxboxaccv2, caam-channel-sum"
 FOREGROUND_VARIANTS = ("original", "mixed_same", "mixed_rand", "mixed_next", "only_fg")
 TABLE2_ROWS = ("original", "only_bg_t", "mixed_same", "mixed_rand")
 
@@ -242,7 +242,7 @@ def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = Tru
 
 def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", truth: Path | None = None,
                      held_out_per_class: int = 10, progress: bool = True) -> pd.DataFrame:
-    """RPS vs the feature-norm baseline (CAAM) on the Original test set, with the trunk of the model
+    """RPS vs the CAAM baseline (channel sum of the features) on the Original test set, with the trunk of the model
     trained by `config` as the frozen backbone; w* from one pass over the Original training set
     (class-agnostic; class-wise from labels and from the model's predictions), and zero-shot from the
     `transfer_from` training set. Also the one-pass estimation speed (images/s). The images and
@@ -273,7 +273,7 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", tru
         rps_pred = loc.estimate(net, train_set.images, predict(classifier, train_set.images), num_classes=k)
         other = loc.estimate(net, load_variant(cfg["data"], transfer_from, "train").images)
         methods = {  # name -> maps of a set
-            "CAAM (feature norm)": lambda s: loc.activation_maps(net, s.images, None),
+            "CAAM (channel sum)": lambda s: loc.activation_maps(net, s.images, None),
             "RPS": lambda s: loc.activation_maps(net, s.images, rps),
             "RPS class-wise (labels)": lambda s: loc.activation_maps(net, s.images, rps, classes=s.labels),
             "RPS class-wise (predictions)": lambda s: loc.activation_maps(net, s.images, rps_pred,

@@ -10,8 +10,10 @@ a training set, in one pass, with no training:
 
 The map is <w*, f / |f|>, clamped at 0, min-max normalised per image and upsampled to the image.
 Class-wise RPS keeps one w* per class (from labels, or from a classifier's predictions); zero-shot
-transfer applies a w* estimated on one dataset to another. The feature-norm map |f| (CAAM) is the
-baseline.
+transfer applies a w* estimated on one dataset to another. The class-agnostic activation map (CAAM,
+the channel sum of f) is the baseline. As published: ResNet features at stride 16, w* estimated on
+images resized to 224 px (`estimate(size=224)`; bgrepro's own checkpoints default to their training
+size), ViT patch tokens after the final norm through a ReLU, MoCo / DINO checkpoints unwrapped.
 
 Metrics follow the standard WSOL evaluation (Choe et al., CVPR 2020; clovaai/wsolevaluation) exactly;
 maps and masks are (N, H, W) arrays, boxes (N, 4) xmin, ymin, xmax, ymax inclusive (or a list of
@@ -62,28 +64,31 @@ class _Trunk(torch.nn.Module):
 
 
 class _ViTTokens(torch.nn.Module):
-    """A timm ViT as a feature-map backbone: patch tokens (prefix tokens dropped) on their grid."""
+    """A timm ViT as a feature-map backbone: patch tokens after the final norm (prefix tokens dropped),
+    through a ReLU as in the published RPS, on their grid."""
 
     def __init__(self, vit: torch.nn.Module) -> None:
         super().__init__()
         self.vit = vit
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        tokens = self.vit.forward_features(x)[:, getattr(self.vit, "num_prefix_tokens", 1):]
+        tokens = self.vit.forward_features(x)[:, getattr(self.vit, "num_prefix_tokens", 1):]  # after the final norm
         h, w = x.shape[2] // self.vit.patch_embed.patch_size[0], x.shape[3] // self.vit.patch_embed.patch_size[1]
-        return tokens.transpose(1, 2).reshape(len(x), -1, h, w)
+        return torch.relu(tokens.transpose(1, 2).reshape(len(x), -1, h, w))
 
 
 def _load_state(path: Path) -> dict:
     if not Path(path).exists():
-        raise FileNotFoundError(f"{path}: backbone weights not found (bgrepro never downloads)")
+        raise FileNotFoundError(f"{path}: backbone weights not found")
     state = safe_load(path, "backbone weights")
     for key in ("state_dict", "model", "teacher", "student"):  # common wrappers (DINO, MoCo, timm)
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
         raise ValueError(f"{path}: not a state dict of tensors (backbone weights)")
-    prefixes = ("module.", "backbone.", "base_encoder.", "encoder.")
+    # DataParallel, DINO's backbone, MoCo v1/v2's query encoder (its key encoder stays prefixed and
+    # unused), MoCo v3's base encoder, SimSiam's encoder
+    prefixes = ("module.", "backbone.", "encoder_q.", "base_encoder.", "encoder.")
     clean = {}
     for k, v in state.items():
         for p in prefixes:
@@ -102,21 +107,42 @@ def _load_into(net: torch.nn.Module, path: Path) -> list[str]:
     return missing
 
 
-def backbone(spec: str, weights: Path | None = None) -> torch.nn.Module:
-    """A frozen feature-map backbone (eval mode; images in [0, 1] -> (N, C, h, w))."""
-    from .models import TORCHVISION_ARCHS, load_checkpoint, pretrained_weights_path
+def set_resnet_stride(net: torch.nn.Module, stride: int) -> torch.nn.Module:
+    """A torchvision ResNet's output stride: 32 as built, or 16 (the published RPS: the last stage's
+    first block at stride 1, no dilation, so 224 px give 14 x 14 features). Other networks unchanged."""
+    if stride not in (16, 32):
+        raise ValueError(f"the ResNet feature stride must be 16 or 32, got {stride}")
+    net = getattr(net, "net", net)
+    if hasattr(net, "layer4"):
+        for module in net.layer4[0].modules():
+            if isinstance(module, torch.nn.Conv2d) and module.stride != (1, 1):
+                module.stride = (1, 1) if stride == 16 else (2, 2)
+    return net
+
+
+def backbone(spec: str, weights: Path | None = None, resnet_stride: int = 16, offline: bool = False) -> torch.nn.Module:
+    """A frozen feature-map backbone (eval mode; images in [0, 1] -> (N, C, h, w)): a bgrepro or official
+    checkpoint, a torchvision CNN (ImageNet weights from `weights`, else torchvision's cache, downloaded
+    unless `offline`), or a timm ViT (weights from a file). ResNets give stride-16 features by default,
+    as published (`resnet_stride=32` keeps the built stride)."""
+    from .models import PAPER_WEIGHTS, TORCHVISION_ARCHS, load_checkpoint, torchvision_state
 
     if spec.startswith("checkpoint:") or spec.endswith(".pt"):
         model, _ = load_checkpoint(Path(spec.removeprefix("checkpoint:")))
+        model = getattr(model, "model", model)  # an official ImageNet model mapped to IN-9
+        set_resnet_stride(model, resnet_stride)
         trunk = _Trunk(feature_trunk(model), model.normalize)
     elif spec in TORCHVISION_ARCHS:
         import torchvision
 
         net = torchvision.models.get_model(TORCHVISION_ARCHS[spec], weights=None)
-        path = Path(weights) if weights else pretrained_weights_path(spec)
-        missing = _load_into(net, path)
-        if any(not k.startswith(("fc.", "classifier.")) for k in missing):
-            raise ValueError(f"{path}: not {spec} weights (missing {missing[0]})")
+        if weights:
+            missing = _load_into(net, Path(weights))
+            if any(not k.startswith(("fc.", "classifier.")) for k in missing):
+                raise ValueError(f"{weights}: not {spec} weights (missing {missing[0]})")
+        else:
+            net.load_state_dict(torchvision_state(spec, PAPER_WEIGHTS, offline))
+        set_resnet_stride(net, resnet_stride)
         trunk = _Trunk(feature_trunk(net), Normalize())
     else:
         try:
@@ -124,10 +150,10 @@ def backbone(spec: str, weights: Path | None = None) -> torch.nn.Module:
         except ImportError:
             raise ValueError(f"unknown backbone {spec!r}: not a checkpoint or torchvision name, and timm is "
                              "not installed") from None
-        if spec not in timm.list_models():
+        if not timm.is_model(spec):
             raise ValueError(f"unknown backbone {spec!r}")
         if weights is None:
-            raise ValueError(f"{spec}: pass the weights file (bgrepro never downloads)")
+            raise ValueError(f"{spec}: pass the weights file (--weights)")
         vit = timm.create_model(spec, pretrained=False, num_classes=0)
         missing = _load_into(vit, weights)
         if missing:
@@ -184,12 +210,32 @@ def _closed_form(v: torch.Tensor, u: torch.Tensor) -> torch.Tensor:
     return F.normalize(w, dim=-1)
 
 
+def resize_images(images: torch.Tensor, size: int | None) -> torch.Tensor:
+    """uint8 images (N, 3, H, W) resized to size x size (bilinear, antialiased), or as they are for None."""
+    if size is None or tuple(images.shape[2:]) == (size, size):
+        return images
+    out = torch.empty((len(images), images.shape[1], size, size), dtype=torch.uint8)
+    for k in range(0, len(images), 256):  # in chunks: the float copy of a whole set can be large
+        out[k:k + 256] = F.interpolate(images[k:k + 256].float(), size=(size, size), mode="bilinear",
+                                       antialias=True, align_corners=False).round().clamp(0, 255).byte()
+    return out
+
+
 def estimate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | None = None,
-             batch_size: int = 128, device=None, progress: bool = False, num_classes: int | None = None) -> RPS:
+             batch_size: int = 128, device=None, progress: bool = False, num_classes: int | None = None,
+             size: int | None = None, per_class: int | None = None) -> RPS:
     """w* from one pass over a training set; with `labels` (true or predicted), also one w* per class
-    (`num_classes` of them, by default the largest label + 1)."""
+    (`num_classes` of them, by default the largest label + 1). `size`: the images are resized to
+    size x size first (the published RPS estimates at 224 px); `per_class` caps the images per class
+    (the first ones) that a class-wise w* averages."""
     if labels is not None:
         num_classes = num_classes or int(labels.max()) + 1
+        if per_class is not None:
+            keep = torch.zeros(len(labels), dtype=torch.bool)
+            for c in range(num_classes):
+                keep[torch.nonzero(labels == c).flatten()[:per_class]] = True
+            images, labels = images[keep], labels[keep]
+    images = resize_images(images, size)
     v_sum = u_sum = None
     v_cls = u_cls = counts = None
     k = 0
@@ -232,12 +278,12 @@ def activation_maps(net: torch.nn.Module, images: torch.Tensor, rps: RPS | None,
                     classes: torch.Tensor | None = None, batch_size: int = 128, device=None,
                     progress: bool = False) -> torch.Tensor:
     """Maps (N, H, W) in [0, 1]: RPS (<w*, f/|f|>; per image class's w* when `classes` is given), or the
-    feature-norm baseline CAAM when `rps` is None."""
+    baseline CAAM (the channel sum of f, as in the published code) when `rps` is None."""
     size = tuple(images.shape[2:])
     out, k = [], 0
     for feats in features(net, images, batch_size, device, progress):
         if rps is None:
-            scores = feats.norm(dim=1)
+            scores = feats.sum(dim=1)
         else:
             if rps.w.shape[0] != feats.shape[1]:
                 raise ValueError(f"the RPS w* has {rps.w.shape[0]} channels but the backbone's features have "
@@ -574,14 +620,17 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
                      estimate_split: str = "train", estimate_on: Path | None = None, rps_file: Path | None = None,
                      class_wise: str = "none", size: int | None = None, out: Path | None = None,
                      write_masks_to: Path | None = None, mask_threshold: float = 0.5, protocol: str = "best",
-                     progress: bool = True) -> dict:
+                     resnet_stride: int = 16, estimate_size: int | None = None, per_class: int | None = None,
+                     offline: bool = False, progress: bool = True) -> dict:
     """The `bgrepro localize` experiment: estimate w* (or load it), score RPS and CAAM maps against the
     test masks of `data` when it has them, and write RPS masks when asked. Returns the summary (also
     written to OUT/localize.json beside OUT/rps.pt when `out` is given).
 
     `protocol` "best" is the standard WSOL evaluation (each IoU at its best threshold on the scored
     split); "held-out" is the published RPS protocol (one threshold, the best on the estimation
-    split's masks, applied to the scored split)."""
+    split's masks, applied to the scored split). w* is estimated on images of `estimate_size` px: 224
+    for a named backbone (as published), the images' own size for a bgrepro checkpoint (a network
+    trained at that size); `per_class` caps the images per class of a class-wise w*."""
     import json
 
     from . import layout
@@ -594,11 +643,14 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
         raise ValueError(f"class_wise must be none, labels or predictions, got {class_wise!r}")
     if protocol not in ("best", "held-out"):
         raise ValueError(f"protocol must be best or held-out, got {protocol!r}")
-    net = backbone(backbone_spec, weights)
+    net = backbone(backbone_spec, weights, resnet_stride, offline)
+    is_checkpoint = backbone_spec.startswith("checkpoint:") or backbone_spec.endswith(".pt")
+    if estimate_size is None and not is_checkpoint:
+        estimate_size = 224
     official = layout.variant_dir(data, "original").is_dir()
     classifier = None  # class-wise from predictions: the backbone's own classifier labels the images
     if class_wise == "predictions":
-        if not backbone_spec.startswith("checkpoint:") and not backbone_spec.endswith(".pt"):
+        if not is_checkpoint:
             raise ValueError("--class-wise predictions needs a classifier checkpoint as the backbone")
         classifier, meta = load_checkpoint(backbone_spec.removeprefix("checkpoint:"))
     if rps_file:
@@ -613,8 +665,10 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
             labels = None
         elif labels is None:
             raise ValueError(f"{est_root}: --class-wise labels needs a dataset in the official layout (class folders)")
-        rps = estimate(net, images, labels, progress=progress, num_classes=num_classes)
-    summary: dict = {"backbone": backbone_spec, "class_wise": class_wise}
+        rps = estimate(net, images, labels, progress=progress, num_classes=num_classes, size=estimate_size,
+                       per_class=per_class)
+    summary: dict = {"backbone": backbone_spec, "class_wise": class_wise, "resnet_stride": resnet_stride,
+                     "estimate_size": estimate_size}
     if out:
         rps.save(Path(out) / "rps.pt")
     if official:

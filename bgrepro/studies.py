@@ -186,7 +186,7 @@ LOCALIZATION_COLUMNS = {
 
 
 def localization(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
-    """RPS against the feature-norm baseline with the Original-trained model's trunk (scored against
+    """RPS against the CAAM baseline (channel sum) with the Original-trained model's trunk (scored against
     the exact synthetic masks when `synth` has them), and GrabCut / RPS mask quality ("masks")."""
     config = TrainConfig.from_profile(data, profile, seed=seed)
     truth = _exact_truth(synth)
@@ -196,7 +196,7 @@ def localization(data: Path, profile: str | None = None, seed: int = 0, synth: P
     if synth and (Path(synth) / "annotations.csv").exists():
         tables["masks"] = experiments.mask_quality(synth, config)
     numbers = {"rps_speed": full.attrs["estimate_images_per_s"], "n_held_out": full.attrs["n_held_out"]}
-    for key, row in (("rps", "RPS"), ("caam", "CAAM (feature norm)")):
+    for key, row in (("rps", "RPS"), ("caam", "CAAM (channel sum)")):
         numbers.update({f"{key}_pxap": full.loc[row, "pxap"], f"{key}_maxboxaccv2": full.loc[row, "maxboxaccv2"],
                         f"{key}_held_out": full.loc[row, "maxboxaccv2_held_out"]})
     return Study(table, numbers, tables)

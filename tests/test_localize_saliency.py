@@ -225,3 +225,67 @@ def test_gradcam_batched_equals_per_image(tiny_variants, tiny_checkpoint):
     assert torch.allclose(batched, single, atol=1e-5)
     share = foreground_share(batched, data.masks[:12])
     assert np.nanmin(share) >= 0 and np.nanmax(share) <= 1
+
+
+# ----------------------------------------------------------------------------- RPS as published
+def test_resnet_features_at_stride_16_as_published(tmp_path):
+    import torchvision
+
+    torch.manual_seed(0)
+    reference = torchvision.models.resnet50()
+    torch.save(reference.state_dict(), tmp_path / "r50.pth")
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        assert loc.backbone("resnet50", tmp_path / "r50.pth")(x).shape == (1, 2048, 14, 14)
+        assert loc.backbone("resnet50", tmp_path / "r50.pth", resnet_stride=32)(x).shape == (1, 2048, 7, 7)
+    torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
+    with torch.no_grad():  # a basic-block ResNet too
+        assert loc.backbone("resnet18", tmp_path / "r18.pth")(x[:, :, :64, :64]).shape == (1, 512, 4, 4)
+
+
+def test_moco_query_encoder_is_unwrapped_and_the_key_encoder_ignored(tmp_path):
+    import torchvision
+
+    torch.manual_seed(1)
+    query = torchvision.models.resnet18()
+    state = {f"module.encoder_q.{k}": v for k, v in query.state_dict().items() if not k.startswith("fc.")}
+    state.update({f"module.encoder_k.{k}": torch.zeros_like(v) for k, v in query.state_dict().items()})
+    state["module.encoder_q.fc.0.weight"] = torch.zeros(512, 512)  # MoCo v2's projection head
+    torch.save({"state_dict": state, "epoch": 200, "arch": "resnet18"}, tmp_path / "moco_v2.pth.tar")
+    net = loc.backbone("resnet18", tmp_path / "moco_v2.pth.tar", resnet_stride=32)
+    x = torch.rand(2, 3, 64, 64)
+    trunk = nn.Sequential(*list(query.children())[:-2]).eval()
+    normalize = net.normalize
+    with torch.no_grad():
+        assert torch.allclose(net(x), trunk(normalize(x)), atol=1e-6)
+
+
+def test_vit_tokens_after_the_final_norm_through_a_relu(tmp_path):
+    timm = pytest.importorskip("timm")
+    torch.manual_seed(2)
+    vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0).eval()
+    torch.save(vit.state_dict(), tmp_path / "vit.pth")
+    net = loc.backbone("vit_tiny_patch16_224", tmp_path / "vit.pth")
+    x = torch.rand(1, 3, 224, 224)
+    with torch.no_grad():
+        feats = net(x)
+        tokens = vit.forward_features(net.normalize(x))[:, vit.num_prefix_tokens:]
+    assert feats.shape == (1, 192, 14, 14) and (feats >= 0).all() and (feats == 0).any()
+    assert torch.allclose(feats.flatten(2).transpose(1, 2), tokens.clamp_min(0), atol=1e-6)
+
+
+def test_caam_is_the_channel_sum_and_estimation_resizes_and_caps():
+    net = _PixelFeatures()
+    images, masks = _salient_images()
+    caam = loc.activation_maps(net, images, None).numpy()
+    total = images.float().sum(1)
+    expected = (total - total.amin((1, 2), keepdim=True)) / (total.amax((1, 2), keepdim=True)
+                                                            - total.amin((1, 2), keepdim=True))
+    assert np.allclose(caam, expected.numpy(), atol=1e-5)
+    labels = torch.arange(len(images)) % 4
+    at_224 = loc.estimate(net, images, size=224)
+    assert torch.allclose(at_224.w, loc.estimate(net, loc.resize_images(images, 224)).w)
+    assert loc.resize_images(images, 224).shape[-1] == 224 and loc.resize_images(images, None) is images
+    capped = loc.estimate(net, images, labels, num_classes=4, per_class=1)
+    first = loc.estimate(net, images[:4], labels[:4], num_classes=4)  # the first image of each class
+    assert torch.allclose(capped.w_class, first.w_class) and torch.allclose(capped.w, first.w)
