@@ -145,15 +145,19 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, *
     return pd.DataFrame(rows).set_index("trained on")
 
 
+def pretrained_record(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS) -> Record:
+    """The evaluation record of an ImageNet-pretrained model mapped to IN-9, in fp32, with torchvision's
+    weights `weights_tag` (the paper's IMAGENET1K_V1 by default). The weights are read from the local
+    cache only when no record exists (the book never downloads; `bgrepro eval --arch ARCH --pretrained`
+    does)."""
+    return cached("pretrained_eval", {"arch": arch, "data": str(data), "weights": weights_tag, "precision": "fp32"},
+                  lambda cfg: {"evaluation": evaluate(imagenet_model(cfg["arch"], tag=cfg["weights"], offline=True),
+                                                      cfg["data"], precision=cfg["precision"])})
+
+
 def pretrained_accuracy(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS) -> dict:
-    """Accuracy per variant of an ImageNet-pretrained model mapped to IN-9, in fp32, with torchvision's
-    weights `weights_tag` (the paper's IMAGENET1K_V1 by default). A cached record; the weights are read
-    from the local cache only when no record exists (the book never downloads; `bgrepro eval --arch
-    ARCH --pretrained` does)."""
-    record = cached("pretrained_eval", {"arch": arch, "data": str(data), "weights": weights_tag, "precision": "fp32"},
-                    lambda cfg: {"evaluation": evaluate(imagenet_model(cfg["arch"], tag=cfg["weights"], offline=True),
-                                                        cfg["data"], precision=cfg["precision"])})
-    return record.metrics["evaluation"]["accuracy"]
+    """Accuracy per variant of an ImageNet-pretrained model mapped to IN-9 (`pretrained_record`)."""
+    return pretrained_record(arch, data, weights_tag).metrics["evaluation"]["accuracy"]
 
 
 def bg_gap_table(data: Path, archs: tuple[str, ...], profile: str | None = None, seed: int = 0,
@@ -168,6 +172,28 @@ def bg_gap_table(data: Path, archs: tuple[str, ...], profile: str | None = None,
     table = pd.DataFrame({name: {r: 100 * acc[r] for r in TABLE2_ROWS} for name, acc in columns.items()})
     table.loc["bg_gap"] = table.loc["mixed_same"] - table.loc["mixed_rand"]
     return table
+
+
+def bg_gap_sources(data: Path, archs: tuple[str, ...], profile: str | None = None, seed: int = 0,
+                   pretrained: tuple[str, ...] = (), **overrides) -> pd.DataFrame:
+    """Which weights and which precision produced every column of `bg_gap_table`, from the records."""
+    from .models import pretrained_weights_path
+
+    rows = {}
+    for arch in archs:
+        config = TrainConfig.from_profile(data, profile, arch=arch, seed=seed, **overrides)
+        device = trained_model(config).record.provenance["device"]
+        rows[f"{arch} (trained)"] = {
+            "weights": f"trained here: {config.epochs} epochs on {config.variant}, seed {config.seed}",
+            "training precision": "bf16 autocast" if device.startswith("cuda") else "fp32",
+            "scoring precision": "fp32", "device": device}
+    for arch in pretrained:
+        record = pretrained_record(arch, data)
+        rows[f"{arch} (ImageNet)"] = {
+            "weights": f"torchvision {PAPER_WEIGHTS} ({pretrained_weights_path(arch).name})",
+            "training precision": "(ImageNet-pretrained)", "scoring precision": "fp32",
+            "device": record.provenance["device"]}
+    return pd.DataFrame(rows).T
 
 
 def mixed_rand_training(data: Path, profile: str | None = None, seed: int = 0, **overrides) -> pd.DataFrame:
