@@ -69,7 +69,7 @@ ifeq ($(DATA),synthetic)
 	$(BIN)/bgrepro synth --out $(SYNTH_DIR) --profile $(PROFILE) --preview
 	$(BIN)/bgrepro build --source synthetic --in $(SYNTH_DIR) --out $(VARIANTS_DIR) --fg-masks $(FG_MASKS) --preview
 else ifeq ($(DATA),in9)
-	$(BIN)/bgrepro data fetch in9 --dest data/in9 --only all
+	$(BIN)/bgrepro data fetch in9 --dest data/in9 --only test,train-original,train-mixed_rand
 else
 	@test -d "$(DATA)/original" || { echo "DATA=$(DATA): not a built dataset (no original/ folder); see README"; exit 2; }
 endif

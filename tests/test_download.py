@@ -118,3 +118,9 @@ def test_committed_in9_manifest_is_valid():
     assert manifest["default"] == ["test"]
     test = next(a for a in manifest["archives"] if a["name"] == "test")
     assert test["url"].endswith("backgrounds_challenge_data.tar.gz") and test["strip"] == "bg_challenge"
+    # every training set the official README links, and the released models with how to use them
+    names = {a["name"] for a in manifest["archives"]}
+    assert {f"train-{v}" for v in ("in9l", "original", "mixed_rand", "mixed_same", "only_bg_t")} <= names
+    models = {m["name"]: m for m in manifest["models"]}
+    assert models["in9l_resnet50"]["format"] == "robustness" and "--checkpoint" in models["in9l_resnet50"]["use"]
+    assert models["resnet50_imagenet"]["filename"] == "resnet50-0676ba61.pth"
