@@ -119,7 +119,7 @@ def stage_train(args, device) -> dict:
     classes = len(data.classes)
 
     def timed(batches, warmup: int = 5) -> float:
-        model, opt = make(args.arch, device, classes)
+        model, opt = make(args.arch, device, cuda, classes)
         seen, t = 0, None
         for k, (x, y) in enumerate(batches):
             if k == warmup:

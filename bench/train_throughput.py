@@ -27,7 +27,8 @@ from bgrepro.models import create_model
 
 
 def step(model, opt, x, y, cuda: bool) -> None:
-    x = x.contiguous(memory_format=torch.channels_last)  # as bgrepro.train does, on every device
+    if cuda:
+        x = x.contiguous(memory_format=torch.channels_last)
     with torch.autocast("cuda", dtype=torch.bfloat16, enabled=cuda):
         loss = F.cross_entropy(model(x).float(), y)
     opt.zero_grad(set_to_none=True)
@@ -35,9 +36,11 @@ def step(model, opt, x, y, cuda: bool) -> None:
     opt.step()
 
 
-def make(arch: str, device, num_classes: int):
+def make(arch: str, device, cuda: bool, num_classes: int):
     torch.manual_seed(0)
-    model = create_model(arch, num_classes).to(device).to(memory_format=torch.channels_last)
+    model = create_model(arch, num_classes).to(device)
+    if cuda:
+        model = model.to(memory_format=torch.channels_last)
     return model, torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
 
 
@@ -50,7 +53,7 @@ def baseline(data: Path, arch: str, epochs: int, batch_size: int, workers: int, 
     dataset = torchvision.datasets.ImageFolder(data / "original" / "train", transform=transform)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, shuffle=True, num_workers=workers,
                                          pin_memory=cuda, persistent_workers=workers > 0)
-    model, opt = make(arch, device, len(dataset.classes))
+    model, opt = make(arch, device, cuda, len(dataset.classes))
     seen, t0 = 0, time.perf_counter()
     for _ in range(epochs):
         for x, y in loader:
@@ -63,7 +66,7 @@ def baseline(data: Path, arch: str, epochs: int, batch_size: int, workers: int, 
 
 def cached_pipeline(data: Path, arch: str, epochs: int, batch_size: int, device) -> tuple[float, float]:
     cuda = device.type == "cuda"
-    model, opt = make(arch, device, len(layout.class_folders(data)))
+    model, opt = make(arch, device, cuda, len(layout.class_folders(data)))
     t0 = time.perf_counter()
     stream = BatchStream(load_variant(data, "original", "train"), batch_size, device=device)
     decode = time.perf_counter() - t0
