@@ -105,7 +105,8 @@ def _single(record: Record) -> tuple[dict, int]:
     out, fmt, variants = _STATE["out"], _STATE["fmt"], _STATE["single"]
     folder = source.classes[record.label]
     meta_file = layout.build_state_path(out, record.split, folder, record.id)
-    targets = {v: _out_path(out, v, record.split, folder, record.id, fmt) for v in (layout.MASKS, *variants)}
+    wanted = (layout.MASKS, *variants) if source.foregrounds else variants
+    targets = {v: _out_path(out, v, record.split, folder, record.id, fmt) for v in wanted}
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
         if meta["status"] == "rejected" or all(p.exists() for p in targets.values()):
@@ -134,7 +135,7 @@ def _single(record: Record) -> tuple[dict, int]:
             atomic_write_bytes(path, encode_image(transforms[variant](), fmt))
         written += 1
     meta = {"status": "ok", "id": record.id, "split": record.split, "label": record.label,
-            "box": list(sample.box), "shape": list(sample.image.shape[:2])}
+            "box": None if sample.box is None else list(sample.box), "shape": list(sample.image.shape[:2])}
     atomic_write_text(meta_file, json.dumps(meta) + "\n")  # last: marks the image finished
     return meta, written
 
@@ -226,6 +227,9 @@ def build(
     if not records:
         raise ValueError("the source has no images in the chosen splits")
     variants = ("original", *[v for v in variants if v != "original"])  # the base of every other variant
+    if not source.foregrounds and variants != ("original",):
+        raise ValueError(f"{source.describe().get('root', 'the source')}: its images have no foreground (IN-9L), so "
+                         f"only the original variant can be built, not {', '.join(variants[1:])}")
     args = {"source": source.describe(), "variants": list(variants), "splits": list(splits), "seed": seed,
             "format": fmt}
     with staged_output(out, args, layout.BUILD_ARGS, "build", overwrite) as work:
@@ -282,7 +286,7 @@ def _write_manifest(out, source, fmt, ok, variants, pairs, report) -> None:
     rows = []
     key = lambda m: (SPLIT_ORDER.index(m["split"]) if m["split"] in SPLIT_ORDER else len(SPLIT_ORDER), m["label"],
                    m["id"])  # noqa: E731
-    for variant in (layout.MASKS, *[v for v in VARIANTS if v in variants]):
+    for variant in ((layout.MASKS,) if source.foregrounds else ()) + tuple(v for v in VARIANTS if v in variants):
         if variant in MIXED_VARIANTS:
             items = sorted(((fg, bg) for (v, _), pl in pairs.items() if v == variant for fg, bg in pl),
                            key=lambda p: key(p[0]))

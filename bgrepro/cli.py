@@ -161,6 +161,8 @@ def _add_build(sub) -> None:
     p.add_argument("--boxes", type=Path, default=None,
                    help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
+    p.add_argument("--in9l", action="store_true", help="imagenet: IN-9L, every image of the 370 IN-9 classes "
+                   "resized 256 and cropped 224, no box needed (Original only)")
     p.add_argument("--missing-masks", choices=("error", "reject"), default="error",
                    help="folder: an image without a mask stops the build (error) or is rejected as no_mask")
     p.add_argument("--size", type=_side, default=224, help="folder/imagenet: output side (default 224)")
@@ -182,7 +184,11 @@ def _run_build(args: argparse.Namespace) -> int:
     if splits and any(s not in layout.SPLITS for s in splits):
         raise ValueError(f"--splits must be a comma list of train,val, got {args.splits!r}")
     source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size,
-                         fg_masks=args.fg_masks, missing_masks=args.missing_masks)
+                         fg_masks=args.fg_masks, missing_masks=args.missing_masks, in9l=args.in9l)
+    if args.in9l and args.variants == "all":
+        variants = ("original",)
+    if args.in9l and args.preview:
+        raise ValueError("--preview shows the eight variants, which IN-9L (--in9l, Original only) does not have")
     report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
                    workers=args.workers or None, fmt=args.format, overwrite=args.overwrite)
     print(report.summary())

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from . import composite, layout
-from .classes import CLASS_FOLDERS, IMAGENET_TO_IN9
+from .classes import CLASS_FOLDERS, WNID_TO_IN9
 from .io import mask_box, read_image, read_mask
 
 IMAGE_SUFFIXES = layout.IMAGE_SUFFIXES
@@ -48,14 +48,15 @@ class Record:
 
 @dataclass
 class Sample:
-    """One loaded image with its foreground: uint8 RGB (H, W, 3), inclusive box, bool mask (H, W)."""
+    """One loaded image with its foreground: uint8 RGB (H, W, 3), inclusive box, bool mask (H, W)
+    (None for a source without foregrounds, such as IN-9L)."""
 
     split: str
     id: str
     label: int
     image: np.ndarray
-    box: Box
-    mask: np.ndarray
+    box: Box | None
+    mask: np.ndarray | None
 
 
 images_in = layout.images_in
@@ -109,6 +110,8 @@ class Source:
     classes: tuple[str, ...] = ()
     #: Photographs (output JPEG by default) or lossless renderings (PNG).
     photo = True
+    #: Whether its samples have a foreground (box and mask); IN-9L's do not (Original only).
+    foregrounds = True
 
     def splits(self) -> list[str]:
         """Splits this source has."""
@@ -271,60 +274,140 @@ class _PhotoSource(Source):
 
 
 class ImageNetSource(_PhotoSource):
-    """ImageNet-style `<root>/<split>/<class>/<image>` with Pascal VOC box XMLs: the paper's procedure.
+    """ImageNet in its own layout, built the paper's way (resize 256, crop 224, GrabCut in the boxes).
 
-    Class folders are either IN-9 folder names, or ImageNet wnids; with all 1000 wnid folders
-    present, their sorted order is the ImageNet class index, mapped to IN-9 by WordNet ancestry
-    (folders under no IN-9 class are skipped). XMLs are looked up as `<boxes>/<class>/<stem>.xml`,
-    `<boxes>/<split>/<class>/<stem>.xml`, `<boxes>/<split>/<stem>.xml` or `<boxes>/<stem>.xml`.
+    A split folder holds wnid class folders (any subset: the 370 wnids under an IN-9 synset are
+    mapped to IN-9 by WordNet ancestry, the rest skipped) or IN-9 class folders, or, as ImageNet's
+    val folder ships, the images themselves: their class then comes from `LOC_val_solution.csv`
+    (ImageId, PredictionString "wnid xmin ymin xmax ymax ...", with the boxes) found in the root, one of
+    its three parents (Kaggle's layout) or the box folder, or from the object names of each image's VOC
+    XML. Box XMLs are looked up as `<boxes>/<class>/<stem>.xml`, `<boxes>/<split>/<class>/<stem>.xml`,
+    `<boxes>/<split>/<stem>.xml` or `<boxes>/<stem>.xml` (ILSVRC's `Annotations/CLS-LOC` tree is such a
+    folder).
+
+    `in9l=True` builds IN-9L: every image of the 370 classes, no box needed, Original only.
     """
 
     name = "imagenet"
     classes = CLASS_FOLDERS
+    SOLUTION = "LOC_val_solution.csv"
 
-    def __init__(self, root: Path, boxes: Path) -> None:
-        self.root, self.boxes_root = Path(root), Path(boxes)
-        if not self.boxes_root.is_dir():
+    def __init__(self, root: Path, boxes: Path | None = None, in9l: bool = False) -> None:
+        self.root = Path(root)
+        self.boxes_root = Path(boxes) if boxes is not None else None
+        self.in9l = in9l
+        self.foregrounds = not in9l
+        if not self.root.is_dir():
+            raise FileNotFoundError(f"{self.root}: ImageNet folder not found")
+        if self.boxes_root is None and not in9l:
+            raise ValueError("--source imagenet needs --boxes DIR (the bounding-box XML folder), or --in9l")
+        if self.boxes_root is not None and not self.boxes_root.is_dir():
             raise FileNotFoundError(f"{self.boxes_root}: bounding-box folder not found")
+
+    def describe(self) -> dict:
+        return {**super().describe(), "in9l": self.in9l}
 
     def splits(self) -> list[str]:
         return [s for s in SPLITS if (self.root / s).is_dir()]
 
     def _class_map(self, split_dir: Path) -> list[tuple[int, Path]]:
-        dirs = sorted(p for p in split_dir.iterdir() if p.is_dir())
+        dirs = sorted(p for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
         names = [p.name for p in dirs]
-        if all(n in CLASS_FOLDERS for n in names):
+        if names and all(n in CLASS_FOLDERS for n in names):
             return class_dirs(split_dir, CLASS_FOLDERS)
-        if len(names) == 1000 and all(re.fullmatch(r"n\d{8}", n) for n in names):
-            return [(IMAGENET_TO_IN9[i], d) for i, d in enumerate(dirs) if IMAGENET_TO_IN9[i] >= 0]
-        odd = next(n for n in names if n not in CLASS_FOLDERS)
-        raise ValueError(
-            f"{split_dir / odd}: unknown class folder; expected IN-9 class folders or all 1000 ImageNet wnid folders"
-        )
+        odd = next((n for n in names if not re.fullmatch(r"n\d{8}", n)), None)
+        if odd is not None:
+            raise ValueError(f"{split_dir / odd}: unknown class folder; expected ImageNet wnid folders "
+                             "(n01440764, ...) or IN-9 class folders")
+        return [(WNID_TO_IN9[d.name], d) for d in dirs if d.name in WNID_TO_IN9]
 
     def _xml(self, split: str, folder: str, stem: str) -> Path | None:
+        if self.boxes_root is None:
+            return None
         for cand in (self.boxes_root / folder / f"{stem}.xml", self.boxes_root / split / folder / f"{stem}.xml",
                      self.boxes_root / split / f"{stem}.xml", self.boxes_root / f"{stem}.xml"):
             if cand.exists():
                 return cand
         return None
 
-    def records(self, split: str) -> list[Record]:
+    def _solution(self) -> dict[str, tuple[str, tuple[Box, ...]]]:
+        """ImageId -> (wnid, boxes) from LOC_val_solution.csv, or {} when there is none."""
+        # the Kaggle layout keeps it beside ILSVRC/, three levels above Data/CLS-LOC/
+        for folder in (self.root, *list(self.root.resolve().parents)[:3], self.boxes_root):
+            path = folder / self.SOLUTION if folder is not None else None
+            if path is not None and path.is_file():
+                break
+        else:
+            return {}
+        out = {}
+        with open(path, newline="") as f:
+            for n, row in enumerate(csv.DictReader(f), start=2):
+                try:
+                    parts = row["PredictionString"].split()
+                    wnids = parts[0::5]
+                    coords = [float(v) for v in parts[1:] if not re.fullmatch(r"n\d{8}", v)]
+                    boxes = tuple(tuple(int(round(c)) for c in coords[k:k + 4]) for k in range(0, len(coords), 4))
+                    if not wnids or len(coords) != 4 * len(wnids) or not all(map(math.isfinite, coords)):
+                        raise ValueError
+                except (KeyError, AttributeError, ValueError):
+                    raise ValueError(f"{path}: line {n} is not 'ImageId,wnid xmin ymin xmax ymax ...'") from None
+                out[row["ImageId"]] = (wnids[0], boxes)
+        return out
+
+    def _flat_records(self, split: str, files: list[Path]) -> list[Record]:
+        """A split folder of images with no class folders (ImageNet's val): classes from the solution CSV
+        or from the object names of the XMLs."""
+        solution = self._solution()
         out = []
-        for label, folder in self._class_map(self.root / split):
-            for path in images_in(folder):
-                xml = self._xml(split, folder.name, path.stem)
-                out.append(Record(split, path.stem, label, path, boxes_path=xml))
-        if out and not any(r.boxes_path for r in out):
+        for path in files:
+            boxes = None
+            if path.stem in solution:
+                wnid, boxes = solution[path.stem]
+                xml = None
+            else:
+                xml = self._xml(split, "", path.stem)
+                if xml is None:
+                    raise ValueError(f"{path}: no class for this image (no row in {self.SOLUTION} and no box XML "
+                                     "with an object name)")
+                wnid = _voc_object_name(xml)
+            if wnid in WNID_TO_IN9:
+                out.append(Record(split, path.stem, WNID_TO_IN9[wnid], path,
+                                  boxes=None if self.in9l else boxes, boxes_path=None if self.in9l else xml))
+        return out
+
+    def records(self, split: str) -> list[Record]:
+        split_dir = self.root / split
+        flat = images_in(split_dir)
+        if flat:
+            out = self._flat_records(split, flat)
+        else:
+            out = [Record(split, path.stem, label, path,
+                          boxes_path=None if self.in9l else self._xml(split, folder.name, path.stem))
+                   for label, folder in self._class_map(split_dir) for path in images_in(folder)]
+        if out and not self.in9l and not any(r.boxes_path or r.boxes for r in out):
             raise FileNotFoundError(f"{self.boxes_root}: no bounding-box XML for any of the {len(out)} images of "
                                     f"split {split!r} (looked for <class>/<stem>.xml, <split>/<class>/<stem>.xml, "
-                                    "<split>/<stem>.xml and <stem>.xml)")
+                                    f"<split>/<stem>.xml and <stem>.xml, and {self.SOLUTION})")
         return _check_unique(out)
 
     def load(self, record: Record) -> Sample:
         image = read_image(record.image_path)
-        boxes = parse_voc_boxes(record.boxes_path, image.shape) if record.boxes_path else ()
+        if self.in9l:
+            cropped, _ = composite.resize_center_crop(image, [], self.resize, self.crop)
+            return Sample(record.split, record.id, record.label, cropped, None, None)
+        boxes = record.boxes or (parse_voc_boxes(record.boxes_path, image.shape) if record.boxes_path else ())
         return self._prepare(record, image, boxes, None)
+
+
+def _voc_object_name(path: Path) -> str:
+    """The first object's name (a wnid in ImageNet's XMLs) of a Pascal VOC file."""
+    try:
+        name = ET.parse(path).getroot().findtext("object/name")
+    except (ET.ParseError, OSError) as err:
+        raise ValueError(f"{path}: unreadable bounding-box XML ({err})") from None
+    if not name:
+        raise ValueError(f"{path}: no <object><name> to take the image's class from")
+    return name.strip()
 
 
 class FolderSource(_PhotoSource):
@@ -422,16 +505,16 @@ class FolderSource(_PhotoSource):
 
 
 def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path | None = None,
-                size: int = 224, fg_masks: str = "exact", missing_masks: str = "error") -> Source:
+                size: int = 224, fg_masks: str = "exact", missing_masks: str = "error", in9l: bool = False) -> Source:
     """A source by its CLI name: synthetic, in9, imagenet or folder."""
     if kind == "synthetic":
         return SyntheticSource(path, fg_masks=fg_masks)
     if kind == "in9":
         return IN9Source(path)
     if kind == "imagenet":
-        if boxes is None:
-            raise ValueError("--source imagenet needs --boxes DIR (the bounding-box XML folder)")
-        return ImageNetSource(path, boxes)
+        return ImageNetSource(path, boxes, in9l=in9l)
+    if in9l:
+        raise ValueError("--in9l goes with --source imagenet")
     if kind == "folder":
         return FolderSource(path, masks=masks, boxes=boxes, size=size, missing_masks=missing_masks)
     raise ValueError(f"unknown source {kind!r}; choose synthetic, in9, imagenet or folder")

@@ -202,3 +202,95 @@ def test_duplicate_ids_and_box_outside(tmp_path):
     (tmp_path / "boxes.csv").write_text("path,xmin,ymin,xmax,ymax\na/x.png,5,5,60,30\nb/y.png,1,1,9,9\n")
     message = _build_error(FolderSource(root, boxes=tmp_path / "boxes.csv"), tmp_path)
     assert str(root / "a" / "x.png") in message and "outside the 40x40 image" in message
+
+
+def _ilsvrc_xml(path, size, wnid, box) -> None:
+    """A VOC XML as ILSVRC ships them: the object's name is its wnid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"<annotation><size><width>{size[0]}</width><height>{size[1]}</height></size><object>"
+                    f"<name>{wnid}</name><bndbox><xmin>{box[0]}</xmin><ymin>{box[1]}</ymin><xmax>{box[2]}</xmax>"
+                    f"<ymax>{box[3]}</ymax></bndbox></object></annotation>")
+
+
+@pytest.fixture(scope="module")
+def ilsvrc(tmp_path_factory):
+    """ImageNet in its real (Kaggle) layout: ILSVRC/Data/CLS-LOC/train/<wnid>/<wnid>_<k>.JPEG with XMLs in
+    ILSVRC/Annotations/CLS-LOC/train/<wnid>/, a flat val/ folder, and LOC_val_solution.csv at the top.
+    One wnid per IN-9 class (the first of each), one wnid under no IN-9 class (abacus), and one training
+    image per class without a box (IN-9L keeps it; IN-9 cannot)."""
+    from bgrepro.classes import IMAGENET_WNIDS
+
+    top = tmp_path_factory.mktemp("kaggle")
+    data, notes = top / "ILSVRC" / "Data" / "CLS-LOC", top / "ILSVRC" / "Annotations" / "CLS-LOC"
+    wnids = [group[0] for group in IMAGENET_WNIDS] + ["n02666196"]  # abacus: under no IN-9 class
+    solution = ["ImageId,PredictionString"]
+    n = 0
+    for c, wnid in enumerate(wnids):
+        for k in range(4):
+            image, _, box = photo(c % 9, 100 * c + k)
+            path = data / "train" / wnid / f"{wnid}_{k}.JPEG"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(path, quality=95)
+            if k < 3:  # the fourth has no box
+                _ilsvrc_xml(notes / "train" / wnid / f"{wnid}_{k}.xml", image.shape[1::-1], wnid, box)
+        for k in range(2):
+            n += 1
+            image, _, box = photo(c % 9, 5000 + 10 * c + k)
+            stem = f"ILSVRC2012_val_{n:08d}"
+            (data / "val").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(data / "val" / f"{stem}.JPEG", quality=95)
+            solution.append(f"{stem},{wnid} {' '.join(map(str, box))}")
+    (top / "LOC_val_solution.csv").write_text("\n".join(solution) + "\n")
+    return top, data, notes
+
+
+def test_imagenet_rebuild_from_its_real_layout(ilsvrc, tmp_path, capsys):
+    from bgrepro.cli import main
+
+    top, data, notes = ilsvrc
+    out = tmp_path / "in9"
+    assert main(["build", "--source", "imagenet", "--in", str(data), "--boxes", str(notes), "--out", str(out),
+                 "--workers", "2"]) == 0
+    rows = read_manifest(out)
+    original = [r for r in rows if r["variant"] == "original"]
+    by_split = {s: [r for r in original if r["split"] == s] for s in ("train", "val")}
+    # the abacus is skipped; boxless training images are rejected as having no box (not one box)
+    rejected = list(csv.DictReader(open(out / "rejections.csv")))
+    assert {r["reason"] for r in rejected if r["id"].endswith("_3")} == {"not_one_box"}
+    assert len(by_split["train"]) + sum(r["split"] == "train" for r in rejected) == 9 * 4
+    assert len(by_split["val"]) + sum(r["split"] == "val" for r in rejected) == 9 * 2
+    assert len(by_split["val"]) >= 12  # the val classes and boxes come from LOC_val_solution.csv
+    # the wnid's WordNet ancestry names the IN-9 class: a Chihuahua is a dog
+    chihuahua = [r for r in original if "n02085620" in r["path"]]
+    assert chihuahua and all(r["path"].split("/")[2] == "00_dog" for r in chihuahua)
+    assert (out / "mixed_rand" / "val").is_dir() and (out / "fg_mask" / "train").is_dir()
+    # IN-9L: every training image of the IN-9 classes, boxes or not, Original only
+    in9l = tmp_path / "in9l"
+    assert main(["build", "--source", "imagenet", "--in", str(data), "--in9l", "--splits", "train",
+                 "--out", str(in9l), "--workers", "2"]) == 0
+    files = sorted(p.relative_to(in9l).as_posix() for p in (in9l / "original").rglob("*.jpg"))
+    assert len(files) == 9 * 4 and not (in9l / "fg_mask").exists() and not (in9l / "only_bg_t").exists()
+    assert {read_image(in9l / f).shape for f in files} == {(224, 224, 3)}
+    capsys.readouterr()
+    assert main(["build", "--source", "imagenet", "--in", str(data), "--in9l", "--variants", "only_bg_t",
+                 "--out", str(tmp_path / "bad")]) == 2
+    assert "only the original variant" in capsys.readouterr().err
+
+
+def test_imagenet_flat_val_takes_classes_from_the_xml_object_names(ilsvrc, tmp_path):
+    top, data, notes = ilsvrc
+    flat = tmp_path / "val_only"
+    (flat / "val").mkdir(parents=True)
+    xml_dir = tmp_path / "xml"
+    for jpeg in sorted((data / "val").glob("*.JPEG"))[:6]:
+        (flat / "val" / jpeg.name).write_bytes(jpeg.read_bytes())
+    solution = {r["ImageId"]: r["PredictionString"].split() for r in csv.DictReader(open(top / "LOC_val_solution.csv"))}
+    for stem in [p.stem for p in (flat / "val").glob("*.JPEG")]:
+        wnid, *box = solution[stem]
+        image = read_image(flat / "val" / f"{stem}.JPEG")
+        _ilsvrc_xml(xml_dir / "val" / f"{stem}.xml", image.shape[1::-1], wnid, [int(v) for v in box])
+    records = ImageNetSource(flat, xml_dir).records("val")
+    assert [r.label for r in records] == [0, 0, 1, 1, 2, 2]  # the first IN-9 classes' wnids, in val order
+    (xml_dir / "val" / f"{records[0].id}.xml").unlink()
+    with pytest.raises(ValueError, match="no class for this image"):
+        ImageNetSource(flat, xml_dir).records("val")
