@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -146,17 +146,32 @@ def save_mask(path: Path, mask: np.ndarray) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _to_rgb(img: Image.Image) -> np.ndarray:
+    """uint8 RGB of an opened image in any mode: 16- and 32-bit grey scaled to 8 bits (not clipped to
+    white), float images from [0, 1], transparency composited on white, palette, CMYK, grey as RGB."""
+    if img.mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        a = np.asarray(img).astype(np.float64)
+        top = 65535.0 if img.mode.startswith("I;16") or a.max() > 255 else 255.0
+        grey = np.clip(np.round(a * 255.0 / top), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode == "F":
+        a = np.asarray(img, dtype=np.float64)
+        grey = np.clip(np.round(a * (255.0 if a.max() <= 1.0 else 1.0)), 0, 255).astype(np.uint8)
+        return np.repeat(grey[..., None], 3, axis=2)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        img = img.convert("RGBA")
+        img = Image.alpha_composite(Image.new("RGBA", img.size, (255, 255, 255, 255)), img)
+    return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+
+
 def read_image(path: Path) -> np.ndarray:
-    """Read any image file as uint8 RGB (grayscale, CMYK, palette and RGBA are converted)."""
+    """Read any image file as uint8 RGB, upright: the EXIF orientation is applied first (boxes and masks
+    drawn on the photo as a viewer shows it then fit), and every mode is converted (`_to_rgb`)."""
     path = Path(path)
     try:
         with Image.open(path) as img:
             img.load()
-            if img.mode == "RGBA" or (img.mode == "P" and "transparency" in img.info):
-                img = img.convert("RGBA")
-                white = Image.new("RGBA", img.size, (255, 255, 255, 255))
-                img = Image.alpha_composite(white, img)
-            return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
+            return _to_rgb(ImageOps.exif_transpose(img))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image file not found") from None
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:

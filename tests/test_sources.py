@@ -294,3 +294,27 @@ def test_imagenet_flat_val_takes_classes_from_the_xml_object_names(ilsvrc, tmp_p
     (xml_dir / "val" / f"{records[0].id}.xml").unlink()
     with pytest.raises(ValueError, match="no class for this image"):
         ImageNetSource(flat, xml_dir).records("val")
+
+
+def test_real_photo_files_read_upright_and_in_their_true_tones(tmp_path):
+    """EXIF orientation applied first; 16-bit grey scaled (not clipped to white); grey+alpha on white."""
+    upright = np.zeros((30, 50, 3), dtype=np.uint8)
+    upright[:10, :, 0] = 255  # a red band along the top of the photo as a viewer shows it
+    stored = Image.fromarray(np.ascontiguousarray(np.rot90(upright, k=1)))  # the camera stored it rotated
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 CW to display
+    stored.save(tmp_path / "rotated.jpg", exif=exif, quality=100)
+    shown = read_image(tmp_path / "rotated.jpg")
+    assert shown.shape == (30, 50, 3)
+    assert shown[:8, :, 0].mean() > 200 and shown[12:, :, 0].mean() < 50
+    ramp = (np.arange(64, dtype=np.uint16)[None].repeat(8, 0) * 1024)  # 0 .. 64512 of 65535
+    Image.fromarray(ramp).save(tmp_path / "deep.png")
+    grey = read_image(tmp_path / "deep.png")
+    assert grey.shape == (8, 64, 3) and grey[0, 0, 0] == 0 and grey[0, -1, 0] == round(64512 * 255 / 65535)
+    assert 120 <= grey[0, 32, 0] <= 130  # mid-grey stays mid-grey
+    la = Image.fromarray(np.stack([np.full((4, 4), 0, np.uint8), np.full((4, 4), 0, np.uint8)], axis=2), "LA")
+    la.save(tmp_path / "clear.png")
+    assert (read_image(tmp_path / "clear.png") == 255).all()  # fully transparent black -> the white backdrop
+    Image.new("CMYK", (4, 4), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
+    cmyk = read_image(tmp_path / "cmyk.jpg")
+    assert cmyk[..., 0].mean() > 200 and cmyk[..., 1].mean() < 60  # red stays red
