@@ -291,6 +291,10 @@ def _add_eval(sub) -> None:
                        "every variant folder of DATA; prints a table and writes a JSON record.")
     _add_model_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.add_argument("--bootstrap", type=_non_negative, default=1000,
+                   help="resamples of the test images for the 95%% intervals of every accuracy and the BG-Gap "
+                        "(paired); 0: none")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the bootstrap")
     p.add_argument("--record", type=Path, default=None, help="where to write the JSON record "
                    "(default: beside the checkpoint, or results/eval-<arch>.json)")
     p.set_defaults(func=_run_eval)
@@ -345,7 +349,8 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .io import atomic_write_text
 
     model, name, info = _load_model(args)
-    result = evaluate(model, args.data, split=args.split, precision=args.precision)
+    result = evaluate(model, args.data, split=args.split, precision=args.precision, bootstrap=args.bootstrap,
+                      seed=args.seed)
     result.update(model=name, **info, precision=args.precision,
                   precision_check=_precision_check(model, test_set(args.data, "original", args.split).images, args))
     default_record = args.checkpoint.parent / "eval.json" if args.checkpoint else Path("results") / f"eval-{name}.json"

@@ -9,6 +9,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
+import numpy as np
 import torch
 from tqdm.auto import tqdm
 
@@ -53,31 +54,69 @@ def accuracy_report(preds: torch.Tensor, labels: torch.Tensor, num_classes: int)
     return {"accuracy": float(correct.float().mean()), "per_class": per_class, "n": int(len(labels))}
 
 
+def bootstrap_intervals(correct: dict[str, np.ndarray], ids: dict[str, list[str]], resamples: int = 1000,
+                        seed: int = 0, level: float = 0.95) -> tuple[dict[str, list[float]], list[float] | None]:
+    """Percentile bootstrap intervals over test images: one per set's accuracy, and one for the BG-Gap
+    from a paired bootstrap (Mixed-Same and Mixed-Rand show the same foregrounds, so the same images are
+    drawn for both)."""
+    rng = np.random.default_rng(seed)
+    tail = 100 * (1 - level) / 2
+
+    def interval(values: np.ndarray) -> list[float]:
+        return [float(np.percentile(values, tail)), float(np.percentile(values, 100 - tail))]
+
+    out = {}
+    for name, hits in correct.items():
+        draws = rng.integers(0, len(hits), size=(resamples, len(hits)))
+        out[name] = interval(hits[draws].mean(axis=1))
+    gap = None
+    if {"mixed_same", "mixed_rand"} <= correct.keys():
+        same = dict(zip(ids["mixed_same"], correct["mixed_same"]))
+        rand = dict(zip(ids["mixed_rand"], correct["mixed_rand"]))
+        shared = sorted(same.keys() & rand.keys())
+        if shared:
+            a = np.array([same[i] for i in shared], dtype=np.float64)
+            b = np.array([rand[i] for i in shared], dtype=np.float64)
+            draws = rng.integers(0, len(shared), size=(resamples, len(shared)))
+            gap = interval(a[draws].mean(axis=1) - b[draws].mean(axis=1))
+    return out, gap
+
+
 def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
-             batch_size: int | None = None, device=None, progress: bool = False, precision: str = "fp32") -> dict:
-    """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap."""
+             batch_size: int | None = None, device=None, progress: bool = False, precision: str = "fp32",
+             bootstrap: int = 0, seed: int = 0) -> dict:
+    """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap; with
+    `bootstrap` resamples, 95% intervals over test images (`ci95`, `bg_gap_ci95`)."""
     inference = Inference.at(device, precision, batch_size)
     variants = variants or available_variants(root, split)
     if not variants:
         raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
     result = {"accuracy": {}, "per_class": {}, "n": {}, "classes": None}
+    correct, ids = {}, {}
     for variant in tqdm(variants, desc="evaluate", disable=not progress):
         data = test_set(root, variant, split)
-        report = accuracy_report(predict(model, data.images, inference=inference), data.labels, len(data.classes))
+        predictions = predict(model, data.images, inference=inference)
+        report = accuracy_report(predictions, data.labels, len(data.classes))
+        correct[variant], ids[variant] = (predictions == data.labels).numpy(), list(data.ids)
         result["classes"] = list(data.classes)
         result["accuracy"][variant] = report["accuracy"]
         result["per_class"][variant] = dict(zip(data.classes, report["per_class"]))
         result["n"][variant] = report["n"]
     acc = result["accuracy"]
     result["bg_gap"] = acc["mixed_same"] - acc["mixed_rand"] if {"mixed_same", "mixed_rand"} <= acc.keys() else None
+    if bootstrap:
+        result["ci95"], result["bg_gap_ci95"] = bootstrap_intervals(correct, ids, bootstrap, seed)
+        result["bootstrap"] = {"resamples": bootstrap, "seed": seed, "over": "test images"}
     return result
 
 
 def format_table(result: dict) -> str:
-    """A plain-text table of accuracies (%) and the BG-Gap."""
-    lines = [f"{'test set':<12}{'accuracy':>10}{'images':>8}"]
+    """A plain-text table of accuracies (%) and the BG-Gap, with their 95% intervals when computed."""
+    ci = result.get("ci95") or {}
+    span = lambda pair: f"  [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]" if pair else ""
+    lines = [f"{'test set':<12}{'accuracy':>10}{'images':>8}" + ("  95% interval" if ci else "")]
     for variant, acc in result["accuracy"].items():
-        lines.append(f"{variant:<12}{100 * acc:>9.1f}%{result['n'][variant]:>8}")
+        lines.append(f"{variant:<12}{100 * acc:>9.1f}%{result['n'][variant]:>8}{span(ci.get(variant))}")
     if result.get("bg_gap") is not None:
-        lines.append(f"{'BG-Gap':<12}{100 * result['bg_gap']:>9.1f}")
+        lines.append(f"{'BG-Gap':<12}{100 * result['bg_gap']:>9.1f}{'':>9}{span(result.get('bg_gap_ci95'))}")
     return "\n".join(lines)

@@ -193,3 +193,35 @@ def test_a_hostile_checkpoint_runs_no_code(tmp_path, tiny_variants, capsys):
     with pytest.raises(ValueError, match="last.pt"):
         train(TrainConfig.from_profile(tiny_variants, "tiny", epochs=1), run, progress=False)
     assert not marker.exists()
+
+
+def test_bootstrap_intervals_have_their_known_properties():
+    from bgrepro.evaluate import bootstrap_intervals
+
+    rng = np.random.default_rng(1)
+    half = rng.permutation(np.r_[np.ones(200, bool), np.zeros(200, bool)])
+    ids = [f"c/{i}" for i in range(400)]
+    ci, gap = bootstrap_intervals({"original": np.ones(400, bool), "mixed_same": half, "mixed_rand": half.copy()},
+                                  {"original": ids, "mixed_same": ids, "mixed_rand": ids}, resamples=2000)
+    assert ci["original"] == [1.0, 1.0]  # no spread where every image is right
+    lo, hi = ci["mixed_same"]
+    assert lo < 0.5 < hi and 0.08 < hi - lo < 0.12  # about 2 x 1.96 x sqrt(0.25 / 400) = 0.098
+    assert gap == [0.0, 0.0]  # paired: the same images drawn for both sets, which agree image by image
+    again = bootstrap_intervals({"mixed_same": half}, {"mixed_same": ids}, resamples=2000)[0]
+    assert again == bootstrap_intervals({"mixed_same": half}, {"mixed_same": ids}, resamples=2000)[0]  # seeded
+    shuffled = {"mixed_same": half, "mixed_rand": rng.permutation(half)}  # same accuracy, other images right
+    _, gap = bootstrap_intervals(shuffled, {"mixed_same": ids, "mixed_rand": ids}, resamples=2000)
+    assert gap[0] < 0 < gap[1] and gap[1] - gap[0] > 0.08
+
+
+def test_eval_json_gives_intervals(tmp_path, tiny_variants, tiny_checkpoint, capsys):
+    assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(tiny_checkpoint), "--json",
+                 "--record", str(tmp_path / "e.json")]) == 0
+    result = json.loads(capsys.readouterr().out)
+    for variant, (lo, hi) in result["ci95"].items():
+        assert 0 <= lo <= result["accuracy"][variant] <= hi <= 1
+    lo, hi = result["bg_gap_ci95"]
+    assert lo <= result["bg_gap"] <= hi and result["bootstrap"]["resamples"] == 1000
+    assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(tiny_checkpoint),
+                 "--record", str(tmp_path / "t.json")]) == 0
+    assert "95% interval" in capsys.readouterr().out
