@@ -467,6 +467,43 @@ def _run_localize(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_saliency(sub) -> None:
+    p = sub.add_parser("saliency", help="Grad-CAM maps and the share of saliency on the foreground",
+                       description="Grad-CAM (captum) of a model on DATA's Original images with their fg_mask: "
+                       "the share of positive saliency inside the foreground (mean, per class, against the mask "
+                       "area) and a figure of example maps.")
+    _add_model_args(p)
+    p.add_argument("--per-class", type=_positive, default=None, help="images per class (default: all)")
+    p.add_argument("--examples", type=_positive, default=6, help="classes shown in the figure")
+    p.add_argument("--out", type=Path, default=None, help="folder for saliency.json and saliency.png")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_run_saliency)
+
+
+def _run_saliency(args: argparse.Namespace) -> int:
+    import json
+
+    from .saliency import saliency_report
+
+    if not layout.split_dir(args.data, layout.MASKS, args.split).is_dir():
+        raise FileNotFoundError(f"{layout.split_dir(args.data, layout.MASKS, args.split)}: missing; the foreground "
+                                "share needs masks (build the data with `bgrepro build`)")
+    model, name, info = _load_model(args)
+    summary = {"model": name, **info, **saliency_report(model, args.data, args.split, args.per_class, args.examples,
+                                                        args.out, progress=not args.json)}
+    if args.json:
+        print(json.dumps(summary, allow_nan=False))
+        return 0
+    share = summary["foreground_share"]
+    print(f"{name}: {'no saliency' if share is None else f'{100 * share:.1f}%'} of Grad-CAM saliency on the "
+          f"foreground, which covers {100 * summary['mask_area']:.1f}% of the images ({summary['n']} images)")
+    for cls, value in summary["per_class"].items():
+        print(f"  {cls:<24}" + ("   n/a" if value is None else f"{100 * value:5.1f}%"))
+    if args.out:
+        print(f"figure: {args.out / 'saliency.png'}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(
@@ -480,6 +517,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_eval(sub)
     _add_challenge(sub)
     _add_localize(sub)
+    _add_saliency(sub)
     return parser
 
 

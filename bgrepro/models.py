@@ -116,6 +116,8 @@ def feature_trunk(net: nn.Module) -> nn.Module:
     SmallCNN, VGG, AlexNet, EfficientNet and MobileNet keep it as `.features`; ResNets, Wide ResNets
     and ShuffleNet are rebuilt up to their last stage. The trunk's last module is where Grad-CAM looks.
     """
+    if isinstance(net, IN9Mapped):
+        net = net.model  # an ImageNet model scored on IN-9: its own trunk
     net = getattr(net, "net", net)  # a Classifier's network
     if isinstance(getattr(net, "features", None), nn.Module):
         return net.features

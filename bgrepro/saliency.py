@@ -73,3 +73,43 @@ def saliency_figure(images: torch.Tensor, masks: torch.Tensor, maps: dict[str, t
     captions = None if shares is None else {name: [f"{100 * v:.0f}% on fg" for v in s] for name, s in shares.items()}
     return map_grid(images.numpy(), masks.numpy(), {k: v.numpy() for k, v in maps.items()}, captions=captions,
                     out=out)
+
+
+def saliency_report(model: torch.nn.Module, data: Path, split: str = "val", per_class: int | None = None,
+                    examples: int = 6, out: Path | None = None, progress: bool = True) -> dict:
+    """Grad-CAM of a model on a dataset's Original images (`per_class` of each class, or all) with its
+    foreground share: the mean, per class, and the mask area (the share a map spread evenly would get).
+    With `out`, writes OUT/saliency.json and OUT/saliency.png (the first image of the first `examples`
+    classes, their maps and shares)."""
+    import json
+
+    from .datasets import load_variant
+    from .io import atomic_write_text
+
+    test = load_variant(data, "original", split, with_masks=True).first_per_class(per_class)
+    maps = gradcam(model, test.images, progress=progress)
+    share = foreground_share(maps, test.masks)
+    labels = test.labels.numpy()
+
+    def mean(values: np.ndarray) -> float | None:
+        values = values[np.isfinite(values)]
+        return float(values.mean()) if len(values) else None
+
+    summary = {"classes": list(test.classes), "n": len(test), "split": split,
+               "foreground_share": mean(share), "mask_area": float(test.masks.float().mean()),
+               "per_class": {c: mean(share[labels == k]) for k, c in enumerate(test.classes)},
+               "no_saliency": int(np.isnan(share).sum())}
+    if out is not None:
+        out = Path(out)
+        pick = test.first_positions(1)[:examples]
+        figure = saliency_figure(test.images[pick], test.masks[pick], {"Grad-CAM": maps[pick]},
+                                 {"Grad-CAM": share[pick]})
+        import matplotlib.pyplot as plt
+
+        from .io import atomic_write
+
+        atomic_write(out / "saliency.png", lambda tmp: figure.savefig(tmp, format="png", dpi=110,
+                                                                      bbox_inches="tight"))
+        plt.close(figure)
+        atomic_write_text(out / "saliency.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    return summary

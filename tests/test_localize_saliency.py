@@ -289,3 +289,29 @@ def test_caam_is_the_channel_sum_and_estimation_resizes_and_caps():
     capped = loc.estimate(net, images, labels, num_classes=4, per_class=1)
     first = loc.estimate(net, images[:4], labels[:4], num_classes=4)  # the first image of each class
     assert torch.allclose(capped.w_class, first.w_class) and torch.allclose(capped.w, first.w)
+
+
+def test_saliency_command(tmp_path, tiny_variants, tiny_checkpoint, capsys):
+    out = tmp_path / "sal"
+    assert main(["saliency", "--data", str(tiny_variants), "--checkpoint", str(tiny_checkpoint), "--json",
+                 "--per-class", "2", "--out", str(out)]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["n"] == 2 * len(summary["classes"]) and 0 < summary["mask_area"] < 1
+    assert summary["foreground_share"] is None or 0 <= summary["foreground_share"] <= 1
+    assert set(summary["per_class"]) == set(summary["classes"])
+    assert json.loads((out / "saliency.json").read_text())["n"] == summary["n"]
+    assert (out / "saliency.png").read_bytes()[:4] == b"\x89PNG"
+    # the same numbers as the library's Grad-CAM and share on those images
+    model, _ = load_checkpoint(tiny_checkpoint)
+    test = load_variant(tiny_variants, "original", "val", with_masks=True).first_per_class(2)
+    share = foreground_share(gradcam(model, test.images), test.masks)
+    assert summary["foreground_share"] == pytest.approx(float(np.nanmean(share)))
+    assert main(["saliency", "--data", str(tmp_path), "--checkpoint", str(tiny_checkpoint)]) == 2
+    assert "fg_mask" in capsys.readouterr().err
+    # an ImageNet model scored on IN-9 is explained through its own trunk
+    import torchvision
+
+    from bgrepro.models import Classifier, IN9Mapped
+
+    mapped = IN9Mapped(Classifier(torchvision.models.resnet18())).eval()
+    assert gradcam(mapped, test.images[:2]).shape == (2, *test.images.shape[2:])
