@@ -161,6 +161,9 @@ def _add_build(sub) -> None:
     p.add_argument("--boxes", type=Path, default=None,
                    help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
+    p.add_argument("--val-fraction", type=float, default=None,
+                   help="folder without train/ and val/: this share of each class becomes val (seeded by --seed), "
+                        "the rest train")
     p.add_argument("--in9l", action="store_true", help="imagenet: IN-9L, every image of the 370 IN-9 classes "
                    "resized 256 and cropped 224, no box needed (Original only)")
     p.add_argument("--missing-masks", choices=("error", "reject"), default="error",
@@ -184,7 +187,8 @@ def _run_build(args: argparse.Namespace) -> int:
     if splits and any(s not in layout.SPLITS for s in splits):
         raise ValueError(f"--splits must be a comma list of train,val, got {args.splits!r}")
     source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size,
-                         fg_masks=args.fg_masks, missing_masks=args.missing_masks, in9l=args.in9l)
+                         fg_masks=args.fg_masks, missing_masks=args.missing_masks, in9l=args.in9l,
+                         val_fraction=args.val_fraction, split_seed=args.seed)
     if args.in9l and args.variants == "all":
         variants = ("original",)
     if args.in9l and args.preview:

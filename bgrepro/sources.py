@@ -121,6 +121,7 @@ class Source:
         """What an output built from this source depends on: its kind, folders (absolute) and settings."""
         out: dict = {"kind": self.name}
         for key in ("root", "boxes_root", "boxes_file", "masks", "fg_masks", "variant", "resize", "crop",
+                    "val_fraction", "split_seed",
                     "missing_masks"):
             value = getattr(self, key, None)
             if value is not None:
@@ -418,14 +419,21 @@ class FolderSource(_PhotoSource):
     automatic masks such as `bgrepro localize --write-masks`, which writes none where it finds no object).
     Boxes: a CSV with columns `path, xmin, ymin, xmax, ymax` (path relative to root; an image with
     several rows has several boxes and is rejected as IN-9 does). Classes are the sorted class folder
-    names; without train/ or val/ folders everything is the `val` (test) split.
+    names. `train/` and `val/` are splits when they hold class folders (a class folder named `train`,
+    holding images, stays a class); without them everything is the `val` (test) split, or, with
+    `val_fraction`, a seeded split stratified by class: that share of each class (at least one image of
+    a class with two or more) is `val`, the rest `train`.
     """
 
     name = "folder"
 
     def __init__(self, root: Path, masks: Path | None = None, boxes: Path | None = None,
-                 size: int = 224, resize: int | None = None, missing_masks: str = "error") -> None:
+                 size: int = 224, resize: int | None = None, missing_masks: str = "error",
+                 val_fraction: float | None = None, split_seed: int = 0) -> None:
         self.root = Path(root)
+        if val_fraction is not None and not (math.isfinite(val_fraction) and 0 < val_fraction < 1):
+            raise ValueError(f"--val-fraction must be between 0 and 1, got {val_fraction}")
+        self.val_fraction, self.split_seed = val_fraction, split_seed
         if missing_masks not in ("error", "reject"):
             raise ValueError(f"missing_masks must be error or reject, got {missing_masks!r}")
         self.missing_masks = missing_masks
@@ -439,14 +447,35 @@ class FolderSource(_PhotoSource):
         self.boxes_file = Path(boxes) if boxes else None
         self.box_table = self._read_boxes(self.boxes_file) if boxes else None
         split_dirs = self._split_dirs()
-        names = sorted({p.name for d in split_dirs.values() for p in d.iterdir() if p.is_dir()})
+        names = sorted({p.name for d in split_dirs.values() for p in d.iterdir()
+                        if p.is_dir() and not p.name.startswith(".")})
         if not names:
             raise FileNotFoundError(f"{self.root}: no class folders")
         self.classes = tuple(names)
+        if val_fraction is not None and split_dirs != {"val": self.root}:
+            raise ValueError(f"{self.root}: has train/ or val/ split folders already; --val-fraction is for "
+                             "a folder of class folders only")
+        self._assigned = self._stratified_split() if val_fraction is not None else None
 
     def _split_dirs(self) -> dict[str, Path]:
-        nested = {s: self.root / s for s in SPLITS if (self.root / s).is_dir()}
+        def is_split(folder: Path) -> bool:  # holds class folders, not images: a class named `train` stays one
+            return folder.is_dir() and not images_in(folder) and any(p.is_dir() for p in folder.iterdir())
+
+        nested = {s: self.root / s for s in SPLITS if is_split(self.root / s)}
         return nested or {"val": self.root}
+
+    def _stratified_split(self) -> dict[Path, str]:
+        """Each image's split: per class, a seeded shuffle of its sorted files, the first share `val`."""
+        import random
+
+        assigned = {}
+        for _, folder in class_dirs(self.root, self.classes):
+            files = images_in(folder)
+            random.Random(f"{self.split_seed}/{folder.name}").shuffle(files)
+            n_val = round(len(files) * self.val_fraction)
+            n_val = min(max(n_val, 1 if len(files) >= 2 else 0), len(files) - 1) if files else 0
+            assigned.update({p: "val" if k < n_val else "train" for k, p in enumerate(files)})
+        return assigned
 
     def _read_boxes(self, path: Path) -> dict[str, list[Box]]:
         if not path.is_file():
@@ -474,14 +503,18 @@ class FolderSource(_PhotoSource):
         return table
 
     def splits(self) -> list[str]:
+        if self._assigned is not None:
+            return [s for s in SPLITS if s in set(self._assigned.values())]
         return list(self._split_dirs())
 
     def records(self, split: str) -> list[Record]:
-        split_dir = self._split_dirs()[split]
+        split_dir = self.root if self._assigned is not None else self._split_dirs()[split]
         nested = split_dir != self.root
         out = []
         for label, folder in class_dirs(split_dir, self.classes):
             for path in images_in(folder):
+                if self._assigned is not None and self._assigned[path] != split:
+                    continue
                 rel = path.relative_to(self.root)
                 if self.masks is not None:
                     base = self.masks / (Path(split) if nested else Path()) / folder.name
@@ -505,7 +538,8 @@ class FolderSource(_PhotoSource):
 
 
 def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path | None = None,
-                size: int = 224, fg_masks: str = "exact", missing_masks: str = "error", in9l: bool = False) -> Source:
+                size: int = 224, fg_masks: str = "exact", missing_masks: str = "error", in9l: bool = False,
+                val_fraction: float | None = None, split_seed: int = 0) -> Source:
     """A source by its CLI name: synthetic, in9, imagenet or folder."""
     if kind == "synthetic":
         return SyntheticSource(path, fg_masks=fg_masks)
@@ -516,5 +550,8 @@ def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path
     if in9l:
         raise ValueError("--in9l goes with --source imagenet")
     if kind == "folder":
-        return FolderSource(path, masks=masks, boxes=boxes, size=size, missing_masks=missing_masks)
+        return FolderSource(path, masks=masks, boxes=boxes, size=size, missing_masks=missing_masks,
+                            val_fraction=val_fraction, split_seed=split_seed)
+    if val_fraction is not None:
+        raise ValueError("--val-fraction goes with --source folder")
     raise ValueError(f"unknown source {kind!r}; choose synthetic, in9, imagenet or folder")

@@ -318,3 +318,36 @@ def test_real_photo_files_read_upright_and_in_their_true_tones(tmp_path):
     Image.new("CMYK", (4, 4), (0, 255, 255, 0)).save(tmp_path / "cmyk.jpg")
     cmyk = read_image(tmp_path / "cmyk.jpg")
     assert cmyk[..., 0].mean() > 200 and cmyk[..., 1].mean() < 60  # red stays red
+
+
+def test_folder_without_splits_gets_a_seeded_stratified_split(tmp_path, capsys):
+    from bgrepro.cli import main
+
+    root, masks = tmp_path / "photos", tmp_path / "masks"
+    sizes = {"cat": 10, "train": 5, "dog": 3}  # a class literally named `train`, and a small class
+    for c, (name, n) in enumerate(sizes.items()):
+        for k in range(n):
+            image, mask, _ = photo(c, 40 * c + k, 96, 80)
+            (root / name).mkdir(parents=True, exist_ok=True)
+            (masks / name).mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / name / f"img_{k}.png")
+            np.save(masks / name / f"img_{k}.npy", mask)
+    source = FolderSource(root, masks=masks, size=64, val_fraction=0.3, split_seed=7)
+    assert source.classes == ("cat", "dog", "train") and source.splits() == ["train", "val"]
+    val = [r for r in source.records("val")]
+    train = [r for r in source.records("train")]
+    counts = {c: sum(r.label == k for r in val) for k, c in enumerate(source.classes)}
+    assert counts == {"cat": 3, "dog": 1, "train": 2} and len(val) + len(train) == 18
+    again = FolderSource(root, masks=masks, size=64, val_fraction=0.3, split_seed=7)
+    assert [r.image_path for r in again.records("val")] == [r.image_path for r in val]  # seeded
+    other = FolderSource(root, masks=masks, size=64, val_fraction=0.3, split_seed=8)
+    assert [r.image_path for r in other.records("val")] != [r.image_path for r in val]
+    assert FolderSource(root, masks=masks, size=64).splits() == ["val"]  # no option: all test data, as before
+    out = tmp_path / "built"
+    assert main(["build", "--source", "folder", "--in", str(root), "--masks", str(masks), "--out", str(out),
+                 "--size", "64", "--val-fraction", "0.3", "--variants", "only_bg_t", "--workers", "1"]) == 0
+    assert (out / "original" / "train" / "train").is_dir() and (out / "original" / "val" / "cat").is_dir()
+    capsys.readouterr()
+    assert main(["build", "--source", "folder", "--in", str(root), "--masks", str(masks), "--out", str(out) + "x",
+                 "--val-fraction", "nan"]) == 2
+    assert "--val-fraction" in capsys.readouterr().err
