@@ -178,6 +178,13 @@ def pair_backgrounds(samples: list[dict], variant: str, seed: int, num_classes: 
     for i, s in enumerate(samples):
         by_class.setdefault(s["label"], []).append(i)
     name = lambda c: repr(class_names[c]) if class_names else str(c)  # noqa: E731
+    if variant == "mixed_same":  # every class too small, named at once
+        alone = [c for c, members in sorted(by_class.items()) if len(members) < 2]
+        if alone:
+            raise ValueError(f"mixed_same for split {split!r} needs at least two images of each class; "
+                             f"{len(alone)} class(es) have one: {', '.join(name(c) for c in alone[:8])}"
+                             f"{', ...' if len(alone) > 8 else ''} (add images, or leave mixed_same out with "
+                             "--variants)")
     chosen = []
     for i, s in enumerate(samples):
         if variant == "mixed_same":

@@ -93,8 +93,11 @@ def test_pairings_are_deterministic_from_the_seed():
         a = pair_backgrounds(samples, variant, seed=1, num_classes=3)
         assert a == pair_backgrounds(samples, variant, seed=1, num_classes=3)
         assert a != pair_backgrounds(samples, variant, seed=2, num_classes=3)
-    with pytest.raises(ValueError, match="at least two images of class"):
-        pair_backgrounds(samples[:3], "mixed_same", seed=0, num_classes=3)
+    # every class too small is named in the one error
+    with pytest.raises(ValueError, match=r"at least two images of each class; 3 class\(es\) have one: 'a', 'b', 'c'"):
+        pair_backgrounds(samples[:3], "mixed_same", seed=0, num_classes=3, class_names=("a", "b", "c"))
+    with pytest.raises(ValueError, match=r"1 class\(es\) have one: 'c'"):
+        pair_backgrounds(samples[:5], "mixed_same", seed=0, num_classes=3, class_names=("a", "b", "c"))
 
 
 def test_round_trip_through_the_in9_source(built, tiny_dataset):
