@@ -101,16 +101,20 @@ class Rejected(ValueError):
         self.reason = reason
 
 
-def resize_center_crop(image: np.ndarray, boxes: list[Box], resize: int = 256, crop: int = 224):
-    """Resize the shorter side to `resize`, center-crop `crop` x `crop`; boxes follow (unclipped, float)."""
+def resize_center_crop(image: np.ndarray, boxes: list[Box], resize: int = 256, crop: int = 224, factor: int = 1):
+    """Resize the shorter side to `resize`, center-crop `crop` x `crop`; boxes follow (unclipped, float).
+
+    With `factor` > 1 the same crop window is cut at `factor` times the resolution (an image of
+    crop x factor pixels whose factor x factor blocks are exactly the pixels of the plain crop)."""
     import cv2
 
     h, w = image.shape[:2]
     scale = resize / min(h, w)
     nh, nw = max(crop, round(h * scale)), max(crop, round(w * scale))
-    interp = cv2.INTER_AREA if scale < 1 else cv2.INTER_LINEAR
-    resized = cv2.resize(image, (nw, nh), interpolation=interp)
     top, left = (nh - crop) // 2, (nw - crop) // 2
+    nh, nw, top, left, crop = nh * factor, nw * factor, top * factor, left * factor, crop * factor
+    interp = cv2.INTER_AREA if scale * factor < 1 else cv2.INTER_LINEAR
+    resized = cv2.resize(image, (nw, nh), interpolation=interp)
     cropped = np.ascontiguousarray(resized[top:top + crop, left:left + crop])
     sx, sy = nw / w, nh / h
     moved = [((x0 * sx) - left, (y0 * sy) - top, ((x1 + 1) * sx) - left, ((y1 + 1) * sy) - top)
@@ -146,11 +150,15 @@ def extract_foreground(
     min_foreground_fraction: float = 0.1,
     iterations: int = 5,
     seed: int = 0,
+    factor: int = 1,
 ) -> tuple[np.ndarray, Box, np.ndarray]:
-    """The paper's procedure for one photo: (cropped image, box, GrabCut mask), or raise Rejected."""
+    """The paper's procedure for one photo: (cropped image, box, GrabCut mask), or raise Rejected.
+    With `factor` > 1 it runs on the same crop window at `factor` times the resolution (see
+    `resize_center_crop`), returning a crop of crop x factor pixels."""
     if len(boxes) != 1:
         raise Rejected("not_one_box", f"{len(boxes)} bounding boxes (IN-9 keeps images with exactly one)")
-    cropped, (fbox,) = resize_center_crop(image, list(boxes), resize, crop)
+    cropped, (fbox,) = resize_center_crop(image, list(boxes), resize, crop, factor)
+    crop = crop * factor
     fx0, fy0, fx1, fy1 = fbox
     area = max(fx1 - fx0, 0.0) * max(fy1 - fy0, 0.0)
     cx0, cy0, cx1, cy1 = max(fx0, 0.0), max(fy0, 0.0), min(fx1, float(crop)), min(fy1, float(crop))

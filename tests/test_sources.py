@@ -351,3 +351,37 @@ def test_folder_without_splits_gets_a_seeded_stratified_split(tmp_path, capsys):
     assert main(["build", "--source", "folder", "--in", str(root), "--masks", str(masks), "--out", str(out) + "x",
                  "--val-fraction", "nan"]) == 2
     assert "--val-fraction" in capsys.readouterr().err
+
+
+def test_grabcut_runs_at_working_resolution_whatever_the_output_size(tmp_path):
+    """Masks from tight boxes agree with the true masks at 64 px as well as at 224 px (GrabCut runs at
+    224 px and the result is brought down), and no more images are lost to the filters at 64 px."""
+    root = tmp_path / "photos"
+    rows = ["path,xmin,ymin,xmax,ymax"]
+    truth = {}
+    for c in range(3):
+        for k in range(4):
+            image, mask, box = photo(c, 900 + 10 * c + k)
+            (root / f"class{c}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / f"class{c}" / f"p{k}.png")
+            rows.append(f"class{c}/p{k}.png,{','.join(map(str, box))}")
+            truth[c, f"p{k}"] = mask
+    (tmp_path / "boxes.csv").write_text("\n".join(rows) + "\n")
+    ious, kept = {}, {}
+    for side in (224, 64):
+        source = FolderSource(root, boxes=tmp_path / "boxes.csv", size=side)
+        scores, n = [], 0
+        for record in source.records("val"):
+            try:
+                sample = source.load(record)
+            except composite.Rejected:
+                continue
+            n += 1
+            true = truth[record.label, record.id].astype(np.uint8) * 255
+            true, _ = composite.resize_center_crop(true, [], source.resize, source.crop)
+            true = true > 127
+            scores.append((sample.mask & true).sum() / (sample.mask | true).sum())
+            assert sample.image.shape == (side, side, 3) and sample.mask.shape == (side, side)
+        ious[side], kept[side] = float(np.mean(scores)), n
+    assert kept[64] == kept[224] >= 10
+    assert ious[224] > 0.7 and abs(ious[64] - ious[224]) < 0.05, ious
