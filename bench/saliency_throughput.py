@@ -1,6 +1,8 @@
 """Grad-CAM throughput: batched captum LayerGradCam vs a per-image loop, same model and images, one run.
 
-Also times the one-pass RPS estimation (images/s) on the training set.
+Also times the one-pass RPS estimation (images/s) on the training set, and RPS mask writing
+(`localize.write_masks`, the `localize --write-masks` path) batched against one image at a time
+(batch size 1: the tool's rate before batching), on the Original test images' class folders.
 
     python bench/saliency_throughput.py --data data/variants-smoke --checkpoint results/runs/<hash>/checkpoint.pt
 """
@@ -8,9 +10,11 @@ Also times the one-pass RPS estimation (images/s) on the training set.
 from __future__ import annotations
 
 import argparse
+import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from bgrepro import localize
@@ -52,6 +56,20 @@ def main() -> None:
     seconds = time.perf_counter() - t0
     print(f"RPS w* estimation: one pass over {len(train)} images in {seconds:.2f} s "
           f"({len(train) / seconds:.0f} images/s)")
+    rps = localize.estimate(net, train, device=device)
+    folder = args.data / "original" / "val"
+    side = int(images.shape[-1])
+    rates, written = {}, {}
+    with tempfile.TemporaryDirectory() as tmp:
+        for batch in (1, 64):
+            t0 = time.perf_counter()
+            localize.write_masks(net, rps, folder, Path(tmp) / str(batch), side, progress=False, batch_size=batch)
+            rates[batch] = sum(1 for _ in folder.rglob("*.*")) / (time.perf_counter() - t0)
+            written[batch] = {p.relative_to(Path(tmp) / str(batch)): np.load(p)
+                              for p in (Path(tmp) / str(batch)).rglob("*.npy")}
+        same = sum(k in written[64] and np.array_equal(v, written[64][k]) for k, v in written[1].items())
+    print(f"RPS masks: one image at a time {rates[1]:.0f} images/s; batched (64) {rates[64]:.0f} images/s; "
+          f"ratio {rates[64] / rates[1]:.1f}x; {same} of {len(written[1])} masks identical")
 
 
 if __name__ == "__main__":

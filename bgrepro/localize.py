@@ -565,12 +565,19 @@ def folder_images(root: Path, size: int, progress: bool = False) -> tuple[torch.
 
 
 def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, size: int,
-                threshold: float = 0.5, progress: bool = True) -> int:
+                threshold: float = 0.5, progress: bool = True, batch_size: int | None = None) -> int:
     """RPS masks for every image under `<image_root>[/<split>]/<class>/` as a mirror tree of .npy masks
-    (the `--masks` layout of `bgrepro build --source folder`), each at its image's own size. Where the
-    map finds no object (or leaves no background) no mask is written; build with `--missing-masks
-    reject` to skip those images. Masks already there are kept (an interrupted run resumes); returns
-    the number written."""
+    (the `--masks` layout of `bgrepro build --source folder`), each at its image's own size. Images go
+    through the backbone in batches of `batch_size` (resized to size x size); each map is brought back
+    to its image's size and cut at `threshold`, keeping the largest component. Where the map finds no
+    object (or leaves no background) no mask is written; build with `--missing-masks reject` to skip
+    those images. Masks already there are kept (an interrupted run resumes); returns the number written.
+
+    `batch_size` defaults to 64 on CUDA and for small images (side <= 64) on the CPU, and to 1 for larger
+    images on the CPU, where the forward pass dominates and batching only costs cache (measured with a
+    smallcnn trunk: 2.7x faster batched at 40 px, but 109 / 94 / 81 images/s at batch 1 / 8 / 16 at 224 px)."""
+    import cv2
+
     from .io import read_image, save_mask
     from .sources import images_in
 
@@ -578,22 +585,26 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
     files = images_in(image_root, recursive=True)
     if not files:
         raise FileNotFoundError(f"{image_root}: no images")
+    target = lambda path: out / path.relative_to(image_root).with_suffix(".npy")  # noqa: E731
+    todo = [p for p in files if not target(p).exists()]  # resume
+    if batch_size is None:
+        batch_size = 64 if torch.cuda.is_available() or size <= 64 else 1
     done = 0
-    for path in tqdm(files, desc="rps masks", disable=not progress):
-        target = out / path.relative_to(image_root).with_suffix(".npy")
-        if target.exists():  # resume
-            continue
-        rgb = read_image(path)
-        x = torch.from_numpy(rgb).permute(2, 0, 1)[None]
-        small = F.interpolate(x.float(), size=(size, size), mode="bilinear", align_corners=False)
-        heat = activation_maps(net, small.round().clamp(0, 255).to(torch.uint8), rps)
-        heat = F.interpolate(heat[:, None], size=rgb.shape[:2], mode="bilinear", align_corners=False)[:, 0]
-        mask = masks_from_maps(heat.numpy(), threshold)[0]
-        if mask.any() and not mask.all():  # no object found, or no background left: no mask
-            save_mask(target, mask)
-            done += 1
+    with tqdm(total=len(todo), desc="rps masks", disable=not progress) as bar:
+        for k in range(0, len(todo), batch_size):
+            chunk = todo[k:k + batch_size]
+            photos = [read_image(p) for p in chunk]
+            small = np.stack([cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA) for rgb in photos])
+            heats = activation_maps(net, torch.from_numpy(small).permute(0, 3, 1, 2).contiguous(), rps,
+                                    batch_size=batch_size)
+            for path, rgb, heat in zip(chunk, photos, heats):
+                full = cv2.resize(heat.numpy(), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
+                mask = masks_from_maps(full[None], threshold)[0]
+                if mask.any() and not mask.all():  # no object found, or no background left: no mask
+                    save_mask(target(path), mask)
+                    done += 1
+            bar.update(len(chunk))
     return done
-
 
 
 # ----------------------------------------------------------------------------- the command's experiment
