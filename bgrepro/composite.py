@@ -169,6 +169,8 @@ def extract_foreground(
         share = inside / crop**2
         raise Rejected("box_too_large", f"the box covers {share:.0%} of the crop (max {max_box_fraction:.0%})")
     box = (int(np.floor(cx0)), int(np.floor(cy0)), int(np.ceil(cx1)) - 1, int(np.ceil(cy1)) - 1)
+    if box == (0, 0, crop - 1, crop - 1):
+        raise Rejected("box_too_large", "the box covers the whole crop: no background for GrabCut or Only-BG-T")
     mask = grabcut_mask(cropped, box, iterations=iterations, seed=seed)
     box_pixels = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)
     if mask.sum() < min_foreground_fraction * box_pixels:

@@ -270,11 +270,36 @@ def _shrink(image: np.ndarray, box: Box, mask: np.ndarray, side: int) -> tuple[n
     return small, small_box, small_mask
 
 
+#: The paper's filters for photos with boxes: the box covers at most 90% of the crop, at least half of
+#: the box lies in the crop, GrabCut keeps at least 10% of the box.
+PAPER_FILTERS = {"max_box_fraction": 0.9, "min_inside_fraction": 0.5, "min_foreground_fraction": 0.1}
+
+
 class _PhotoSource(Source):
-    """Photos with boxes (GrabCut) or masks, brought to one size as the paper does (256 -> 224)."""
+    """Photos with boxes (GrabCut) or masks, brought to one size as the paper does (256 -> 224).
+    `filters` (the paper's by default) are the thresholds of `composite.extract_foreground`."""
 
     resize = 256
     crop = 224
+    filters = PAPER_FILTERS
+
+    def set_filters(self, **changes: float | None) -> None:
+        """Override some of the paper's thresholds (None keeps the paper's); each must be in [0, 1]."""
+        filters = dict(PAPER_FILTERS)
+        for key, value in changes.items():
+            if key not in PAPER_FILTERS:
+                raise ValueError(f"unknown filter {key!r}; choose from {', '.join(PAPER_FILTERS)}")
+            if value is not None:
+                if not (math.isfinite(value) and 0 <= value <= 1):
+                    raise ValueError(f"--{key.replace('_', '-')} must be in [0, 1], got {value}")
+                filters[key] = float(value)
+        self.filters = filters
+
+    def describe(self) -> dict:
+        out = super().describe()
+        if self.filters != PAPER_FILTERS:
+            out["filters"] = dict(self.filters)
+        return out
 
     def _prepare(self, record: Record, image: np.ndarray, boxes: tuple[Box, ...] | None,
                  mask: np.ndarray | None) -> Sample:
@@ -296,7 +321,7 @@ class _PhotoSource(Source):
         # size (at 64 px GrabCut kept nothing of many boxes); image, box and mask are then brought down
         factor = -(-WORKING_SIDE // self.crop)  # the output's crop window at a whole multiple of its resolution
         cropped, box, mask = composite.extract_foreground(image, list(boxes), resize=self.resize, crop=self.crop,
-                                                          factor=factor)
+                                                          factor=factor, **self.filters)
         if factor > 1:
             cropped, box, mask = _shrink(cropped, box, mask, self.crop)
         return Sample(record.split, record.id, record.label, cropped, box, mask)
@@ -567,19 +592,28 @@ class FolderSource(_PhotoSource):
 
 def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path | None = None,
                 size: int = 224, fg_masks: str = "exact", missing_masks: str = "error", in9l: bool = False,
-                val_fraction: float | None = None, split_seed: int = 0) -> Source:
-    """A source by its CLI name: synthetic, in9, imagenet or folder."""
+                val_fraction: float | None = None, split_seed: int = 0,
+                filters: dict[str, float | None] | None = None) -> Source:
+    """A source by its CLI name: synthetic, in9, imagenet or folder (`filters`: thresholds of the paper's
+    filters for the photo sources, None keeping the paper's)."""
+    changed = {k: v for k, v in (filters or {}).items() if v is not None}
+    if changed and kind not in ("imagenet", "folder"):
+        raise ValueError(f"--{next(iter(changed)).replace('_', '-')} goes with --source imagenet or folder")
     if kind == "synthetic":
         return SyntheticSource(path, fg_masks=fg_masks)
     if kind == "in9":
         return IN9Source(path)
     if kind == "imagenet":
-        return ImageNetSource(path, boxes, in9l=in9l)
+        source = ImageNetSource(path, boxes, in9l=in9l)
+        source.set_filters(**changed)
+        return source
     if in9l:
         raise ValueError("--in9l goes with --source imagenet")
     if kind == "folder":
-        return FolderSource(path, masks=masks, boxes=boxes, size=size, missing_masks=missing_masks,
-                            val_fraction=val_fraction, split_seed=split_seed)
+        source = FolderSource(path, masks=masks, boxes=boxes, size=size, missing_masks=missing_masks,
+                              val_fraction=val_fraction, split_seed=split_seed)
+        source.set_filters(**changed)
+        return source
     if val_fraction is not None:
         raise ValueError("--val-fraction goes with --source folder")
     raise ValueError(f"unknown source {kind!r}; choose synthetic, in9, imagenet or folder")

@@ -385,3 +385,38 @@ def test_grabcut_runs_at_working_resolution_whatever_the_output_size(tmp_path):
         ious[side], kept[side] = float(np.mean(scores)), n
     assert kept[64] == kept[224] >= 10
     assert ious[224] > 0.7 and abs(ious[64] - ious[224]) < 0.05, ious
+
+
+def test_the_papers_filters_are_options(tmp_path, capsys):
+    from bgrepro.cli import main
+
+    root = tmp_path / "photos"
+    rows = ["path,xmin,ymin,xmax,ymax"]
+    for c in range(2):
+        for k in range(3):
+            image, _, box = photo(c, 700 + 10 * c + k)
+            (root / f"class{c}").mkdir(parents=True, exist_ok=True)
+            Image.fromarray(image).save(root / f"class{c}" / f"p{k}.png")
+            if k == 0:  # a generous box: about 92% of the center crop (whose side is 224/256 of the height)
+                h, w = image.shape[:2]
+                box = (round(w / 2 - 0.42 * h), round(0.08 * h), round(w / 2 + 0.42 * h), round(0.92 * h))
+            rows.append(f"class{c}/p{k}.png,{','.join(map(str, box))}")
+    (tmp_path / "boxes.csv").write_text("\n".join(rows) + "\n")
+    base = ["build", "--source", "folder", "--in", str(root), "--boxes", str(tmp_path / "boxes.csv"),
+            "--variants", "only_bg_t", "--workers", "1", "--size", "64"]
+    assert main([*base, "--out", str(tmp_path / "paper")]) == 0
+    rejected = list(csv.DictReader(open(tmp_path / "paper" / "rejections.csv")))
+    assert sorted(r["reason"] for r in rejected) == ["box_too_large", "box_too_large"]
+    assert "box_too_large 2" in capsys.readouterr().out  # the summary says what was left out and why
+    assert main([*base, "--out", str(tmp_path / "loose"), "--max-box-fraction", "0.97"]) == 0
+    assert not list(csv.DictReader(open(tmp_path / "loose" / "rejections.csv")))
+    capsys.readouterr()
+    # the thresholds are part of what an output depends on
+    assert main([*base, "--out", str(tmp_path / "loose")]) == 2
+    assert "filters" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as bad:
+        main([*base, "--out", str(tmp_path / "x"), "--min-foreground-fraction", "1.5"])
+    assert bad.value.code == 2 and "--min-foreground-fraction" in capsys.readouterr().err
+    assert main(["build", "--source", "synthetic", "--in", str(tmp_path), "--out", str(tmp_path / "s"),
+                 "--max-box-fraction", "0.5"]) == 2
+    assert "goes with --source imagenet or folder" in capsys.readouterr().err
