@@ -465,6 +465,8 @@ def _run_localize(args: argparse.Namespace) -> int:
         write_masks_to=args.write_masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
         resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
         offline=args.offline, progress=not args.json)
+    if summary.get("warning"):
+        print(f"warning: {summary['warning']}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0

@@ -680,6 +680,12 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
                        per_class=per_class)
     summary: dict = {"backbone": backbone_spec, "class_wise": class_wise, "resnet_stride": resnet_stride,
                      "estimate_size": estimate_size}
+    if is_checkpoint or weights is None:
+        # the method's backbones are self-supervised (DINO, MoCo); a classifier's trunk or torchvision's
+        # supervised ImageNet weights give maps that are not the method's (worse than a centred box on COCO)
+        summary["warning"] = (f"{backbone_spec}: a supervised backbone (a trained classifier's trunk or ImageNet "
+                              "classification weights); RPS as published uses self-supervised ones (DINO, MoCo: "
+                              "--weights FILE), so these maps and masks are not the method's")
     if out:
         rps.save(Path(out) / "rps.pt")
     if official:

@@ -181,6 +181,7 @@ def test_localize_cli_and_rps_masks_feed_the_builder(tmp_path, tiny_variants, ti
     for key in ("maxboxaccv2", "iou50", "pxap", "piou"):
         assert 0 <= summary[key] <= 100
     assert "pxap" in summary["caam"] and summary["protocol"].startswith("best")
+    assert "not the method's" in summary["warning"]  # a trained classifier's trunk is a supervised backbone
     assert main([*args, "--protocol", "held-out"]) == 0  # the published protocol: threshold from train's masks
     held = json.loads(capsys.readouterr().out)
     assert held["protocol"].startswith("held-out: threshold") and "'train'" in held["protocol"]
