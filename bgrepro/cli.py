@@ -425,7 +425,9 @@ def _add_localize(sub) -> None:
     p.add_argument("--data", type=Path, required=True,
                    help="a dataset in the official layout (original/ [+ fg_mask/]), or any folder of images")
     p.add_argument("--backbone", required=True,
-                   help="checkpoint:PATH (a bgrepro checkpoint), a torchvision CNN name, or a timm ViT name")
+                   help="checkpoint:PATH (a bgrepro or official checkpoint), a self-supervised backbone of the "
+                        "RPS paper by name (dino_resnet50, dino_vits16, mocov2_resnet50, mocov3_resnet50: fetched "
+                        "through torch.hub's cache), a torchvision CNN name, or a timm ViT name")
     p.add_argument("--weights", type=Path, default=None, help="backbone weights file (DINO, MoCo, ImageNet)")
     p.add_argument("--split", default="val", help="split to evaluate (official layout)")
     p.add_argument("--estimate-split", default="train", help="split w* is estimated on (official layout)")

@@ -107,6 +107,37 @@ def _load_into(net: torch.nn.Module, path: Path) -> list[str]:
     return missing
 
 
+_FB = "https://dl.fbaipublicfiles.com"
+#: The self-supervised backbones of the RPS paper by name: (architecture, the authors' release URL). Their
+#: files land in torch.hub's checkpoint cache; their layouts (MoCo's query / base encoders) are unwrapped.
+SELF_SUPERVISED = {
+    "dino_resnet50": ("resnet50", f"{_FB}/dino/dino_resnet50_pretrain/dino_resnet50_pretrain.pth"),
+    "dino_vits16": ("vit_small_patch16_224", f"{_FB}/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth"),
+    "mocov2_resnet50": ("resnet50", f"{_FB}/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar"),
+    "mocov3_resnet50": ("resnet50", f"{_FB}/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar"),
+}
+
+
+def self_supervised_weights(name: str, offline: bool = False, progress: bool = True) -> Path:
+    """The local file of a named self-supervised backbone: torch.hub's checkpoint cache, downloaded there
+    by torch.hub unless `offline` (then one error naming the missing file)."""
+    _, url = SELF_SUPERVISED[name]
+    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
+    if path.exists():
+        return path
+    if offline:
+        raise FileNotFoundError(f"{path.name}: the {name} weights are not in {path.parent} and --offline forbids "
+                                f"the download ({url}); put the file there or pass --weights FILE")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        torch.hub.download_url_to_file(url, str(path), progress=progress)
+    except Exception as err:  # noqa: BLE001 - network and disk errors end the same way
+        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
+        raise OSError(f"{path.name}: could not download the {name} weights from {url} into {path.parent} "
+                      f"({reason})") from None
+    return path
+
+
 def set_resnet_stride(net: torch.nn.Module, stride: int) -> torch.nn.Module:
     """A torchvision ResNet's output stride: 32 as built, or 16 (the published RPS: the last stage's
     first block at stride 1, no dilation, so 224 px give 14 x 14 features). Other networks unchanged."""
@@ -127,6 +158,9 @@ def backbone(spec: str, weights: Path | None = None, resnet_stride: int = 16, of
     as published (`resnet_stride=32` keeps the built stride)."""
     from .models import PAPER_WEIGHTS, TORCHVISION_ARCHS, load_checkpoint, torchvision_state
 
+    if spec in SELF_SUPERVISED:  # the published backbones by name, their files fetched through torch.hub
+        weights = Path(weights) if weights else self_supervised_weights(spec, offline)
+        spec = SELF_SUPERVISED[spec][0]
     if spec.startswith("checkpoint:") or spec.endswith(".pt"):
         model, _ = load_checkpoint(Path(spec.removeprefix("checkpoint:")))
         model = getattr(model, "model", model)  # an official ImageNet model mapped to IN-9
@@ -680,7 +714,7 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
                        per_class=per_class)
     summary: dict = {"backbone": backbone_spec, "class_wise": class_wise, "resnet_stride": resnet_stride,
                      "estimate_size": estimate_size}
-    if is_checkpoint or weights is None:
+    if is_checkpoint or (weights is None and backbone_spec not in SELF_SUPERVISED):
         # the method's backbones are self-supervised (DINO, MoCo); a classifier's trunk or torchvision's
         # supervised ImageNet weights give maps that are not the method's (worse than a centred box on COCO)
         summary["warning"] = (f"{backbone_spec}: a supervised backbone (a trained classifier's trunk or ImageNet "

@@ -316,3 +316,32 @@ def test_saliency_command(tmp_path, tiny_variants, tiny_checkpoint, capsys):
 
     mapped = IN9Mapped(Classifier(torchvision.models.resnet18())).eval()
     assert gradcam(mapped, test.images[:2]).shape == (2, *test.images.shape[2:])
+
+
+def test_self_supervised_backbones_by_name_through_torch_hubs_cache(tmp_path, monkeypatch):
+    """The published backbones by name: the download goes through torch.hub into its cache (here replaced
+    by a function leaving a state dict of the release's layout there), offline needs the file."""
+    import torchvision
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch"))
+    torch.manual_seed(3)
+    query = torchvision.models.resnet50()
+    fetched = []
+
+    def fake_download(url, dst, progress=True):
+        fetched.append(url)
+        state = {f"module.encoder_q.{k}": v for k, v in query.state_dict().items() if not k.startswith("fc.")}
+        state.update({f"module.encoder_k.{k}": torch.zeros_like(v) for k, v in query.state_dict().items()})
+        torch.save({"state_dict": state, "epoch": 800}, dst)
+
+    with pytest.raises(FileNotFoundError, match="moco_v2_800ep_pretrain.pth.tar.*--offline"):
+        loc.backbone("mocov2_resnet50", offline=True)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
+    net = loc.backbone("mocov2_resnet50", resnet_stride=32)
+    assert fetched == [loc.SELF_SUPERVISED["mocov2_resnet50"][1]]
+    x = torch.rand(1, 3, 64, 64)
+    trunk = nn.Sequential(*list(query.children())[:-2]).eval()
+    with torch.no_grad():
+        assert torch.allclose(net(x), trunk(net.normalize(x)), atol=1e-5)
+    loc.backbone("mocov2_resnet50", offline=True)  # cached now: no second download
+    assert len(fetched) == 1
