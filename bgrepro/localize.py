@@ -6,9 +6,9 @@ a training set, in one pass, with no training:
 
     v = mean over images of the mean raw feature vector,
     u = mean over images of the mean L2-normalised feature vector,
-    w* = normalise(v - u |v| / |u|).
+    w* = normalise(v - u ‖v‖ / ‖u‖).
 
-The map is <w*, f / |f|>, clamped at 0, min-max normalised per image and upsampled to the image.
+The map is <w*, f / ‖f‖>, clamped at 0, min-max normalised per image and upsampled to the image.
 Class-wise RPS keeps one w* per class (from labels, or from a classifier's predictions); zero-shot
 transfer applies a w* estimated on one dataset to another. The class-agnostic activation map (CAAM,
 the channel sum of f) is the baseline. As published: ResNet features at stride 16, w* estimated on
@@ -18,6 +18,7 @@ size), ViT patch tokens after the final norm through a ReLU, MoCo / DINO checkpo
 Metrics follow the standard WSOL evaluation (Choe et al., CVPR 2020; clovaai/wsolevaluation) exactly;
 maps and masks are (N, H, W) arrays, boxes (N, 4) xmin, ymin, xmax, ymax inclusive (or a list of
 (k, 4) arrays for several objects), every number in %:
+
 - `box_metrics` gives MaxBoxAccV2: each map min-max normalised, scaled to uint8 and thresholded at
   0, 0.001, ..., 0.999 of its maximum; the boxes of *all* contours are matched with the ground truth
   and the best IoU counts; BoxAcc at IoU 30/50/70, each at its best threshold, and their mean.
@@ -25,11 +26,13 @@ maps and masks are (N, H, W) arrays, boxes (N, 4) xmin, ymin, xmax, ymax inclusi
   scored at one threshold chosen on a held-out split by `best_threshold`.
 - `pxap`: the area under the pixel precision-recall curve, pixels pooled over the set, with optional
   ignore masks; `piou`: the best pooled pixel IoU over thresholds.
+
 `box_from_map` (the largest component's box) serves figures and `masks_from_maps`, not the metrics.
 
-Backbones (`backbone(spec)`): a bgrepro checkpoint (`checkpoint:PATH` or a path ending in .pt),
-a torchvision CNN by name, or a timm ViT by name, with weights from a local file (`weights=`; DINO /
-MoCo / ImageNet state dicts) or the torch cache, never downloaded.
+Backbones (`backbone(spec)`): a bgrepro or official checkpoint (`checkpoint:PATH` or a path ending in
+.pt), the paper's self-supervised backbones by name (`SELF_SUPERVISED`, fetched through torch.hub's
+cache), a torchvision CNN by name (ImageNet weights, or `weights=` a DINO / MoCo / ImageNet file), or a
+timm ViT by name with a weights file.
 """
 
 from __future__ import annotations
