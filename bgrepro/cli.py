@@ -161,8 +161,10 @@ def _add_build(sub) -> None:
     p.add_argument("--boxes", type=Path, default=None,
                    help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
-    for name, default in (("max-box-fraction", 0.9), ("min-inside-fraction", 0.5), ("min-foreground-fraction", 0.1)):
-        p.add_argument(f"--{name}", type=_fraction, default=None,
+    from .sources import PAPER_FILTERS
+
+    for key, default in PAPER_FILTERS.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=_fraction, default=None,
                        help=f"imagenet/folder with boxes: the paper's filter threshold (default {default})")
     p.add_argument("--val-fraction", type=float, default=None,
                    help="folder without train/ and val/: this share of each class becomes val (seeded by --seed), "
@@ -183,7 +185,7 @@ def _add_build(sub) -> None:
 
 def _run_build(args: argparse.Namespace) -> int:
     from .build import build, parse_variants
-    from .sources import open_source
+    from .sources import PAPER_FILTERS, open_source
 
     variants = parse_variants(args.variants)
     splits = tuple(s.strip() for s in args.splits.split(",")) if args.splits else None
@@ -192,9 +194,7 @@ def _run_build(args: argparse.Namespace) -> int:
     source = open_source(args.source, args.src, boxes=args.boxes, masks=args.masks, size=args.size,
                          fg_masks=args.fg_masks, missing_masks=args.missing_masks, in9l=args.in9l,
                          val_fraction=args.val_fraction, split_seed=args.seed,
-                         filters={"max_box_fraction": args.max_box_fraction,
-                                  "min_inside_fraction": args.min_inside_fraction,
-                                  "min_foreground_fraction": args.min_foreground_fraction})
+                         filters={key: getattr(args, key) for key in PAPER_FILTERS})
     if args.in9l and args.variants == "all":
         variants = ("original",)
     if args.in9l and args.preview:

@@ -46,7 +46,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .inference import Inference
-from .models import Normalize, feature_trunk, safe_load
+from .models import Normalize, feature_trunk, first_line, safe_load
 
 #: Map thresholds of the standard evaluation (wsolevaluation's default interval, 0.001).
 CAM_THRESHOLDS = np.arange(0, 1, 0.001)
@@ -135,9 +135,8 @@ def self_supervised_weights(name: str, offline: bool = False, progress: bool = T
     try:
         torch.hub.download_url_to_file(url, str(path), progress=progress)
     except Exception as err:  # noqa: BLE001 - network and disk errors end the same way
-        reason = str(err).strip().splitlines()[0][:120] if str(err).strip() else type(err).__name__
         raise OSError(f"{path.name}: could not download the {name} weights from {url} into {path.parent} "
-                      f"({reason})") from None
+                      f"({first_line(err)})") from None
     return path
 
 
@@ -147,10 +146,10 @@ def set_resnet_stride(net: torch.nn.Module, stride: int) -> torch.nn.Module:
     if stride not in (16, 32):
         raise ValueError(f"the ResNet feature stride must be 16 or 32, got {stride}")
     net = getattr(net, "net", net)
-    if hasattr(net, "layer4"):
+    if stride == 16 and hasattr(net, "layer4"):
         for module in net.layer4[0].modules():
             if isinstance(module, torch.nn.Conv2d) and module.stride != (1, 1):
-                module.stride = (1, 1) if stride == 16 else (2, 2)
+                module.stride = (1, 1)
     return net
 
 
@@ -364,11 +363,6 @@ def box_from_map(heat: np.ndarray, threshold: float) -> tuple[int, int, int, int
     return x, y, x + w - 1, y + h - 1
 
 
-def box_iou(a, b) -> float:
-    """IoU of two inclusive pixel boxes."""
-    return float(_iou_matrix(np.asarray([a]), np.asarray([b]))[0, 0])
-
-
 def _iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU of every box of `a` (n, 4) with every box of `b` (m, 4), in the standard's inclusive-pixel
     convention (area = (x1 - x0 + 1) (y1 - y0 + 1)); a degenerate pair scores 0."""
@@ -412,16 +406,6 @@ def _boxes_above(gray: np.ndarray, level: int) -> np.ndarray:
 
 def _gray(heat) -> np.ndarray:
     return (normalize_map(heat) * 255).astype(np.uint8)
-
-
-def contour_boxes(heat, thresholds=CAM_THRESHOLDS) -> list[np.ndarray]:
-    """The standard's estimated boxes at each threshold: the map normalised and scaled to uint8, kept
-    where it is above int(threshold x its maximum), and the bounding box of every contour (OpenCV,
-    RETR_TREE), (k, 4) xmin, ymin, xmax, ymax; one all-zero box where nothing is kept."""
-    gray = _gray(heat)
-    levels = _levels(gray, thresholds)
-    by_level = {int(v): _boxes_above(gray, v) for v in np.unique(levels)}
-    return [by_level[int(v)] for v in levels]
 
 
 def _best_iou_per_threshold(heat, gt: np.ndarray, thresholds) -> np.ndarray:
@@ -701,11 +685,13 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
         if not is_checkpoint:
             raise ValueError("--class-wise predictions needs a classifier checkpoint as the backbone")
         classifier, meta = load_checkpoint(backbone_spec.removeprefix("checkpoint:"))
+    est_root = Path(estimate_on or data)
+    est_set = None  # (images, labels, masks, classes) of the estimation split, loaded once
     if rps_file:
         rps = RPS.load(rps_file)
     else:
-        est_root = Path(estimate_on or data)
-        images, labels, _, classes = _dataset_images(est_root, estimate_split, size, progress)
+        est_set = _dataset_images(est_root, estimate_split, size, progress)
+        images, labels, _, classes = est_set
         num_classes = len(classes) if classes else None
         if classifier is not None:
             labels, num_classes = predict(classifier, images), len(meta["classes"])
@@ -738,9 +724,9 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
 
             held = None
             if protocol == "held-out":
-                held = _dataset_images(Path(estimate_on or data), estimate_split, size, progress)
+                held = est_set or _dataset_images(est_root, estimate_split, size, progress)
                 if held[2] is None:
-                    raise ValueError(f"{estimate_on or data}: --protocol held-out needs masks of the "
+                    raise ValueError(f"{est_root}: --protocol held-out needs masks of the "
                                      f"'{estimate_split}' split (fg_mask/{estimate_split})")
             for w, target in ((rps, summary), (None, summary.setdefault("caam", {}))):
                 threshold = None

@@ -169,7 +169,8 @@ def torchvision_weights(arch: str, tag: str = PAPER_WEIGHTS):
     if tag == "DEFAULT":
         return enum.DEFAULT
     if tag not in enum.__members__:
-        raise ValueError(f"--weights-tag {tag}: {arch} has {', '.join(enum.__members__)} (or DEFAULT)")
+        raise ValueError(f"--weights-tag {tag}: {arch} has {', '.join(m for m in enum.__members__ if m != 'DEFAULT')} "
+                         "(or DEFAULT)")
     return enum[tag]
 
 
@@ -191,7 +192,8 @@ def _weight_tags(arch: str) -> tuple[str, ...]:
     return ("DEFAULT", *torchvision.models.get_model_weights(TORCHVISION_ARCHS[arch]).__members__)
 
 
-def _first_line(err: BaseException) -> str:
+def first_line(err: BaseException) -> str:
+    """The first line of an error message (its type when empty), for one-line errors."""
     text = str(err).strip()
     return (text.splitlines()[0] if text else type(err).__name__)[:160]
 
@@ -210,7 +212,7 @@ def torchvision_state(arch: str, tag: str = PAPER_WEIGHTS, offline: bool = False
         return weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
     except Exception as err:  # noqa: BLE001 - network, hash and disk errors all end the same way
         raise OSError(f"{path.name}: could not download {arch} {tag} ImageNet weights from {weights.url} into "
-                      f"{path.parent} ({_first_line(err)}); put the file there or pass --weights FILE") from None
+                      f"{path.parent} ({first_line(err)}); put the file there or pass --weights FILE") from None
 
 
 def _timm_model(arch: str, weights: Path | None, offline: bool) -> nn.Module:
@@ -239,7 +241,7 @@ def _timm_model(arch: str, weights: Path | None, offline: bool) -> nn.Module:
     try:
         return timm.create_model(arch, pretrained=True)
     except Exception as err:  # noqa: BLE001 - hub, network and cache errors all end the same way
-        raise OSError(f"{arch}: timm's pretrained weights could not be fetched ({_first_line(err)}); pass "
+        raise OSError(f"{arch}: timm's pretrained weights could not be fetched ({first_line(err)}); pass "
                       "--weights FILE") from None
 
 
@@ -345,7 +347,7 @@ def _load_official(path: Path, payload, arch: str | None) -> tuple[nn.Module, di
         net = torchvision.models.get_model(TORCHVISION_ARCHS[arch], weights=None, num_classes=outputs)
         net.load_state_dict(net_state)
     except (RuntimeError, ValueError, TypeError) as err:
-        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), _first_line(err))
+        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), first_line(err))
         raise ValueError(f"{path}: the official checkpoint's weights do not fit {arch} ({first[:160]}); "
                          "name its architecture with --arch") from None
     stats = []
