@@ -599,6 +599,10 @@ def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path
     changed = {k: v for k, v in (filters or {}).items() if v is not None}
     if changed and kind not in ("imagenet", "folder"):
         raise ValueError(f"--{next(iter(changed)).replace('_', '-')} goes with --source imagenet or folder")
+    if in9l and kind != "imagenet":
+        raise ValueError("--in9l goes with --source imagenet")
+    if val_fraction is not None and kind != "folder":
+        raise ValueError("--val-fraction goes with --source folder")
     if kind == "synthetic":
         return SyntheticSource(path, fg_masks=fg_masks)
     if kind == "in9":
@@ -607,13 +611,9 @@ def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path
         source = ImageNetSource(path, boxes, in9l=in9l)
         source.set_filters(**changed)
         return source
-    if in9l:
-        raise ValueError("--in9l goes with --source imagenet")
     if kind == "folder":
         source = FolderSource(path, masks=masks, boxes=boxes, size=size, missing_masks=missing_masks,
                               val_fraction=val_fraction, split_seed=split_seed)
         source.set_filters(**changed)
         return source
-    if val_fraction is not None:
-        raise ValueError("--val-fraction goes with --source folder")
     raise ValueError(f"unknown source {kind!r}; choose synthetic, in9, imagenet or folder")

@@ -420,3 +420,7 @@ def test_the_papers_filters_are_options(tmp_path, capsys):
     assert main(["build", "--source", "synthetic", "--in", str(tmp_path), "--out", str(tmp_path / "s"),
                  "--max-box-fraction", "0.5"]) == 2
     assert "goes with --source imagenet or folder" in capsys.readouterr().err
+    for option, value, which in (("--val-fraction", "0.2", "folder"), ("--in9l", None, "imagenet")):
+        args = ["build", "--source", "synthetic", "--in", str(tmp_path), "--out", str(tmp_path / "s"), option]
+        assert main(args + ([value] if value else [])) == 2  # refused, never silently ignored
+        assert f"goes with --source {which}" in capsys.readouterr().err and not (tmp_path / "s").exists()
