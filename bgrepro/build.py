@@ -183,8 +183,8 @@ def pair_backgrounds(samples: list[dict], variant: str, seed: int, num_classes: 
         if alone:
             raise ValueError(f"mixed_same for split {split!r} needs at least two images of each class; "
                              f"{len(alone)} class(es) have one: {', '.join(name(c) for c in alone[:8])}"
-                             f"{', ...' if len(alone) > 8 else ''} (add images, or leave mixed_same out with "
-                             "--variants)")
+                             f"{', ...' if len(alone) > 8 else ''} (add images to them, leave them out, or, with "
+                             "`bgrepro build`, leave mixed_same out with --variants)")
     chosen = []
     for i, s in enumerate(samples):
         if variant == "mixed_same":

@@ -278,6 +278,10 @@ def _add_train(sub) -> None:
     p.add_argument("--on-the-fly", action="store_true",
                    help="with --variant mixed_rand: composite foregrounds on random backgrounds on the device")
     p.add_argument("--seed", type=_non_negative, default=0)
+    p.add_argument("--pretrained", nargs="?", const="IMAGENET1K_V1", default=None, metavar="TAG_OR_FILE",
+                   help="fine-tune: start a torchvision --arch from ImageNet weights (a torchvision weights tag, "
+                        "IMAGENET1K_V1 when none is given, or a weights file), all but the class layer")
+    p.add_argument("--offline", action="store_true", help="never download the --pretrained weights")
     p.set_defaults(func=_run_train)
 
 
@@ -288,9 +292,9 @@ def _run_train(args: argparse.Namespace) -> int:
         args.data, args.profile, variant=args.variant, arch=args.arch, epochs=args.epochs,
         batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
         schedule=args.schedule, label_smoothing=args.label_smoothing, on_the_fly=args.on_the_fly or None,
-        seed=args.seed,
+        seed=args.seed, pretrained=args.pretrained,
     )
-    checkpoint = train(config, args.out)
+    checkpoint = train(config, args.out, offline=args.offline)
     print(f"checkpoint: {checkpoint}")
     return 0
 
@@ -441,6 +445,8 @@ def _add_localize(sub) -> None:
     p.add_argument("--write-masks", type=Path, default=None,
                    help="write RPS masks for every image (mirror tree of .npy files) to this folder")
     p.add_argument("--mask-threshold", type=_fraction, default=0.5)
+    p.add_argument("--refine", choices=("none", "grabcut"), default="none",
+                   help="with --write-masks: grabcut turns each RPS mask's box into GrabCut's outline of the object")
     p.add_argument("--resnet-stride", type=int, choices=(16, 32), default=16,
                    help="ResNet feature stride: 16 as published (14 x 14 at 224 px), or 32 as built")
     p.add_argument("--estimate-size", type=_side, default=None,
@@ -466,7 +472,7 @@ def _run_localize(args: argparse.Namespace) -> int:
         estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=args.out,
         write_masks_to=args.write_masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
         resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
-        offline=args.offline, progress=not args.json)
+        offline=args.offline, refine=args.refine, progress=not args.json)
     if summary.get("warning"):
         print(f"warning: {summary['warning']}", file=sys.stderr)
     if args.json:
@@ -518,6 +524,74 @@ def _run_saliency(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report", help="one command from a folder of photos to a background-reliance report (HTML + JSON)",
+        description="Build the eight variants of a folder of photos (<images>[/train|val]/<class>/<photo>) into "
+        "OUT/data, train a model on Original and one on Mixed-Rand per seed (unless --checkpoint is given), "
+        "evaluate every variant with bootstrap intervals, run the backgrounds challenge, the fine-grained "
+        "breakdown and Grad-CAM, and write OUT/report.html (self-contained) and OUT/report.json. Resumable: "
+        "run the same command again after an interruption.")
+    p.add_argument("--images", type=Path, required=True, help="folder of class folders of photos (any names)")
+    p.add_argument("--masks", type=Path, default=None, help="mirror tree of foreground masks (PNG or NPY)")
+    p.add_argument("--boxes", type=Path, default=None, help="CSV of path,xmin,ymin,xmax,ymax (GrabCut masks)")
+    p.add_argument("--localizer", default="dino_resnet50",
+                   help="without --masks or --boxes: the backbone whose representer points find the objects "
+                        "(default dino_resnet50, fetched through torch.hub's cache; any `localize --backbone`)")
+    p.add_argument("--localizer-weights", type=Path, default=None, help="the localizer's weights file")
+    p.add_argument("--refine", choices=("none", "grabcut"), default="grabcut",
+                   help="RPS masks: refined into the object's outline by GrabCut (default) or not")
+    p.add_argument("--checkpoint", type=Path, nargs="+", default=(),
+                   help="model(s) to report on (bgrepro or official checkpoints); default: train them")
+    p.add_argument("--arch", default=None, help="architecture of the trained models (default: the profile's); "
+                   "with an official --checkpoint, its architecture")
+    p.add_argument("--pretrained", nargs="?", const="IMAGENET1K_V1", default=None, metavar="TAG_OR_FILE",
+                   help="ImageNet weights for --arch: on IN-9's classes the ImageNet model is scored through the "
+                        "1000 -> IN-9 mapping; on other classes the trained models start from them (fine-tuning)")
+    p.add_argument("--offline", action="store_true", help="never download weights")
+    p.add_argument("--out", type=Path, required=True, help="report folder")
+    p.add_argument("--size", type=_side, default=None,
+                   help="image side (default 64 on the CPU profiles, 224 with --profile full)")
+    p.add_argument("--val-fraction", type=_fraction, default=None,
+                   help=f"folder without train/ and val/: this share of each class becomes the test images "
+                        f"(default {0.25} when models are trained)")
+    p.add_argument("--seed", type=_non_negative, default=0, help="first seed (split, pairings, training)")
+    p.add_argument("--seeds", type=_positive, default=1, help="train each model with this many seeds")
+    p.add_argument("--profile", choices=sorted(PROFILES), default=None, help="scale of training (default smoke)")
+    p.add_argument("--epochs", type=_positive, default=None, help="training epochs (default: the profile's)")
+    p.add_argument("--bootstrap", type=_positive, default=1000, help="resamples of the 95%% intervals")
+    from .sources import PAPER_FILTERS
+
+    for key, default in PAPER_FILTERS.items():
+        p.add_argument(f"--{key.replace('_', '-')}", type=_fraction, default=None,
+                       help=f"the paper's filter threshold (default {default})")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out made with other arguments")
+    p.add_argument("--json", action="store_true", help="print report.json instead of the summary")
+    p.set_defaults(func=_run_report)
+
+
+def _run_report(args: argparse.Namespace) -> int:
+    import json
+
+    from .report import ReportConfig, make_report, summary_lines
+    from .sources import PAPER_FILTERS
+
+    config = ReportConfig(
+        images=args.images, out=args.out, masks=args.masks, boxes=args.boxes, localizer=args.localizer,
+        localizer_weights=args.localizer_weights, refine=args.refine, checkpoints=tuple(args.checkpoint),
+        arch=args.arch, pretrained=args.pretrained, offline=args.offline, size=args.size,
+        val_fraction=args.val_fraction, seed=args.seed, seeds=args.seeds, profile=args.profile, epochs=args.epochs,
+        filters={k: getattr(args, k) for k in PAPER_FILTERS if getattr(args, k) is not None},
+        bootstrap=args.bootstrap)
+    report = make_report(config, overwrite=args.overwrite, progress=not args.json)
+    if args.json:
+        print(json.dumps(report, allow_nan=False))
+        return 0
+    print("\n".join(summary_lines(report)))
+    print(f"report: {args.out / 'report.html'} (and report.json)")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser with every subcommand."""
     parser = _Parser(
@@ -532,6 +606,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_challenge(sub)
     _add_localize(sub)
     _add_saliency(sub)
+    _add_report(sub)
     return parser
 
 

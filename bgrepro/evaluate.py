@@ -46,14 +46,6 @@ def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int | None
     return (inference or Inference.at(device, precision, batch_size)).predict(model, images)
 
 
-def accuracy_report(preds: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict:
-    """Overall and per-class accuracy of predictions (None for a class with no image)."""
-    correct = preds == labels
-    per_class = [float(correct[labels == c].float().mean()) if (labels == c).any() else None
-                 for c in range(num_classes)]
-    return {"accuracy": float(correct.float().mean()), "per_class": per_class, "n": int(len(labels))}
-
-
 def bootstrap_intervals(correct: dict[str, np.ndarray], ids: dict[str, list[str]], resamples: int = 1000,
                         seed: int = 0, level: float = 0.95) -> tuple[dict[str, list[float]], list[float] | None]:
     """Percentile bootstrap intervals over test images: one per set's accuracy, and one for the BG-Gap
@@ -82,32 +74,55 @@ def bootstrap_intervals(correct: dict[str, np.ndarray], ids: dict[str, list[str]
     return out, gap
 
 
+def correctness(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
+                inference: Inference | None = None, progress: bool = False) -> tuple[dict, dict, list[str]]:
+    """Per variant, whether the model is right on each test image (bool array) and the images' ids,
+    and the class names."""
+    inference = inference or Inference.at(None)
+    variants = variants or available_variants(root, split)
+    if not variants:
+        raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
+    correct, ids, classes = {}, {}, []
+    for variant in tqdm(variants, desc="evaluate", disable=not progress):
+        data = test_set(root, variant, split)
+        correct[variant] = (predict(model, data.images, inference=inference) == data.labels).numpy()
+        ids[variant], classes = list(data.ids), list(data.classes)
+    return correct, ids, classes
+
+
+def summarize(correct: dict[str, np.ndarray], ids: dict[str, list[str]], labels: dict[str, np.ndarray],
+              classes: list[str], bootstrap: int = 0, seed: int = 0) -> dict:
+    """Accuracy on every set, per class, the BG-Gap and (with `bootstrap` resamples) their 95% intervals,
+    from per-image correctness (booleans, or fractions such as a mean over seeds)."""
+    result = {"accuracy": {}, "per_class": {}, "n": {}, "classes": list(classes)}
+    for variant, hits in correct.items():
+        hits = np.asarray(hits, dtype=np.float64)
+        result["accuracy"][variant] = float(hits.mean())
+        result["per_class"][variant] = {c: float(hits[labels[variant] == k].mean()) if (labels[variant] == k).any()
+                                        else None for k, c in enumerate(classes)}
+        result["n"][variant] = int(len(hits))
+    acc = result["accuracy"]
+    result["bg_gap"] = acc["mixed_same"] - acc["mixed_rand"] if {"mixed_same", "mixed_rand"} <= acc.keys() else None
+    if bootstrap:
+        result["ci95"], result["bg_gap_ci95"] = bootstrap_intervals(
+            {k: np.asarray(v, dtype=np.float64) for k, v in correct.items()}, ids, bootstrap, seed)
+        result["bootstrap"] = {"resamples": bootstrap, "seed": seed, "over": "test images"}
+    return result
+
+
+def test_labels(root: Path, variants, split: str = "val") -> dict[str, np.ndarray]:
+    """The true class of every test image of each variant, in the order `correctness` lists them."""
+    return {v: test_set(root, v, split).labels.numpy() for v in variants}
+
+
 def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
              batch_size: int | None = None, device=None, progress: bool = False, precision: str = "fp32",
              bootstrap: int = 0, seed: int = 0) -> dict:
     """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap; with
     `bootstrap` resamples, 95% intervals over test images (`ci95`, `bg_gap_ci95`)."""
     inference = Inference.at(device, precision, batch_size)
-    variants = variants or available_variants(root, split)
-    if not variants:
-        raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
-    result = {"accuracy": {}, "per_class": {}, "n": {}, "classes": None}
-    correct, ids = {}, {}
-    for variant in tqdm(variants, desc="evaluate", disable=not progress):
-        data = test_set(root, variant, split)
-        predictions = predict(model, data.images, inference=inference)
-        report = accuracy_report(predictions, data.labels, len(data.classes))
-        correct[variant], ids[variant] = (predictions == data.labels).numpy(), list(data.ids)
-        result["classes"] = list(data.classes)
-        result["accuracy"][variant] = report["accuracy"]
-        result["per_class"][variant] = dict(zip(data.classes, report["per_class"]))
-        result["n"][variant] = report["n"]
-    acc = result["accuracy"]
-    result["bg_gap"] = acc["mixed_same"] - acc["mixed_rand"] if {"mixed_same", "mixed_rand"} <= acc.keys() else None
-    if bootstrap:
-        result["ci95"], result["bg_gap_ci95"] = bootstrap_intervals(correct, ids, bootstrap, seed)
-        result["bootstrap"] = {"resamples": bootstrap, "seed": seed, "over": "test images"}
-    return result
+    correct, ids, classes = correctness(model, root, variants, split, inference, progress)
+    return summarize(correct, ids, test_labels(root, correct, split), classes, bootstrap, seed)
 
 
 def format_table(result: dict) -> str:

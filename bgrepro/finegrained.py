@@ -29,7 +29,6 @@ import numpy as np
 import pandas as pd
 
 from . import layout
-from .evaluate import predict, test_set
 
 VARIANTS_USED = ("original", "only_fg", "only_bg_t", "mixed_rand")
 CATEGORIES = ("foreground suffices", "needs a background", "background overrides", "background needed",
@@ -39,22 +38,26 @@ SPLIT_2X2 = ("both", "foreground only", "background only", "neither")
 
 def correctness(model, root: Path, split: str = "val", device=None) -> pd.DataFrame:
     """One row per test image (indexed by id): its class and whether the model is right on each variant."""
-    frames = {}
-    labels = None
-    for variant in VARIANTS_USED:
-        data = test_set(root, variant, split)
-        right = (predict(model, data.images, device=device) == data.labels).numpy()
-        frames[variant] = pd.Series(right, index=data.ids)
-        if variant == "original":
-            labels = pd.Series(data.labels.numpy(), index=data.ids)
+    from .evaluate import correctness as per_variant
+    from .evaluate import test_labels
+    from .inference import Inference
+
+    correct, ids, classes = per_variant(model, root, list(VARIANTS_USED), split, Inference.at(device))
+    return correctness_table(correct, ids, test_labels(root, ["original"], split)["original"], classes, root)
+
+
+def correctness_table(correct: dict, ids: dict, labels: np.ndarray, classes: list[str], root: Path | str = "the data"):
+    """The table of `correctness` from per-variant correctness (booleans) and ids (`labels`: the classes of
+    the Original images, in their order)."""
+    frames = {v: pd.Series(np.asarray(correct[v]), index=ids[v]) for v in VARIANTS_USED}
     table = pd.DataFrame(frames)
     missing = table.index[table.isna().any(axis=1)]
     if len(missing):
         raise ValueError(f"{root}: image {missing[0]!r} is not in every one of {', '.join(VARIANTS_USED)} "
                          f"({len(missing)} such ids); build all four variants from the same images")
     table = table.astype(bool)
-    table.insert(0, "label", labels.reindex(table.index).astype(int))
-    table.attrs["classes"] = list(data.classes)
+    table.insert(0, "label", pd.Series(np.asarray(labels), index=ids["original"]).reindex(table.index).astype(int))
+    table.attrs["classes"] = list(classes)
     return table
 
 

@@ -6,6 +6,9 @@
     <root>/build.json                                  the arguments it was built with
     <parent>/.<name>.partial/                          an output being written (renamed to <root> when done)
 
+and the folder of a `bgrepro report` (REPORT_PARTS): OUT/report_args.json, OUT/masks/, OUT/localizer/,
+OUT/data/ (a dataset as above), OUT/models/<run>/, OUT/report.json and OUT/report.html.
+
 A dataset's classes are its class folders, sorted by name: any names, any number of them. An
 image's identity is its class folder and its file name, so file names may repeat across classes.
 """
@@ -25,6 +28,18 @@ MANIFEST = "manifest.csv"
 BUILD_ARGS = "build.json"
 #: File endings read as images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+#: The parts of a `bgrepro report` folder: its arguments, the RPS masks and w* (only for photos without masks
+#: or boxes), the built variants, the models it trains, and the report itself.
+REPORT_PARTS = {"args": "report_args.json", "masks": "masks", "localizer": "localizer", "data": "data",
+                "models": "models", "json": "report.json", "html": "report.html"}
+
+
+def report_path(out: Path, part: str, run: str | None = None) -> Path:
+    """A part of a report folder (see REPORT_PARTS); with `run`, that trained model's run folder."""
+    path = Path(out) / REPORT_PARTS[part]
+    return path / run if run else path
 
 
 def variant_dir(root: Path, variant: str) -> Path:

@@ -585,14 +585,47 @@ def folder_images(root: Path, size: int, progress: bool = False) -> tuple[torch.
     return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), files
 
 
+#: Refinements of an RPS mask: none, or GrabCut initialised with the mask's box (the object's outline).
+REFINEMENTS = ("none", "grabcut")
+
+
+def refine_by_grabcut(rgb: np.ndarray, mask: np.ndarray, working_side: int = 256) -> np.ndarray | None:
+    """GrabCut's outline of the object inside the box of an RPS mask (RPS finds the object without labels,
+    GrabCut draws its edge), run with the image's shorter side brought to `working_side` and brought back
+    to the image's size; None where the box leaves no background or GrabCut keeps nothing."""
+    import cv2
+
+    from .composite import grabcut_mask
+    from .io import mask_box
+
+    h, w = mask.shape
+    scale = min(1.0, working_side / min(h, w))
+    small_rgb = rgb if scale == 1.0 else cv2.resize(rgb, (max(1, round(w * scale)), max(1, round(h * scale))),
+                                                     interpolation=cv2.INTER_AREA)
+    small = mask if scale == 1.0 else cv2.resize(mask.astype(np.uint8), small_rgb.shape[1::-1],
+                                                 interpolation=cv2.INTER_NEAREST).astype(bool)
+    if not small.any():
+        return None
+    box = mask_box(small)
+    if box == (0, 0, small.shape[1] - 1, small.shape[0] - 1):
+        return None
+    cut = grabcut_mask(small_rgb, box)
+    if scale != 1.0:
+        cut = cv2.resize(cut.astype(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).astype(bool)
+    return cut if cut.any() and not cut.all() else None
+
+
 def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, size: int,
-                threshold: float = 0.5, progress: bool = True, batch_size: int | None = None) -> int:
+                threshold: float = 0.5, progress: bool = True, batch_size: int | None = None,
+                refine: str = "none") -> int:
     """RPS masks for every image under `<image_root>[/<split>]/<class>/` as a mirror tree of .npy masks
     (the `--masks` layout of `bgrepro build --source folder`), each at its image's own size. Images go
     through the backbone in batches of `batch_size` (resized to size x size); each map is brought back
     to its image's size and cut at `threshold`, keeping the largest component. Where the map finds no
     object (or leaves no background) no mask is written; build with `--missing-masks reject` to skip
     those images. Masks already there are kept (an interrupted run resumes); returns the number written.
+    `refine="grabcut"` replaces each mask by GrabCut's outline of the object in the mask's box
+    (`refine_by_grabcut`).
 
     `batch_size` defaults to 64 on CUDA and for small images (side <= 64) on the CPU, and to 1 for larger
     images on the CPU, where the forward pass dominates and batching only costs cache (measured with a
@@ -602,8 +635,10 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
     from .io import read_image, save_mask
     from .sources import images_in
 
+    if refine not in REFINEMENTS:
+        raise ValueError(f"refine must be one of {', '.join(REFINEMENTS)}, got {refine!r}")
     image_root, out = Path(image_root), Path(out)
-    files = images_in(image_root, recursive=True)
+    files = [p for p in images_in(image_root, recursive=True) if out not in p.parents]
     if not files:
         raise FileNotFoundError(f"{image_root}: no images")
     target = lambda path: out / path.relative_to(image_root).with_suffix(".npy")  # noqa: E731
@@ -621,6 +656,10 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
             for path, rgb, heat in zip(chunk, photos, heats):
                 full = cv2.resize(heat.numpy(), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
                 mask = masks_from_maps(full[None], threshold)[0]
+                if refine == "grabcut" and mask.any() and not mask.all():
+                    mask = refine_by_grabcut(rgb, mask)
+                    if mask is None:
+                        continue
                 if mask.any() and not mask.all():  # no object found, or no background left: no mask
                     save_mask(target(path), mask)
                     done += 1
@@ -653,7 +692,7 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
                      class_wise: str = "none", size: int | None = None, out: Path | None = None,
                      write_masks_to: Path | None = None, mask_threshold: float = 0.5, protocol: str = "best",
                      resnet_stride: int = 16, estimate_size: int | None = None, per_class: int | None = None,
-                     offline: bool = False, progress: bool = True) -> dict:
+                     offline: bool = False, refine: str = "none", progress: bool = True) -> dict:
     """The `bgrepro localize` experiment: estimate w* (or load it), score RPS and CAAM maps against the
     test masks of `data` when it has them, and write RPS masks when asked. Returns the summary (also
     written to OUT/localize.json beside OUT/rps.pt when `out` is given).
@@ -741,11 +780,13 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
         root = layout.variant_dir(data, "original") if official else Path(data)
         side = size or (_dataset_images(Path(data), split, None, False)[0].shape[-1] if official else 224)
         summary["masks_written"] = write_masks(net, rps, root, write_masks_to, side, mask_threshold,
-                                               progress=progress)
+                                               progress=progress, refine=refine)
+        summary["refine"] = refine
     if out:
         atomic_write_text(Path(out) / "localize.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return summary
 
 
 __all__ = ["RPS", "backbone", "estimate", "activation_maps", "box_from_map", "max_box_acc", "pxap", "piou",
-           "localization_metrics", "masks_from_maps", "mask_iou", "maps_figure", "write_masks", "localize_dataset"]
+           "localization_metrics", "masks_from_maps", "mask_iou", "maps_figure", "write_masks", "refine_by_grabcut",
+           "localize_dataset"]

@@ -277,6 +277,31 @@ def imagenet_model(arch: str, weights: Path | None = None, tag: str = PAPER_WEIG
     return IN9Mapped(classifier).eval()
 
 
+def start_from_imagenet(model: Classifier, arch: str, pretrained: str, offline: bool = False) -> Classifier:
+    """Fine-tuning's starting point: a fresh classifier of `arch` with ImageNet weights in every layer but the
+    last (whose outputs are the data's classes). `pretrained` is a torchvision weights tag (IMAGENET1K_V1,
+    DEFAULT, ...; from torchvision's cache, downloaded unless `offline`) or a weights file."""
+    if arch not in TORCHVISION_ARCHS:
+        raise ValueError(f"--pretrained: no ImageNet weights are known for {arch!r}; fine-tuning takes one of "
+                         f"{', '.join(TORCHVISION_ARCHS)}")
+    path = Path(pretrained)
+    if path.suffix in (".pth", ".pt", ".bin") or path.exists():
+        state, origin = safe_load(path, f"{arch} ImageNet weights"), str(path)
+    else:
+        state, origin = torchvision_state(arch, pretrained, offline), str(pretrained_weights_path(arch, pretrained))
+    if not isinstance(state, dict):
+        raise ValueError(f"{origin}: not a state dict of {arch} ImageNet weights")
+    own = model.net.state_dict()
+    missing = [k for k in own if k not in state]
+    if missing:
+        raise ValueError(f"{origin}: not {arch} ImageNet weights (no {missing[0]!r})")
+    head = {k for k, v in own.items() if tuple(state[k].shape) != tuple(v.shape)}  # the class layer
+    if len(head) > 2:
+        raise ValueError(f"{origin}: not {arch} ImageNet weights ({sorted(head)[0]!r} has another shape)")
+    model.net.load_state_dict({k: v for k, v in state.items() if k in own and k not in head}, strict=False)
+    return model
+
+
 def safe_load(path: Path, what: str = "checkpoint", map_location="cpu"):
     """A torch file read as plain data only (`weights_only=True`): no file the tool reads can run code."""
     try:

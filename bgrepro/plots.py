@@ -89,8 +89,11 @@ def variants_figure(root: Path, image_id: str | None = None, split: str = "val",
     rows = [r for r in read_manifest(root) if r["split"] == split and r["variant"] in VARIANT_TITLES]
     if not rows:
         raise ValueError(f"{root}: the manifest lists no variant images in split {split!r}")
-    image_id = image_id or rows[0]["fg_id"] or rows[0]["bg_id"]
-    mine = {r["variant"]: r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id}
+    first = rows[0] if image_id is None else next((r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id), None)
+    if first is None:
+        raise ValueError(f"{root}: no image {image_id!r} in split {split!r}")
+    image_id, label = first["fg_id"] or first["bg_id"], first["label"]  # file names may repeat across classes
+    mine = {r["variant"]: r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id and r["label"] == label}
     images = {v: read_image(Path(root) / r["path"]) for v, r in mine.items()}
     predicted = {}
     if model is not None and images:
@@ -267,3 +270,36 @@ def per_class_bars(table, xlabel: str, out: Path | None = None):
     ax.set_xlabel(xlabel)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return _finish(ax.figure, out)
+
+
+def accuracy_intervals(frame, resamples: int = 1000, seed: int = 0, out: Path | None = None):
+    """Accuracy per test set and model with seaborn's 95% bootstrap intervals over test images (`frame`: one
+    row per model, test set and image, with `accuracy (%)` its correctness, or its share of seeds right)."""
+    import seaborn as sns
+
+    sets = frame["test set"].nunique()
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.0 * sets + 2), 3.4))
+    sns.barplot(frame, x="test set", y="accuracy (%)", hue="model", errorbar=("ci", 95), n_boot=max(resamples, 1),
+                seed=seed, ax=ax, capsize=0.15, err_kws={"linewidth": 1})
+    ax.set_ylim(0, 100)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return _finish(fig, out)
+
+
+def gap_intervals(per_image, per_seed=None, resamples: int = 1000, seed: int = 0, out: Path | None = None):
+    """The BG-Gap of each model: a bar with seaborn's paired 95% bootstrap interval (`per_image`: one row per
+    model and image, `BG-Gap (points)` = its Mixed-Same minus its Mixed-Rand correctness, so that the mean is
+    the BG-Gap and resampling images keeps the pairs), and one dot per seed (`per_seed`)."""
+    import seaborn as sns
+
+    fig, ax = plt.subplots(figsize=(max(4.5, 1.6 * per_image["model"].nunique() + 1.5), 3.2))
+    sns.barplot(per_image, x="model", y="BG-Gap (points)", errorbar=("ci", 95), n_boot=max(resamples, 1), seed=seed,
+                ax=ax, color="#9ecae1", capsize=0.2, err_kws={"linewidth": 1})
+    if per_seed is not None and len(per_seed) > per_seed["model"].nunique():
+        sns.stripplot(per_seed, x="model", y="BG-Gap (points)", ax=ax, color="#08519c", size=5, jitter=0.08)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_xlabel("")
+    ax.tick_params(axis="x", labelsize=8)
+    return _finish(fig, out)

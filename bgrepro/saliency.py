@@ -70,7 +70,8 @@ def saliency_figure(images: torch.Tensor, masks: torch.Tensor, maps: dict[str, t
     with the share on the foreground when `shares` is given)."""
     from .plots import map_grid
 
-    captions = None if shares is None else {name: [f"{100 * v:.0f}% on fg" for v in s] for name, s in shares.items()}
+    caption = lambda v: f"{100 * v:.0f}% on fg" if np.isfinite(v) else "no saliency"  # noqa: E731
+    captions = None if shares is None else {name: [caption(v) for v in s] for name, s in shares.items()}
     return map_grid(images.numpy(), masks.numpy(), {k: v.numpy() for k, v in maps.items()}, captions=captions,
                     out=out)
 

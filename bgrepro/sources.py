@@ -474,8 +474,9 @@ class FolderSource(_PhotoSource):
     several rows has several boxes and is rejected as IN-9 does). Classes are the sorted class folder
     names. `train/` and `val/` are splits when they hold class folders (a class folder named `train`,
     holding images, stays a class); without them everything is the `val` (test) split, or, with
-    `val_fraction`, a seeded split stratified by class: that share of each class (at least one image of
-    a class with two or more) is `val`, the rest `train`.
+    `val_fraction`, a seeded split stratified by class: that share of each class is `val`, the rest
+    `train`, with at least two images a side for a class of four or more (Mixed-Same pairs two images of
+    a class), one for a class of two or three.
     """
 
     name = "folder"
@@ -525,8 +526,9 @@ class FolderSource(_PhotoSource):
         for _, folder in class_dirs(self.root, self.classes):
             files = images_in(folder)
             random.Random(f"{self.split_seed}/{folder.name}").shuffle(files)
-            n_val = round(len(files) * self.val_fraction)
-            n_val = min(max(n_val, 1 if len(files) >= 2 else 0), len(files) - 1) if files else 0
+            # at least two a side where the class has four (Mixed-Same pairs images of one class), else one
+            least = 2 if len(files) >= 4 else 1 if len(files) >= 2 else 0
+            n_val = min(max(round(len(files) * self.val_fraction), least), len(files) - least) if files else 0
             assigned.update({p: "val" if k < n_val else "train" for k, p in enumerate(files)})
         return assigned
 

@@ -28,7 +28,7 @@ from .classes import VARIANTS
 from .datasets import BatchStream, load_variant
 from .inference import default_device
 from .io import atomic_write_text
-from .models import create_model, safe_load, save_checkpoint
+from .models import create_model, safe_load, save_checkpoint, start_from_imagenet
 from .profiles import get_profile
 
 
@@ -49,6 +49,8 @@ class TrainConfig:
     #: Paste foregrounds on random Only-BG-T backgrounds on the fly (variant must be mixed_rand).
     on_the_fly: bool = False
     seed: int = 0
+    #: Start from ImageNet weights (fine-tuning): a torchvision weights tag or a weights file; None: from scratch.
+    pretrained: str | None = None
 
     def __post_init__(self) -> None:
         if self.variant not in VARIANTS:
@@ -78,8 +80,12 @@ class TrainConfig:
         return cls(**values)
 
     def as_dict(self) -> dict:
-        """Plain-dict form (for records and checkpoints)."""
-        return asdict(self)
+        """Plain-dict form (for records and checkpoints; `pretrained` only when set, so that the records of
+        models trained from scratch keep their keys)."""
+        values = asdict(self)
+        if values["pretrained"] is None:
+            del values["pretrained"]
+        return values
 
 
 def _lr_lambda(config: TrainConfig, total_steps: int, steps_per_epoch: int):
@@ -105,8 +111,9 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True,
-          stop_after_epoch: int | None = None) -> Path:
-    """Train (or resume) and return the path of the final checkpoint."""
+          stop_after_epoch: int | None = None, offline: bool = False) -> Path:
+    """Train (or resume) and return the path of the final checkpoint (`offline`: never download the
+    ImageNet weights of a fine-tuning run)."""
     run_dir = Path(run_dir)
     rank, world = _distributed()
     if world > 1 and torch.cuda.is_available():
@@ -123,7 +130,10 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
     stream = BatchStream(data, max(1, config.batch_size // world), device=device, train=True,
                          mixed_rand=config.on_the_fly, rank=rank, world_size=world)
     torch.manual_seed(config.seed)
-    model = create_model(config.arch, len(data.classes)).to(device)
+    model = create_model(config.arch, len(data.classes))
+    if config.pretrained:
+        start_from_imagenet(model, config.arch, config.pretrained, offline)
+    model = model.to(device)
     if cuda:  # cuDNN's fast layout; on the CPU it gave training no consistent gain (A/B on the smoke nets)
         model = model.to(memory_format=torch.channels_last)
     if config.optimizer == "sgd":

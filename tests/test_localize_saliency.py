@@ -345,3 +345,22 @@ def test_self_supervised_backbones_by_name_through_torch_hubs_cache(tmp_path, mo
         assert torch.allclose(net(x), trunk(net.normalize(x)), atol=1e-5)
     loc.backbone("mocov2_resnet50", offline=True)  # cached now: no second download
     assert len(fetched) == 1
+
+
+def test_grabcut_refines_a_coarse_rps_mask_into_the_objects_outline():
+    """RPS finds roughly where the object is; GrabCut in that region's box draws its edge: the refined
+    mask agrees with the true mask much better than the coarse blob it started from."""
+    from tests.test_sources import photo
+
+    ious_coarse, ious_refined = [], []
+    for seed in range(4):
+        image, truth, (x0, y0, x1, y1) = photo(seed % 3, 700 + seed)
+        coarse = np.zeros_like(truth)  # a blob over the object's box, a little larger, as a thresholded map is
+        coarse[max(0, y0 - 6):y1 + 7, max(0, x0 - 6):x1 + 7] = True
+        refined = loc.refine_by_grabcut(image, coarse)
+        assert refined is not None and refined.shape == truth.shape
+        ious_coarse.append(loc.mask_iou(coarse[None], truth[None])[0])
+        ious_refined.append(loc.mask_iou(refined[None], truth[None])[0])
+    assert np.mean(ious_refined) > np.mean(ious_coarse) + 0.1, (ious_coarse, ious_refined)
+    whole = np.ones((40, 50), dtype=bool)  # a map that found no background: nothing to refine
+    assert loc.refine_by_grabcut(np.zeros((40, 50, 3), np.uint8), whole) is None

@@ -225,3 +225,33 @@ def test_eval_json_gives_intervals(tmp_path, tiny_variants, tiny_checkpoint, cap
     assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(tiny_checkpoint),
                  "--record", str(tmp_path / "t.json")]) == 0
     assert "95% interval" in capsys.readouterr().out
+
+
+def test_fine_tuning_starts_from_imagenet_weights_but_the_class_layer(tmp_path, tiny_variants, capsys):
+    """`--pretrained FILE`: every layer but the class layer starts from the ImageNet weights (a torchvision
+    state dict in its real layout, made here); a file of another architecture is one line naming it."""
+    import torchvision
+
+    from bgrepro.models import create_model, start_from_imagenet
+
+    torch.manual_seed(0)
+    imagenet = torchvision.models.resnet18().state_dict()
+    weights = tmp_path / "resnet18-imagenet.pth"
+    torch.save(imagenet, weights)
+    model = start_from_imagenet(create_model("resnet18", 9), "resnet18", str(weights))
+    own = model.net.state_dict()
+    assert torch.equal(own["conv1.weight"], imagenet["conv1.weight"])
+    assert torch.equal(own["layer4.1.bn2.running_var"], imagenet["layer4.1.bn2.running_var"])
+    assert own["fc.weight"].shape == (9, 512)  # the data's classes, freshly initialised
+    assert main(["train", "--data", str(tiny_variants), "--variant", "original", "--out", str(tmp_path / "run"),
+                 "--profile", "tiny", "--arch", "resnet18", "--epochs", "1", "--pretrained", str(weights)]) == 0
+    meta = load_checkpoint(tmp_path / "run" / "checkpoint.pt")[1]
+    assert meta["config"]["pretrained"] == str(weights)
+    assert "pretrained" not in TrainConfig(data="x").as_dict()  # from-scratch records keep their keys
+    torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alexnet.pth")
+    capsys.readouterr()
+    assert main(["train", "--data", str(tiny_variants), "--variant", "original", "--out", str(tmp_path / "run2"),
+                 "--profile", "tiny", "--arch", "resnet18", "--epochs", "1", "--pretrained",
+                 str(tmp_path / "alexnet.pth")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "alexnet.pth" in err[-1] and not (tmp_path / "run2" / "checkpoint.pt").exists()
