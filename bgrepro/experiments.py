@@ -30,6 +30,7 @@ from .adversarial import challenge, load_challenge_data
 from .evaluate import evaluate
 from .inference import default_device
 from .models import PAPER_WEIGHTS, imagenet_model, load_checkpoint
+from .profiles import get_profile
 from .results import Record, cached, config_hash, results_dir
 from .train import TrainConfig, train
 
@@ -239,6 +240,37 @@ def adversarial_backgrounds(config: TrainConfig, pairs_per_class: int | None = N
 
     return ChallengeRecord(cached("challenge", {**config.as_dict(), "pairs_per_class": pairs_per_class,
                                                 "precision": precision}, compute))
+
+
+def seed_spread(data: Path, profile: str | None = None, seed: int = 0, seeds: int | None = None,
+                progress: bool = True) -> pd.DataFrame:
+    """The profile's default model trained on Original and on Mixed-Rand with `seeds` seeds (the profile's
+    `spread_seeds` by default) from `seed`: one row per model and seed with its accuracy (%) on Original,
+    Mixed-Same and Mixed-Rand, its BG-Gap and its challenge accuracy (each model trained and searched once,
+    then read from its record; the chapter seed's Original model is the one of the challenge figures)."""
+    p = get_profile(profile)
+    rows = []
+    for variant, name in (("original", "trained on Original"), ("mixed_rand", "trained on Mixed-Rand")):
+        for s in range(seed, seed + (seeds or p.spread_seeds)):
+            config = TrainConfig.from_profile(data, profile, variant=variant, seed=s)
+            acc = trained_model(config, progress=progress).accuracy
+            pairs = p.challenge_pairs_per_class if (variant == "original" and s == seed) else 0
+            chal = adversarial_backgrounds(config, pairs, progress=progress)
+            accuracies = {v: 100 * acc[v] for v in ("original", "mixed_same", "mixed_rand")}
+            rows.append({"model": name, "seed": s, **accuracies,
+                         "bg_gap": accuracies["mixed_same"] - accuracies["mixed_rand"],
+                         "challenge accuracy": 100 * chal.challenge_accuracy})
+    return pd.DataFrame(rows)
+
+
+def spread_summary(per_seed: pd.DataFrame, metrics=("original", "mixed_rand", "bg_gap", "challenge accuracy")):
+    """Mean, sample standard deviation, minimum and maximum over seeds of each metric (rows) per model."""
+    stats = per_seed.groupby("model", sort=False)[list(metrics)].agg(["mean", "std", "min", "max"])
+    table = stats.stack(level=0, future_stack=True).rename_axis(["model", "metric"])
+    table.columns = ["mean", "sd", "min", "max"]
+    counts = per_seed.groupby("model", sort=False)["seed"].count()
+    table["seeds"] = counts.reindex(table.index.get_level_values(0)).to_numpy()
+    return table
 
 
 def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = True) -> pd.DataFrame:

@@ -303,3 +303,19 @@ def gap_intervals(per_image, per_seed=None, resamples: int = 1000, seed: int = 0
     ax.set_xlabel("")
     ax.tick_params(axis="x", labelsize=8)
     return _finish(fig, out)
+
+
+def seed_spread_figure(per_seed, metrics=("bg_gap", "challenge accuracy"), out: Path | None = None):
+    """One panel per metric: each seed's value (dots) and the mean with one standard deviation (seaborn),
+    per model (`per_seed`: one row per model and seed, as `experiments.seed_spread` gives)."""
+    import seaborn as sns
+
+    fig, axes = plt.subplots(1, len(metrics), figsize=(3.6 * len(metrics), 3.0), squeeze=False)
+    for ax, metric in zip(axes[0], metrics):
+        sns.pointplot(per_seed, x="model", y=metric, errorbar="sd", ax=ax, color="black", linestyle="none",
+                      marker="_", markersize=18, capsize=0.15, err_kws={"linewidth": 1})
+        sns.stripplot(per_seed, x="model", y=metric, hue="model", ax=ax, size=6, jitter=0.08, legend=False)
+        ax.set_xlabel("")
+        ax.set_ylabel("BG-Gap (points)" if metric == "bg_gap" else f"{metric} (%)")
+        ax.tick_params(axis="x", labelsize=8)
+    return _finish(fig, out)

@@ -135,6 +135,22 @@ def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     return Study(styled, numbers, tables, {"pairs": pairs, **records})
 
 
+# ----------------------------------------------------------------------------- how much the seed moves them
+def seed_spread(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """The BG-Gap and the challenge accuracy of the default model trained on Original and on Mixed-Rand
+    with the profile's `spread_seeds` seeds: mean, standard deviation and range over seeds (table), and
+    every seed's numbers (tables["per seed"])."""
+    per_seed = experiments.seed_spread(data, profile, seed)
+    table = experiments.spread_summary(per_seed)
+    at = lambda model, metric, column: float(table.loc[(model, metric), column])  # noqa: E731
+    numbers = {"n_seeds": int(per_seed["seed"].nunique())}
+    for key, model in (("orig", "trained on Original"), ("mixed", "trained on Mixed-Rand")):
+        for short, metric in (("gap", "bg_gap"), ("chal", "challenge accuracy")):
+            numbers[f"{short}_sd_{key}"] = at(model, metric, "sd")
+            numbers[f"{short}_mean_{key}"] = at(model, metric, "mean")
+    return Study(table, numbers, {"per seed": per_seed.set_index(["model", "seed"])}, {"per seed": per_seed})
+
+
 # ----------------------------------------------------------------------------- Sec. 5: fine-grained
 def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """The fine-grained categories of both models (overview), the paper's two-way split ("2x2"), the
