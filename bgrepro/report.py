@@ -110,7 +110,8 @@ def _report_folder(out: Path, args: dict, overwrite: bool):
     marker = layout.report_path(out, "args")
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{out}: exists and is not a folder")
-    created = not out.exists() or not any(out.iterdir())
+    existed = out.exists()
+    created = not existed or not any(out.iterdir())
     if not created:
         try:
             old = json.loads(marker.read_text()) if marker.is_file() else None
@@ -133,8 +134,10 @@ def _report_folder(out: Path, args: dict, overwrite: bool):
     try:
         yield out
     except Exception:
-        if created:
+        if created:  # as it was: absent, or empty
             shutil.rmtree(out, ignore_errors=True)
+            if existed:
+                out.mkdir(exist_ok=True)
         raise
 
 
@@ -240,7 +243,8 @@ def _training_runs(cfg: ReportConfig) -> list[tuple[_Run, object]]:
             config = TrainConfig.from_profile(data, cfg.profile, variant=variant, arch=cfg.arch, epochs=cfg.epochs,
                                               seed=seed, pretrained=cfg.pretrained)
             start = f"{config.arch} from ImageNet ({cfg.pretrained}), fine-tuned" if cfg.pretrained else config.arch
-            group = f"trained on {VARIANT_NAMES[variant]}"
+            group = (f"fine-tuned on {VARIANT_NAMES[variant]} from ImageNet" if cfg.pretrained else
+                     f"trained on {VARIANT_NAMES[variant]}")
             runs.append((_Run(group, seed, info={"arch": config.arch, "epochs": config.epochs, "start": start,
                                                  "variant": variant}), config))
     return runs

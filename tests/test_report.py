@@ -211,3 +211,17 @@ def test_report_on_a_given_checkpoint_and_without_annotations(photos, clean_repo
     masks = list((out / "masks").rglob("*.npy"))
     assert masks and report["data"]["kept"] <= len(masks)
     assert report["data"]["rejected"].get("no_mask", 0) == 24 - len(masks)  # no object found: left out, counted
+
+
+def test_report_fine_tunes_from_imagenet_weights_on_any_classes(photos, tmp_path):
+    torch.manual_seed(0)
+    weights = tmp_path / "resnet18-imagenet.pth"
+    torch.save(torchvision.models.resnet18().state_dict(), weights)  # torchvision's layout, 1000 classes
+    out = tmp_path / "finetuned"
+    assert main(["report", "--images", str(photos), "--boxes", str(photos.parent / "boxes.csv"), "--out", str(out),
+                 "--size", "32", "--profile", "tiny", "--epochs", "1", "--arch", "resnet18", "--pretrained",
+                 str(weights), "--offline", "--bootstrap", "100"]) == 0
+    report = _strict((out / "report.json").read_text())
+    assert [m["name"] for m in report["models"]] == ["fine-tuned on Original from ImageNet",
+                                                     "fine-tuned on Mixed-Rand from ImageNet"]
+    assert all(m["training"]["arch"] == "resnet18" and "ImageNet" in m["training"]["start"] for m in report["models"])
