@@ -445,7 +445,9 @@ def _add_localize(sub) -> None:
     p.add_argument("--write-masks", type=Path, default=None,
                    help="write RPS masks for every image (mirror tree of .npy files) to this folder")
     p.add_argument("--mask-threshold", type=_fraction, default=0.5)
-    p.add_argument("--refine", choices=("none", "grabcut"), default="none",
+    from .composite import REFINEMENTS
+
+    p.add_argument("--refine", choices=REFINEMENTS, default="none",
                    help="with --write-masks: grabcut turns each RPS mask's box into GrabCut's outline of the object")
     p.add_argument("--resnet-stride", type=int, choices=(16, 32), default=16,
                    help="ResNet feature stride: 16 as published (14 x 14 at 224 px), or 32 as built")
@@ -539,7 +541,9 @@ def _add_report(sub) -> None:
                    help="without --masks or --boxes: the backbone whose representer points find the objects "
                         "(default dino_resnet50, fetched through torch.hub's cache; any `localize --backbone`)")
     p.add_argument("--localizer-weights", type=Path, default=None, help="the localizer's weights file")
-    p.add_argument("--refine", choices=("none", "grabcut"), default="grabcut",
+    from .composite import REFINEMENTS
+
+    p.add_argument("--refine", choices=REFINEMENTS, default="grabcut",
                    help="RPS masks: refined into the object's outline by GrabCut (default) or not")
     p.add_argument("--checkpoint", type=Path, nargs="+", default=(),
                    help="model(s) to report on (bgrepro or official checkpoints); default: train them")

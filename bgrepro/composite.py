@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .io import covers_image
+
 Box = tuple[int, int, int, int]
 
 
@@ -90,6 +92,9 @@ def paste(fg_image: np.ndarray, fg_mask: np.ndarray, background: np.ndarray) -> 
 
 # ----------------------------------------------------------------------------- foreground extraction
 #: Why an image was left out of IN-9, in the order the paper's filters are applied.
+#: Refinements of an automatic (RPS) mask: none, or GrabCut initialised with the mask's box (the object's
+#: outline; `bgrepro.localize.refine_by_grabcut`).
+REFINEMENTS = ("none", "grabcut")
 REJECTION_REASONS = ("not_one_box", "box_outside_crop", "box_too_large", "grabcut_too_small", "no_mask")
 
 
@@ -169,7 +174,7 @@ def extract_foreground(
         share = inside / crop**2
         raise Rejected("box_too_large", f"the box covers {share:.0%} of the crop (max {max_box_fraction:.0%})")
     box = (int(np.floor(cx0)), int(np.floor(cy0)), int(np.ceil(cx1)) - 1, int(np.ceil(cy1)) - 1)
-    if box == (0, 0, crop - 1, crop - 1):
+    if covers_image(box, cropped.shape):
         raise Rejected("box_too_large", "the box covers the whole crop: no background for GrabCut or Only-BG-T")
     mask = grabcut_mask(cropped, box, iterations=iterations, seed=seed)
     box_pixels = (box[2] - box[0] + 1) * (box[3] - box[1] + 1)

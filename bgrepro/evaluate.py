@@ -75,28 +75,28 @@ def bootstrap_intervals(correct: dict[str, np.ndarray], ids: dict[str, list[str]
 
 
 def correctness(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
-                inference: Inference | None = None, progress: bool = False) -> tuple[dict, dict, list[str]]:
-    """Per variant, whether the model is right on each test image (bool array) and the images' ids,
-    and the class names."""
+                inference: Inference | None = None, progress: bool = False) -> tuple[dict, dict, dict, list[str]]:
+    """Per variant, whether the model is right on each test image (bool array), the images' ids and true
+    classes, and the class names."""
     inference = inference or Inference.at(None)
     variants = variants or available_variants(root, split)
     if not variants:
         raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
-    correct, ids, classes = {}, {}, []
+    correct, ids, labels, classes = {}, {}, {}, []
     for variant in tqdm(variants, desc="evaluate", disable=not progress):
         data = test_set(root, variant, split)
         correct[variant] = (predict(model, data.images, inference=inference) == data.labels).numpy()
-        ids[variant], classes = list(data.ids), list(data.classes)
-    return correct, ids, classes
+        ids[variant], labels[variant], classes = list(data.ids), data.labels.numpy(), list(data.classes)
+    return correct, ids, labels, classes
 
 
 def summarize(correct: dict[str, np.ndarray], ids: dict[str, list[str]], labels: dict[str, np.ndarray],
               classes: list[str], bootstrap: int = 0, seed: int = 0) -> dict:
     """Accuracy on every set, per class, the BG-Gap and (with `bootstrap` resamples) their 95% intervals,
     from per-image correctness (booleans, or fractions such as a mean over seeds)."""
+    correct = {k: np.asarray(v, dtype=np.float64) for k, v in correct.items()}
     result = {"accuracy": {}, "per_class": {}, "n": {}, "classes": list(classes)}
     for variant, hits in correct.items():
-        hits = np.asarray(hits, dtype=np.float64)
         result["accuracy"][variant] = float(hits.mean())
         result["per_class"][variant] = {c: float(hits[labels[variant] == k].mean()) if (labels[variant] == k).any()
                                         else None for k, c in enumerate(classes)}
@@ -104,15 +104,9 @@ def summarize(correct: dict[str, np.ndarray], ids: dict[str, list[str]], labels:
     acc = result["accuracy"]
     result["bg_gap"] = acc["mixed_same"] - acc["mixed_rand"] if {"mixed_same", "mixed_rand"} <= acc.keys() else None
     if bootstrap:
-        result["ci95"], result["bg_gap_ci95"] = bootstrap_intervals(
-            {k: np.asarray(v, dtype=np.float64) for k, v in correct.items()}, ids, bootstrap, seed)
+        result["ci95"], result["bg_gap_ci95"] = bootstrap_intervals(correct, ids, bootstrap, seed)
         result["bootstrap"] = {"resamples": bootstrap, "seed": seed, "over": "test images"}
     return result
-
-
-def test_labels(root: Path, variants, split: str = "val") -> dict[str, np.ndarray]:
-    """The true class of every test image of each variant, in the order `correctness` lists them."""
-    return {v: test_set(root, v, split).labels.numpy() for v in variants}
 
 
 def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
@@ -121,8 +115,7 @@ def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = No
     """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap; with
     `bootstrap` resamples, 95% intervals over test images (`ci95`, `bg_gap_ci95`)."""
     inference = Inference.at(device, precision, batch_size)
-    correct, ids, classes = correctness(model, root, variants, split, inference, progress)
-    return summarize(correct, ids, test_labels(root, correct, split), classes, bootstrap, seed)
+    return summarize(*correctness(model, root, variants, split, inference, progress), bootstrap, seed)
 
 
 def format_table(result: dict) -> str:

@@ -39,11 +39,10 @@ SPLIT_2X2 = ("both", "foreground only", "background only", "neither")
 def correctness(model, root: Path, split: str = "val", device=None) -> pd.DataFrame:
     """One row per test image (indexed by id): its class and whether the model is right on each variant."""
     from .evaluate import correctness as per_variant
-    from .evaluate import test_labels
     from .inference import Inference
 
-    correct, ids, classes = per_variant(model, root, list(VARIANTS_USED), split, Inference.at(device))
-    return correctness_table(correct, ids, test_labels(root, ["original"], split)["original"], classes, root)
+    correct, ids, labels, classes = per_variant(model, root, list(VARIANTS_USED), split, Inference.at(device))
+    return correctness_table(correct, ids, labels["original"], classes, root)
 
 
 def correctness_table(correct: dict, ids: dict, labels: np.ndarray, classes: list[str], root: Path | str = "the data"):

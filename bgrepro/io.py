@@ -40,7 +40,8 @@ def _read_umask() -> int:
 _UMASK = _read_umask()
 
 
-def _describe_difference(old: dict, new: dict) -> str:
+def describe_difference(old: dict, new: dict) -> str:
+    """The keys whose values differ between two argument records, as `key: old -> new` (three at most)."""
     keys = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
     shown = [f"{k}: {json.dumps(old.get(k))[:40]} -> {json.dumps(new.get(k))[:40]}" for k in keys[:3]]
     return "; ".join(shown) + ("; ..." if len(keys) > 3 else "")
@@ -73,7 +74,7 @@ def staged_output(out: Path, args: dict, record: str, what: str, overwrite: bool
                 yield out
                 return
             if not overwrite:
-                raise ValueError(f"{out} already holds a different {what} ({_describe_difference(existing, args)}); "
+                raise ValueError(f"{out} already holds a different {what} ({describe_difference(existing, args)}); "
                                  "choose another --out, or pass --overwrite to replace it")
         elif not overwrite:
             raise FileExistsError(f"{out}: exists and holds files that are not a {what} (no {record}); choose a "
@@ -215,3 +216,8 @@ def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     if len(xs) == 0:
         raise ValueError("empty mask has no box")
     return int(xs[0]), int(ys[0]), int(xs[-1]), int(ys[-1])
+
+
+def covers_image(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> bool:
+    """Whether an inclusive box spans a whole image of `shape` (H, W, ...): no background outside it."""
+    return tuple(box) == (0, 0, shape[1] - 1, shape[0] - 1)

@@ -277,6 +277,12 @@ def imagenet_model(arch: str, weights: Path | None = None, tag: str = PAPER_WEIG
     return IN9Mapped(classifier).eval()
 
 
+def weights_file(pretrained: str) -> Path | None:
+    """`pretrained` as a weights file (a path that exists or ends in .pth/.pt/.bin), or None for a weights tag."""
+    path = Path(pretrained)
+    return path if path.suffix in (".pth", ".pt", ".bin") or path.exists() else None
+
+
 def start_from_imagenet(model: Classifier, arch: str, pretrained: str, offline: bool = False) -> Classifier:
     """Fine-tuning's starting point: a fresh classifier of `arch` with ImageNet weights in every layer but the
     last (whose outputs are the data's classes). `pretrained` is a torchvision weights tag (IMAGENET1K_V1,
@@ -284,8 +290,8 @@ def start_from_imagenet(model: Classifier, arch: str, pretrained: str, offline: 
     if arch not in TORCHVISION_ARCHS:
         raise ValueError(f"--pretrained: no ImageNet weights are known for {arch!r}; fine-tuning takes one of "
                          f"{', '.join(TORCHVISION_ARCHS)}")
-    path = Path(pretrained)
-    if path.suffix in (".pth", ".pt", ".bin") or path.exists():
+    path = weights_file(pretrained)
+    if path is not None:
         state, origin = safe_load(path, f"{arch} ImageNet weights"), str(path)
     else:
         state, origin = torchvision_state(arch, pretrained, offline), str(pretrained_weights_path(arch, pretrained))
@@ -439,6 +445,12 @@ def _names(classes) -> str:
     return f"{len(classes)} classes ({', '.join(classes[:4])}{', ...' if len(classes) > 4 else ''})"
 
 
+def require_classes(checkpoint: Path, trained: list[str], data: Path, classes: list[str]) -> None:
+    """Refuse a model trained on other classes than the data's (one line naming the checkpoint)."""
+    if list(trained) != list(classes):
+        raise ValueError(f"{checkpoint}: the model was trained on {_names(trained)} but {data} has {_names(classes)}")
+
+
 def model_for_data(data: Path, checkpoint: Path | None = None, arch: str | None = None, pretrained: bool = False,
                    weights: Path | None = None, weights_tag: str = PAPER_WEIGHTS,
                    offline: bool = False) -> tuple[nn.Module, str, dict]:
@@ -451,9 +463,7 @@ def model_for_data(data: Path, checkpoint: Path | None = None, arch: str | None 
     data_classes = list(layout.class_folders(data))
     if checkpoint:
         model, meta = load_checkpoint(checkpoint, arch=arch)
-        if meta["classes"] != data_classes:
-            raise ValueError(f"{checkpoint}: the model was trained on {_names(meta['classes'])} "
-                             f"but {data} has {_names(data_classes)}")
+        require_classes(checkpoint, meta["classes"], data, data_classes)
         return model, meta["arch"], {"weights": str(checkpoint), "format": meta.get("format", "bgrepro")}
     if not (arch and pretrained):
         raise ValueError("--arch needs --pretrained (or pass a trained --checkpoint)")

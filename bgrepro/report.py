@@ -34,7 +34,7 @@ import numpy as np
 
 from . import layout
 from .classes import CLASS_FOLDERS, VARIANTS
-from .io import atomic_write_text
+from .io import atomic_write_text, describe_difference
 from .results import strict_json
 
 #: Default share of each class held out as test images when the folder has no train/ and val/ and models are
@@ -83,8 +83,10 @@ class ReportConfig:
             raise ValueError("--pretrained needs --arch (a torchvision architecture)")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be at least 1, got {self.seeds}")
-        if self.refine not in ("none", "grabcut"):
-            raise ValueError(f"--refine must be none or grabcut, got {self.refine!r}")
+        from .composite import REFINEMENTS
+
+        if self.refine not in REFINEMENTS:
+            raise ValueError(f"--refine must be one of {', '.join(REFINEMENTS)}, got {self.refine!r}")
 
     @property
     def side(self) -> int:
@@ -120,9 +122,7 @@ def _report_folder(out: Path, args: dict, overwrite: bool):
         if old != args:
             if not overwrite:
                 what = ("holds files that are not a report (no report_args.json)" if old is None else
-                        "holds a report made with other arguments (" +
-                        "; ".join(f"{k}: {json.dumps(old.get(k))[:40]} -> {json.dumps(args.get(k))[:40]}"
-                                  for k in sorted(set(old) | set(args)) if old.get(k) != args.get(k))[:300] + ")")
+                        f"holds a report made with other arguments ({describe_difference(old, args)})")
                 raise ValueError(f"{out}: {what}; choose another --out, or pass --overwrite to replace it")
             shutil.rmtree(out)
             created = True
@@ -210,21 +210,18 @@ class _Run:
 def _given_models(cfg: ReportConfig, classes: tuple[str, ...]) -> list[_Run]:
     """The models passed in (checkpoints; an ImageNet model on IN-9's classes), loaded and checked against
     the photos' classes before anything is written."""
-    from .models import imagenet_model, load_checkpoint
+    from .models import imagenet_model, load_checkpoint, require_classes, weights_file
 
     runs = []
     for path in cfg.checkpoints:
         model, meta = load_checkpoint(path, arch=cfg.arch)
-        if list(meta["classes"]) != list(classes):
-            raise ValueError(f"{path}: the model was trained on {len(meta['classes'])} classes "
-                             f"({', '.join(list(meta['classes'])[:4])}, ...) but {cfg.images} has {len(classes)} "
-                             f"({', '.join(classes[:4])}, ...)")
+        require_classes(path, meta["classes"], cfg.images, classes)
         variant = (meta.get("config") or {}).get("variant") or meta.get("variant")
         name = (f"{path.name}: {meta['arch']} trained on {VARIANT_NAMES.get(variant, variant)}"
                 if variant else f"{path.name}: {meta['arch']}")
         runs.append(_Run(name, None, model, {"checkpoint": str(path), "arch": meta["arch"]}))
     if cfg.pretrained and tuple(classes) == CLASS_FOLDERS:
-        weights = Path(cfg.pretrained) if Path(cfg.pretrained).suffix in (".pth", ".pt", ".bin") else None
+        weights = weights_file(cfg.pretrained)
         model = imagenet_model(cfg.arch, weights, cfg.pretrained if weights is None else "IMAGENET1K_V1",
                                cfg.offline)
         runs.append(_Run(f"{cfg.arch}, ImageNet ({cfg.pretrained}) through the 1000 -> IN-9 mapping", None, model,
@@ -255,16 +252,15 @@ def _analyse(run: _Run, data: Path, fig_dir: Path, cfg: ReportConfig, challenge_
     """Per-image correctness on every variant, the challenge, the fine-grained shares and Grad-CAM of one model."""
     from . import finegrained
     from .adversarial import challenge
-    from .evaluate import correctness, test_labels
+    from .evaluate import correctness
     from .inference import Inference
     from .saliency import saliency_report
 
-    correct, ids, classes = correctness(run.model, data, None, "val", Inference.at(None), progress)
-    table = finegrained.categorize(finegrained.correctness_table(
-        correct, ids, test_labels(data, ["original"])["original"], classes, data))
+    correct, ids, labels, classes = correctness(run.model, data, None, "val", Inference.at(None), progress)
+    table = finegrained.categorize(finegrained.correctness_table(correct, ids, labels["original"], classes, data))
     fooled = challenge(run.model, *challenge_data, progress=progress)
     salient = saliency_report(run.model, data, "val", examples=6, out=fig_dir, progress=progress)
-    return {"correct": correct, "ids": ids, "classes": classes,
+    return {"correct": correct, "ids": ids, "labels": labels, "classes": classes,
             "finegrained": finegrained.summary(table)["share %"].to_dict(),
             "challenge_accuracy": fooled.challenge_accuracy,
             "challenge_per_class": dict(zip(fooled.classes, fooled.per_class())),
@@ -292,16 +288,19 @@ def _mean(values):
     return float(np.mean(values)) if values else None
 
 
-def _model_entry(group: str, runs: list[_Run], analyses: list[dict], data: Path, cfg: ReportConfig) -> dict:
+def _pooled(analyses: list[dict]) -> dict[str, np.ndarray]:
+    """Per variant, each test image's share of seeds that got it right."""
+    return {v: np.mean([a["correct"][v] for a in analyses], axis=0) for v in analyses[0]["correct"]}
+
+
+def _model_entry(group: str, runs: list[_Run], analyses: list[dict], pooled: dict, cfg: ReportConfig) -> dict:
     """A model's entry of report.json: seeds pooled (per-image correctness averaged over seeds, so the
     intervals are a bootstrap over test images of the seed-averaged numbers), in %."""
-    from .evaluate import summarize, test_labels
+    from .evaluate import summarize
 
     first = analyses[0]
-    pooled = {v: np.mean([a["correct"][v] for a in analyses], axis=0) for v in first["correct"]}
-    result = summarize(pooled, first["ids"], test_labels(data, list(pooled)), first["classes"], cfg.bootstrap,
-                       cfg.seed)
-    per_seed = [summarize(a["correct"], a["ids"], test_labels(data, list(pooled)), a["classes"]) for a in analyses]
+    result = summarize(pooled, first["ids"], first["labels"], first["classes"], cfg.bootstrap, cfg.seed)
+    per_seed = [summarize(a["correct"], a["ids"], a["labels"], a["classes"]) for a in analyses]
     gaps = [r["bg_gap"] for r in per_seed if r["bg_gap"] is not None]
     shares = [a["foreground_share"] for a in analyses]
     return {
@@ -334,6 +333,7 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
     """Build, train (unless models are given), analyse and write OUT/report.json and OUT/report.html;
     returns the report's JSON object."""
     from .build import build
+    from .models import load_checkpoint
     from .train import train
 
     t0 = time.perf_counter()
@@ -359,8 +359,6 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
             for run, config in _training_runs(cfg):
                 run_dir = layout.report_path(cfg_out, "models", f"{config.variant}-seed{config.seed}")
                 checkpoint = train(config, run_dir, progress=progress, offline=cfg.offline)
-                from .models import load_checkpoint
-
                 run.model, _ = load_checkpoint(checkpoint)
                 run.info["path"] = checkpoint
                 runs.append(run)
@@ -372,7 +370,8 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
             fig_dir = layout.report_path(cfg_out, "models", f"analysis-{k}")
             analysis = _analyse(run, data, fig_dir, cfg, challenge_data, progress)
             groups.setdefault(run.group, []).append((run, analysis))
-        models = [_model_entry(g, [r for r, _ in items], [a for _, a in items], data, cfg)
+        pooled = {g: _pooled([a for _, a in items]) for g, items in groups.items()}
+        models = [_model_entry(g, [r for r, _ in items], [a for _, a in items], pooled[g], cfg)
                   for g, items in groups.items()]
         kept = {s: built.counts.get(("original", s), 0) for s in layout.SPLITS if ("original", s) in built.counts}
         report = {
@@ -387,7 +386,7 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
             "arguments": args,
             "seconds": round(time.perf_counter() - t0, 1),
         }
-        figures = _figures(report, groups, data, cfg)
+        figures = _figures(report, groups, pooled, data, cfg)
         atomic_write_text(layout.report_path(cfg_out, "json"),
                           json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
         atomic_write_text(layout.report_path(cfg_out, "html"), render_html(report, figures))
@@ -404,7 +403,7 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _figures(report: dict, groups: dict, data: Path, cfg: ReportConfig) -> dict[str, str]:
+def _figures(report: dict, groups: dict, pooled: dict, data: Path, cfg: ReportConfig) -> dict[str, str]:
     """The report's figures as base64 PNGs."""
     import pandas as pd
 
@@ -412,20 +411,18 @@ def _figures(report: dict, groups: dict, data: Path, cfg: ReportConfig) -> dict[
     from .finegrained import stacked_bars
 
     figures = {"variants": _png(plots.variants_figure(data, split="val"))}
-    rows, gaps, seeds = [], [], []
+    rows, gaps = [], []
     for group, items in groups.items():
         first = items[0][1]
-        for variant in first["correct"]:
-            pooled = np.mean([a["correct"][variant] for _, a in items], axis=0)
+        for variant, hits in pooled[group].items():
             rows.append(pd.DataFrame({"model": group, "test set": VARIANT_NAMES.get(variant, variant),
-                                      "accuracy (%)": 100 * pooled, "image": first["ids"][variant]}))
-        same = dict(zip(first["ids"]["mixed_same"], np.mean([a["correct"]["mixed_same"] for _, a in items], axis=0)))
-        rand = dict(zip(first["ids"]["mixed_rand"], np.mean([a["correct"]["mixed_rand"] for _, a in items], axis=0)))
-        shared = sorted(same.keys() & rand.keys())
-        gaps.append(pd.DataFrame({"model": group, "BG-Gap (points)": [100 * (same[i] - rand[i]) for i in shared]}))
-        for _, a in items:
-            m_same, m_rand = float(np.mean(a["correct"]["mixed_same"])), float(np.mean(a["correct"]["mixed_rand"]))
-            seeds.append({"model": group, "BG-Gap (points)": 100 * (m_same - m_rand)})
+                                      "accuracy (%)": 100 * hits, "image": first["ids"][variant]}))
+        same = dict(zip(first["ids"]["mixed_same"], pooled[group]["mixed_same"]))
+        rand = dict(zip(first["ids"]["mixed_rand"], pooled[group]["mixed_rand"]))
+        gaps.append(pd.DataFrame({"model": group, "BG-Gap (points)": [100 * (same[i] - rand[i])
+                                                                      for i in sorted(same.keys() & rand.keys())]}))
+    seeds = pd.DataFrame([{"model": m["name"], "BG-Gap (points)": r["bg_gap"]} for m in report["models"]
+                          for r in m["runs"]])
     figures["accuracy"] = _png(plots.accuracy_intervals(pd.concat(rows, ignore_index=True), cfg.bootstrap, cfg.seed))
     figures["bg_gap"] = _png(plots.gap_intervals(pd.concat(gaps, ignore_index=True), pd.DataFrame(seeds),
                                                  cfg.bootstrap, cfg.seed))

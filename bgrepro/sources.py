@@ -25,7 +25,7 @@ import numpy as np
 
 from . import composite, layout
 from .classes import CLASS_FOLDERS, WNID_TO_IN9
-from .io import mask_box, read_image, read_mask
+from .io import covers_image, mask_box, read_image, read_mask
 
 IMAGE_SUFFIXES = layout.IMAGE_SUFFIXES
 SPLITS = layout.SPLITS
@@ -311,7 +311,7 @@ class _PhotoSource(Source):
             if not crop_mask.any():
                 raise composite.Rejected("box_outside_crop", f"{record.mask_path}: foreground outside the center crop")
             box = mask_box(crop_mask)
-            if box == (0, 0, crop_mask.shape[1] - 1, crop_mask.shape[0] - 1):
+            if covers_image(box, crop_mask.shape):
                 raise composite.Rejected("box_too_large", f"{record.mask_path}: the foreground's box is the whole "
                                          "crop (no background strip for Only-BG-T)")
             return Sample(record.split, record.id, record.label, cropped, box, crop_mask)
