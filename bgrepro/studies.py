@@ -138,10 +138,15 @@ def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 # ----------------------------------------------------------------------------- how much the seed moves them
 def seed_spread(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """The BG-Gap and the challenge accuracy of the default model trained on Original and on Mixed-Rand
-    with the profile's `spread_seeds` seeds: mean, standard deviation and range over seeds (table), and
-    every seed's numbers (tables["per seed"])."""
+    with the profile's `spread_seeds` seeds: mean, standard deviation and range over seeds beside the
+    paper's ResNet-50 (IN-9L- and Mixed-Rand-trained; table), and every seed's numbers (tables["per seed"])."""
     per_seed = experiments.seed_spread(data, profile, seed)
     table = experiments.spread_summary(per_seed)
+    # the paper's ResNet-50s (one run each; no spread reported) beside ours: IN-9L-trained, Mixed-Rand-trained
+    official = {"trained on Original": {**paper.README_TABLE["ResNet-50 (IN-9L)"].to_dict(),
+                                        "challenge accuracy": paper.CHALLENGE["ResNet-50 (IN-9L)"]},
+                "trained on Mixed-Rand": paper.README_TABLE["ResNet-50 (IN-9 Mixed-Rand)"].to_dict()}
+    table["paper ResNet-50 (one run)"] = [official[m].get(metric) for m, metric in table.index]
     at = lambda model, metric, column: float(table.loc[(model, metric), column])  # noqa: E731
     numbers = {"n_seeds": int(per_seed["seed"].nunique())}
     for key, model in (("orig", "trained on Original"), ("mixed", "trained on Mixed-Rand")):
