@@ -198,7 +198,8 @@ def first_line(err: BaseException) -> str:
     return (text.splitlines()[0] if text else type(err).__name__)[:160]
 
 
-def torchvision_state(arch: str, tag: str = PAPER_WEIGHTS, offline: bool = False, progress: bool = True) -> dict:
+def torchvision_state(arch: str, tag: str = PAPER_WEIGHTS, offline: bool = False, progress: bool = True,
+                      local_option: str = "--weights FILE") -> dict:
     """The state dict of torchvision's `arch` weights `tag`: from its torch hub cache, else downloaded into
     it by torchvision (hash-checked) unless `offline`; one clear error naming the file otherwise."""
     weights = torchvision_weights(arch, tag)
@@ -207,12 +208,12 @@ def torchvision_state(arch: str, tag: str = PAPER_WEIGHTS, offline: bool = False
         return safe_load(path, f"{arch} ImageNet weights ({tag})")
     if offline:
         raise FileNotFoundError(f"{path.name}: {arch} {tag} ImageNet weights are not in {path.parent} and --offline "
-                                f"forbids the download ({weights.url}); put the file there or pass --weights FILE")
+                                f"forbids the download ({weights.url}); put the file there or pass {local_option}")
     try:
         return weights.get_state_dict(progress=progress, check_hash=True, weights_only=True)
     except Exception as err:  # noqa: BLE001 - network, hash and disk errors all end the same way
         raise OSError(f"{path.name}: could not download {arch} {tag} ImageNet weights from {weights.url} into "
-                      f"{path.parent} ({first_line(err)}); put the file there or pass --weights FILE") from None
+                      f"{path.parent} ({first_line(err)}); put the file there or pass {local_option}") from None
 
 
 def _timm_model(arch: str, weights: Path | None, offline: bool) -> nn.Module:
@@ -294,7 +295,8 @@ def start_from_imagenet(model: Classifier, arch: str, pretrained: str, offline: 
     if path is not None:
         state, origin = safe_load(path, f"{arch} ImageNet weights"), str(path)
     else:
-        state, origin = torchvision_state(arch, pretrained, offline), str(pretrained_weights_path(arch, pretrained))
+        state = torchvision_state(arch, pretrained, offline, local_option="--pretrained FILE")
+        origin = str(pretrained_weights_path(arch, pretrained))
     if not isinstance(state, dict):
         raise ValueError(f"{origin}: not a state dict of {arch} ImageNet weights")
     own = model.net.state_dict()

@@ -344,6 +344,14 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
         raise FileNotFoundError(f"{cfg.masks}: mask folder not found")
     source, split_rule, train_models = _open_source(cfg)
     given = _given_models(cfg, source.classes)
+    if train_models:  # an unknown architecture or missing ImageNet weights: said now, not after the build
+        from .models import create_model, start_from_imagenet
+        from .profiles import get_profile
+
+        arch = cfg.arch or get_profile(cfg.profile).arch
+        model = create_model(arch, len(source.classes))
+        if cfg.pretrained:
+            start_from_imagenet(model, arch, cfg.pretrained, cfg.offline)
     args = cfg.args()
     with _report_folder(cfg_out, args, overwrite):
         masks_info = {"from": "the given masks" if cfg.masks else

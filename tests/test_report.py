@@ -158,7 +158,7 @@ def _one_line_and_nothing_written(capsys, out, *names):
     assert not out.exists()
 
 
-def test_bad_input_to_report_is_one_line_and_leaves_nothing(photos, clean_report, tmp_path, capsys):
+def test_bad_input_to_report_is_one_line_and_leaves_nothing(photos, clean_report, tmp_path, capsys, monkeypatch):
     bad = tmp_path / "bad"
     shutil.copytree(photos, bad)
     (bad / "dog" / "img_3.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
@@ -184,6 +184,12 @@ def test_bad_input_to_report_is_one_line_and_leaves_nothing(photos, clean_report
     assert main(["report", "--images", str(photos), "--out", str(out), "--localizer", "dino_resnet50",
                  "--offline"]) == 2
     _one_line_and_nothing_written(capsys, out, "dino_resnet50_pretrain.pth")
+    # what training needs is checked before the build, not after minutes of it
+    assert main(_args(photos, out, "--arch", "nonsense")) == 2
+    _one_line_and_nothing_written(capsys, out, "nonsense")
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-cache"))
+    assert main(_args(photos, out, "--arch", "resnet18", "--pretrained", "--offline")) == 2
+    _one_line_and_nothing_written(capsys, out, "resnet18-f37072fd.pth", "--pretrained FILE")
 
 
 def test_report_on_a_given_checkpoint_and_without_annotations(photos, clean_report, tmp_path):
