@@ -37,8 +37,8 @@ from .io import (
     read_mask,
     remove_stale_parts,
     save_mask,
-    staged_output,
 )
+from .outputs import check_no_overlap, identity_of, staged_output
 from .parallel import run_tasks
 from .sources import Record, Source
 
@@ -218,10 +218,12 @@ def build(
     overwrite: bool = False,
 ) -> BuildReport:
     """Write the asked variants of `source` to `out`; resumable and deterministic. `out` is written
-    whole or not at all (see `io.staged_output`); one built with other arguments is refused unless
-    `overwrite`."""
+    whole or not at all (see `outputs.staged_output`); one built with other arguments is refused unless
+    `overwrite`, one from changed inputs is rebuilt, and `out` may not overlap the source's folders."""
     t0 = time.perf_counter()
     out = Path(out)
+    inputs = source.inputs()
+    check_no_overlap(out, inputs)
     fmt = fmt or ("jpeg" if source.photo else "png")
     if fmt not in ("png", "jpeg"):
         raise ValueError(f"--format must be png or jpeg, got {fmt!r}")
@@ -239,7 +241,8 @@ def build(
                          f"only the original variant can be built, not {', '.join(variants[1:])}")
     args = {"source": source.describe(), "variants": list(variants), "splits": list(splits), "seed": seed,
             "format": fmt}
-    with staged_output(out, args, layout.BUILD_ARGS, "build", overwrite) as work:
+    with staged_output(out, "build", args, inputs=identity_of(inputs), overwrite=overwrite, what="build",
+                       record=layout.BUILD_ARGS) as work:
         report = _build_into(work, out.name, source, records, variants, splits, seed, fmt, workers, progress)
     report.out = out
     report.seconds = time.perf_counter() - t0

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from . import layout
@@ -18,13 +19,21 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def _integer(text: str, low: int, what: str) -> int:
+#: The largest count or seed an option takes (numpy and torch seed with at most 64 bits; no count of
+#: images, epochs or workers comes near it).
+_MAX_INT = 2**32 - 1
+
+
+def _integer(text: str, low: int, what: str, high: int = _MAX_INT) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
     if value < low:
         raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+    if value > high:
+        shown = text if len(text) < 24 else text[:20] + "..."
+        raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {shown}")
     return value
 
 
@@ -34,6 +43,22 @@ def _non_negative(text: str) -> int:
 
 def _positive(text: str) -> int:
     return _integer(text, 1, "positive")
+
+
+def _bootstrap(text: str) -> int:
+    """Resamples of a bootstrap: 100,000 at most (beyond, the interval's own noise is far below its width,
+    and the resamples of a large test set would not fit in memory)."""
+    return _integer(text, 0, "non-negative", 100_000)
+
+
+def _resamples(text: str) -> int:
+    """A bootstrap that cannot be turned off: 1 to 100,000 resamples."""
+    return _integer(text, 1, "positive", 100_000)
+
+
+def _seeds(text: str) -> int:
+    """How many seeds each model is trained with: 50 at most (each seed is two whole trainings)."""
+    return _integer(text, 1, "positive", 50)
 
 
 def _side(text: str) -> int:
@@ -282,6 +307,8 @@ def _add_train(sub) -> None:
                    help="fine-tune: start a torchvision --arch from ImageNet weights (a torchvision weights tag, "
                         "IMAGENET1K_V1 when none is given, or a weights file), all but the class layer")
     p.add_argument("--offline", action="store_true", help="never download the --pretrained weights")
+    p.add_argument("--overwrite", action="store_true",
+                   help="replace a run folder of bgrepro's that was trained with another config")
     p.set_defaults(func=_run_train)
 
 
@@ -294,7 +321,7 @@ def _run_train(args: argparse.Namespace) -> int:
         schedule=args.schedule, label_smoothing=args.label_smoothing, on_the_fly=args.on_the_fly or None,
         seed=args.seed, pretrained=args.pretrained,
     )
-    checkpoint = train(config, args.out, offline=args.offline)
+    checkpoint = train(config, args.out, offline=args.offline, overwrite=args.overwrite)
     print(f"checkpoint: {checkpoint}")
     return 0
 
@@ -305,7 +332,7 @@ def _add_eval(sub) -> None:
                        "every variant folder of DATA; prints a table and writes a JSON record.")
     _add_model_args(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
-    p.add_argument("--bootstrap", type=_non_negative, default=1000,
+    p.add_argument("--bootstrap", type=_bootstrap, default=1000,
                    help="resamples of the test images for the 95%% intervals of every accuracy and the BG-Gap "
                         "(paired); 0: none")
     p.add_argument("--seed", type=_non_negative, default=0, help="seed of the bootstrap")
@@ -336,6 +363,28 @@ def _add_model_args(p) -> None:
     p.add_argument("--split", default="val")
 
 
+def _model_inputs(args: argparse.Namespace) -> dict:
+    """The files and folders a model command reads (what its outputs may not overlap)."""
+    return {"--data": args.data, "--checkpoint": args.checkpoint, "--weights": args.weights}
+
+
+@contextmanager
+def _output_folder(args: argparse.Namespace, command: str, inputs: dict, option: str = "--out",
+                   exclude: tuple[str, ...] = ()):
+    """The folder a command writes its `option` output into (None when not asked): refused when it overlaps
+    an input or is not bgrepro's output of this command; locked; written whole (`outputs.staged_output`)."""
+    from .outputs import check_no_overlap, command_args, identity_of, staged_output
+
+    path = getattr(args, option.removeprefix("--").replace("-", "_"))
+    if path is None:
+        yield None
+        return
+    check_no_overlap(path, inputs, option)
+    with staged_output(path, command, command_args(args, exclude), inputs=identity_of(inputs),
+                       overwrite=args.overwrite, what=f"`bgrepro {command}` output", option=option) as work:
+        yield work
+
+
 def _load_model(args: argparse.Namespace):
     from .models import model_for_data
 
@@ -361,14 +410,19 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from .evaluate import evaluate, format_table, test_set
     from .io import atomic_write_text
+    from .outputs import check_file_output
 
+    name_hint = args.arch or "model"
+    record = args.record or (args.checkpoint.parent / "eval.json" if args.checkpoint else
+                             Path("results") / f"eval-{name_hint}.json")
+    check_file_output(record, "eval", _model_inputs(args), "--record")
     model, name, info = _load_model(args)
     result = evaluate(model, args.data, split=args.split, precision=args.precision, bootstrap=args.bootstrap,
                       seed=args.seed)
     result.update(model=name, **info, precision=args.precision,
-                  precision_check=_precision_check(model, test_set(args.data, "original", args.split).images, args))
-    default_record = args.checkpoint.parent / "eval.json" if args.checkpoint else Path("results") / f"eval-{name}.json"
-    atomic_write_text(args.record or default_record, json.dumps(result, indent=2, allow_nan=False) + "\n")
+                  precision_check=_precision_check(model, test_set(args.data, "original", args.split).images, args),
+                  written_by="bgrepro eval")
+    atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
     return 0
 
@@ -384,11 +438,18 @@ def _add_challenge(sub) -> None:
     p.add_argument("--device", type=_device, default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--out", type=Path, default=None,
                    help="folder for challenge.json (and, with --all-pairs, the two figures)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out of bgrepro challenge made with "
+                   "other arguments")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the summary")
     p.set_defaults(func=_run_challenge)
 
 
 def _run_challenge(args: argparse.Namespace) -> int:
+    with _output_folder(args, "challenge", _model_inputs(args)) as out:
+        return _challenge(args, out)
+
+
+def _challenge(args: argparse.Namespace, out: Path | None) -> int:
     import json
 
     from .adversarial import challenge, load_challenge_data
@@ -402,13 +463,13 @@ def _run_challenge(args: argparse.Namespace) -> int:
                        batch_size=args.batch_size, precision=args.precision, progress=not args.json)
     summary = {"model": name, **info, "precision": args.precision,
                "precision_check": _precision_check(model, foregrounds.images, args), **result.to_json()}
-    if args.out:
-        atomic_write_text(args.out / "challenge.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
+    if out:
+        atomic_write_text(out / "challenge.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
         if args.all_pairs:
             from .plots import fooling_histogram, top_backgrounds
 
-            top_backgrounds(summary, args.data, split=args.split, out=args.out / "top_backgrounds.png")
-            fooling_histogram(summary, out=args.out / "fooling_histogram.png")
+            top_backgrounds(summary, args.data, split=args.split, out=out / "top_backgrounds.png")
+            fooling_histogram(summary, out=out / "fooling_histogram.png")
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0
@@ -460,6 +521,8 @@ def _add_localize(sub) -> None:
     p.add_argument("--protocol", choices=("best", "held-out"), default="best",
                    help="map threshold of MaxBoxAccV2: each IoU's best on the scored split (the standard WSOL "
                         "evaluation), or one chosen on the estimation split's masks (the published RPS protocol)")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out or --write-masks folder of bgrepro "
+                   "localize made with other arguments")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_localize)
 
@@ -469,12 +532,23 @@ def _run_localize(args: argparse.Namespace) -> int:
 
     from .localize import localize_dataset
 
-    summary = localize_dataset(
-        args.data, args.backbone, weights=args.weights, split=args.split, estimate_split=args.estimate_split,
-        estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=args.out,
-        write_masks_to=args.write_masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
-        resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
-        offline=args.offline, refine=args.refine, progress=not args.json)
+    checkpoint = Path(args.backbone.removeprefix("checkpoint:")) if args.backbone.startswith("checkpoint:") else None
+    inputs = {"--data": args.data, "--backbone": checkpoint, "--weights": args.weights,
+              "--estimate-on": args.estimate_on, "--rps": args.rps}
+    if args.out is not None and args.write_masks is not None:
+        from .outputs import check_no_overlap
+
+        check_no_overlap(args.write_masks, {"--out": args.out}, "--write-masks")
+    with ExitStack() as stack:
+        out = stack.enter_context(_output_folder(args, "localize", inputs, "--out", exclude=("write_masks",)))
+        masks = stack.enter_context(_output_folder(args, "localize --write-masks", inputs, "--write-masks",
+                                                   exclude=("out", "protocol", "split")))
+        summary = localize_dataset(
+            args.data, args.backbone, weights=args.weights, split=args.split, estimate_split=args.estimate_split,
+            estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=out,
+            write_masks_to=masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
+            resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
+            offline=args.offline, refine=args.refine, progress=not args.json)
     if summary.get("warning"):
         print(f"warning: {summary['warning']}", file=sys.stderr)
     if args.json:
@@ -498,6 +572,8 @@ def _add_saliency(sub) -> None:
     p.add_argument("--per-class", type=_positive, default=None, help="images per class (default: all)")
     p.add_argument("--examples", type=_positive, default=6, help="classes shown in the figure")
     p.add_argument("--out", type=Path, default=None, help="folder for saliency.json and saliency.png")
+    p.add_argument("--overwrite", action="store_true", help="replace an --out of bgrepro saliency made with "
+                   "other arguments")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_run_saliency)
 
@@ -510,9 +586,10 @@ def _run_saliency(args: argparse.Namespace) -> int:
     if not layout.split_dir(args.data, layout.MASKS, args.split).is_dir():
         raise FileNotFoundError(f"{layout.split_dir(args.data, layout.MASKS, args.split)}: missing; the foreground "
                                 "share needs masks (build the data with `bgrepro build`)")
-    model, name, info = _load_model(args)
-    summary = {"model": name, **info, **saliency_report(model, args.data, args.split, args.per_class, args.examples,
-                                                        args.out, progress=not args.json)}
+    with _output_folder(args, "saliency", _model_inputs(args)) as out:
+        model, name, info = _load_model(args)
+        summary = {"model": name, **info, **saliency_report(model, args.data, args.split, args.per_class,
+                                                            args.examples, out, progress=not args.json)}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0
@@ -560,10 +637,10 @@ def _add_report(sub) -> None:
                    help=f"folder without train/ and val/: this share of each class becomes the test images "
                         f"(default {0.25} when models are trained)")
     p.add_argument("--seed", type=_non_negative, default=0, help="first seed (split, pairings, training)")
-    p.add_argument("--seeds", type=_positive, default=1, help="train each model with this many seeds")
+    p.add_argument("--seeds", type=_seeds, default=1, help="train each model with this many seeds (at most 50)")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None, help="scale of training (default smoke)")
     p.add_argument("--epochs", type=_positive, default=None, help="training epochs (default: the profile's)")
-    p.add_argument("--bootstrap", type=_positive, default=1000, help="resamples of the 95%% intervals")
+    p.add_argument("--bootstrap", type=_resamples, default=1000, help="resamples of the 95%% intervals")
     from .sources import PAPER_FILTERS
 
     for key, default in PAPER_FILTERS.items():
@@ -620,12 +697,36 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, OSError) as err:
-        print(f"bgrepro {args.command}: error: {_one_line(err)}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"bgrepro {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
+    except MemoryError:
+        print(f"bgrepro {args.command}: error: out of memory; try fewer images at once (--batch-size), a smaller "
+              "--size, fewer --bootstrap resamples, or a machine with more memory", file=sys.stderr)
+        return 2
+    except Exception as err:  # noqa: BLE001 - every failure reaches the user as one line (BGREPRO_DEBUG=1: traceback)
+        import os
+
+        if os.environ.get("BGREPRO_DEBUG"):
+            raise
+        print(f"bgrepro {args.command}: error: {_describe(err)}", file=sys.stderr)
+        return 2
+
+
+def _describe(err: BaseException) -> str:
+    """One line for any error: bgrepro's own (ValueError, OSError) as they are, others with their type, and
+    the disk-full and no-permission cases said in words wherever they come from."""
+    import errno
+
+    text = _one_line(err)
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC or "No space left" in text or "file write failed" in text:
+        where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else ""
+        return f"the disk is full{where}; free some space and run the same command again to resume ({text})"
+    if isinstance(err, PermissionError) and err.filename:
+        return f"{err.filename}: permission denied"
+    if isinstance(err, (ValueError, OSError)):
+        return text
+    return f"{type(err).__name__}: {text}"
 
 
 def _one_line(err: BaseException) -> str:

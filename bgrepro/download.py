@@ -27,6 +27,9 @@ from urllib.parse import urlparse
 
 from tqdm.auto import tqdm
 
+from .io import atomic_write_text
+from .outputs import check_location, locked
+
 CHUNK = 1 << 20
 
 
@@ -152,8 +155,6 @@ def _record(archive: dict, digest: str, downloads: Path) -> None:
 
 
 def _write_sums(downloads: Path, sums: dict[str, str]) -> None:
-    from .io import atomic_write_text
-
     atomic_write_text(downloads / "SHA256SUMS", "".join(f"{d}  {n}\n" for n, d in sorted(sums.items())))
 
 
@@ -170,9 +171,13 @@ def forget(manifest_path: Path, dest: Path, names: tuple[str, ...]) -> list[str]
     for name in names:
         filename = archives[name]["filename"]
         found = sums.pop(filename, None) is not None
-        for leftover in (downloads / filename, downloads / f"{filename}.part", downloads / f"{filename}.unpacked"):
+        for leftover in (downloads / filename, downloads / f"{filename}.part"):
             found |= leftover.exists()
             leftover.unlink(missing_ok=True)
+        unpacked = downloads / f"{filename}.unpacked"
+        if unpacked.exists():  # its files stay known as bgrepro's, so that the next fetch may replace them
+            found = True
+            os.replace(unpacked, downloads / f"{filename}.unpacked.forgotten")
         if found:
             cleared.append(name)
     if downloads.is_dir():
@@ -192,8 +197,18 @@ def _extract(file: Path, into: Path) -> None:
         raise ValueError(f"{file}: corrupt or unreadable archive ({err})") from None
 
 
-def unpack(file: Path, dest: Path, strip: str | None = None, exclude: tuple[str, ...] = ()) -> int:
-    """Extract an archive into dest (whole archive first into a temporary folder); returns files moved."""
+def _ours(downloads: Path) -> set[str]:
+    """Files (relative to dest) that fetching unpacked there, from the `.unpacked` records of every archive."""
+    owned: set[str] = set()
+    for record in (*downloads.glob("*.unpacked"), *downloads.glob("*.unpacked.forgotten")):
+        owned.update(line for line in record.read_text().splitlines() if line and line != "ok")
+    return owned
+
+
+def unpack(file: Path, dest: Path, strip: str | None = None, exclude: tuple[str, ...] = ()) -> list[str]:
+    """Extract an archive into dest (whole archive first into a temporary folder); returns the files moved
+    (relative to dest). A file already in dest that an earlier fetch did not unpack is the user's: the
+    archive is refused, naming it, before anything moves."""
     dest = Path(dest)
     tmp = dest / f".unpack-{file.name}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -203,16 +218,21 @@ def unpack(file: Path, dest: Path, strip: str | None = None, exclude: tuple[str,
         top = tmp / strip if strip else tmp
         if strip and not top.is_dir():
             raise ValueError(f"{file}: archive has no top-level folder {strip!r}")
-        moved = 0
+        files = []
         for path in sorted(p for p in top.rglob("*") if p.is_file()):
             rel = path.relative_to(top).as_posix()
-            if any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude):
-                continue
+            if not any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude):
+                files.append((path, rel))
+        owned = _ours(dest / ".downloads")
+        clash = next((dest / rel for _, rel in files if (dest / rel).exists() and rel not in owned), None)
+        if clash is not None:
+            raise FileExistsError(f"{clash}: already there and not unpacked by bgrepro; the archive {file.name} "
+                                  "would replace it: move it away or choose another --dest")
+        for path, rel in files:
             target = dest / rel
             target.parent.mkdir(parents=True, exist_ok=True)
             os.replace(path, target)
-            moved += 1
-        return moved
+        return [rel for _, rel in files]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -226,7 +246,12 @@ def fetch(manifest_path: Path, dest: Path, only: tuple[str, ...] | None = None, 
     unknown = [n for n in wanted if n not in names]
     if unknown:
         raise ValueError(f"unknown archive {unknown[0]!r} in {manifest_path}; choose from {', '.join(names)}")
-    dest = Path(dest)
+    dest = check_location(Path(dest), "--dest")
+    with locked(dest):
+        return _fetch_into(archives, wanted, dest, progress)
+
+
+def _fetch_into(archives: list[dict], wanted: tuple[str, ...], dest: Path, progress: bool) -> list[str]:
     downloads = dest / ".downloads"
     downloads.mkdir(parents=True, exist_ok=True)
     done = []
@@ -249,7 +274,7 @@ def fetch(manifest_path: Path, dest: Path, only: tuple[str, ...] | None = None, 
             raise
         if unrecorded:
             _record(archive, unrecorded, downloads)
-        marker.write_text("ok\n")
+        atomic_write_text(marker, "".join(f"{rel}\n" for rel in moved))
         done.append(archive["name"])
     return done
 

@@ -5,10 +5,8 @@ from __future__ import annotations
 import io
 import json
 import os
-import shutil
 import tempfile
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -47,66 +45,35 @@ def describe_difference(old: dict, new: dict) -> str:
     return "; ".join(shown) + ("; ..." if len(keys) > 3 else "")
 
 
-@contextmanager
-def staged_output(out: Path, args: dict, record: str, what: str, overwrite: bool = False) -> Iterator[Path]:
-    """The folder to write an output into, so that `out` is never left half-written or mixed.
+def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
+    """A CSV as a spreadsheet writes it: UTF-8 with or without a byte-order mark, else Windows-1252 (what
+    Excel's plain "CSV" saves), comma-, semicolon- or tab-separated; returns (columns, rows), the column
+    names stripped of spaces."""
+    import csv
 
-    `args` (what the output is a function of) is stored as `out/<record>`. If `out` already holds an
-    output of the same `args`, it is the folder (a rerun redoes only what is missing). Otherwise the
-    work goes to a hidden sibling (`layout.staging_dir`) that replaces `out` only once complete: a
-    killed run resumes there (same args) and a run that fails on bad input removes it, leaving `out`
-    as it was. An `out` made with other `args` is refused, naming the difference, unless `overwrite`.
-    """
-    from .layout import staging_dir
-
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
-    marker = out / record
-    existing = None
-    if out.is_dir() and any(out.iterdir()):
-        if marker.is_file():
-            try:
-                existing = json.loads(marker.read_text())
-            except (OSError, ValueError):
-                existing = {}
-            if existing == args:
-                yield out
-                return
-            if not overwrite:
-                raise ValueError(f"{out} already holds a different {what} ({describe_difference(existing, args)}); "
-                                 "choose another --out, or pass --overwrite to replace it")
-        elif not overwrite:
-            raise FileExistsError(f"{out}: exists and holds files that are not a {what} (no {record}); choose a "
-                                  "new or empty --out, or pass --overwrite to replace it")
-    stage = staging_dir(out)
+    path = Path(path)
     try:
-        stage.parent.mkdir(parents=True, exist_ok=True)
-        if stage.is_dir():
-            try:
-                same = json.loads((stage / record).read_text()) == args
-            except (OSError, ValueError):
-                same = False
-            if not same:  # an unfinished run with other arguments: start afresh
-                shutil.rmtree(stage)
-        stage.mkdir(exist_ok=True)
-    except OSError as err:
-        raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
-    atomic_write_text(stage / record, json.dumps(args, indent=2, sort_keys=True, default=str) + "\n")
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise IsADirectoryError(f"{path}: is a folder, not a CSV file") from None
     try:
-        yield stage
-    except Exception:
-        shutil.rmtree(stage, ignore_errors=True)  # bad input: leave nothing behind (a kill keeps it to resume)
-        raise
-    old = out.parent / f".{out.name}.replaced"
-    if out.is_dir():
-        if any(out.iterdir()):
-            shutil.rmtree(old, ignore_errors=True)
-            os.replace(out, old)
-        else:
-            out.rmdir()
-    os.replace(stage, out)
-    shutil.rmtree(old, ignore_errors=True)
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        text = raw.decode("cp1252", errors="replace")
+    if "\0" in text:
+        raise ValueError(f"{path}: not a text CSV file (it holds binary data)")
+    first = text.split("\n", 1)[0]
+    delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
+    reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        rows = list(reader)
+    except csv.Error as err:
+        raise ValueError(f"{path}: malformed CSV ({err})") from None
+    columns = [(c or "").strip() for c in (reader.fieldnames or ())]
+    rows = [{(k or "").strip(): v for k, v in row.items()} for row in rows]
+    return columns, rows
 
 
 def remove_stale_parts(root: Path) -> int:
@@ -175,7 +142,11 @@ def read_image(path: Path) -> np.ndarray:
             return _to_rgb(ImageOps.exif_transpose(img))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: image file not found") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{path}: too many pixels to open safely ({err})") from None
+    except MemoryError:
+        raise MemoryError(f"{path}: the image does not fit in memory") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
         raise ValueError(f"{path}: unreadable or truncated image ({err})") from None
 
 
@@ -190,8 +161,10 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
                 mask = np.asarray(img.convert("L"))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: mask file not found") from None
-    except (UnidentifiedImageError, OSError, ValueError) as err:
-        raise ValueError(f"{path}: unreadable mask ({err})") from None
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{path}: too many pixels to open safely ({err})") from None
+    except (UnidentifiedImageError, OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: unreadable mask ({err or 'empty file'})") from None
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
     if mask.ndim != 2:

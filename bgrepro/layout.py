@@ -26,6 +26,9 @@ SPLITS = (TRAIN, TEST)
 MASKS = "fg_mask"
 MANIFEST = "manifest.csv"
 BUILD_ARGS = "build.json"
+#: bgrepro's mark on every output folder it makes: the command, its arguments and its inputs' identity
+#: (`bgrepro.outputs`). A folder without it is the user's, and bgrepro never replaces or deletes it.
+MARKER = ".bgrepro.json"
 #: File endings read as images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -91,14 +94,21 @@ def data_identity(root: Path | str | None) -> str | None:
 
 def images_in(folder: Path, recursive: bool = False) -> list[Path]:
     """Image files of a folder (and, with `recursive`, of its subfolders), sorted."""
-    files = Path(folder).rglob("*") if recursive else Path(folder).iterdir()
-    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    folder = Path(folder)
+    files = folder.rglob("*") if recursive else folder.iterdir()
+    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p, folder))
+
+
+def hidden(path: Path, root: Path) -> bool:
+    """Whether a part of `path` below `root` is hidden: `.DS_Store`, macOS's `._photo.jpg` twins,
+    `.ipynb_checkpoints/`, bgrepro's own markers and staging folders. Hidden files are never data."""
+    return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
 
 
 def class_folders(root: Path, variant: str = "original") -> tuple[str, ...]:
     """A dataset's classes: the class folders of a variant over every split, sorted by name."""
     names = sorted({p.name for split in SPLITS if split_dir(root, variant, split).is_dir()
-                    for p in split_dir(root, variant, split).iterdir() if p.is_dir()})
+                    for p in split_dir(root, variant, split).iterdir() if p.is_dir() and not p.name.startswith(".")})
     if not names:
         raise FileNotFoundError(f"{Path(root) / variant}: no class folders (expected {variant}/<split>/<class>/)")
     return tuple(names)

@@ -236,7 +236,11 @@ def _timm_model(arch: str, weights: Path | None, offline: bool) -> nn.Module:
         for name in ("model.safetensors", "pytorch_model.bin"):
             found = try_to_load_from_cache(hub_id, name) if hub_id else None
             if isinstance(found, str):
-                return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": found})
+                try:
+                    return timm.create_model(arch, pretrained=True, pretrained_cfg_overlay={"file": found})
+                except Exception as err:  # noqa: BLE001 - safetensors, pickle and shape errors alike
+                    raise ValueError(f"{found}: unreadable or not {arch} weights ({first_line(err)}); delete it "
+                                     "from the cache (it is fetched again) or pass --weights FILE") from None
         raise FileNotFoundError(f"{arch}: timm's pretrained weights ({hub_id or 'no hub id'}) are not in the Hugging "
                                 "Face cache and --offline forbids the download; pass --weights FILE")
     try:

@@ -14,8 +14,10 @@ my data?" in the paper's terms, for any class names and any number of classes:
    Grad-CAM's share on the foreground;
 5. OUT/report.json (strict JSON, percentages) and OUT/report.html (self-contained: figures inline).
 
-Every step resumes: run the same command again after an interruption. A rerun with other arguments is
-refused (or, with `overwrite`, starts afresh); a run that fails on bad input leaves no folder behind.
+Every step resumes: run the same command again after an interruption. A rerun after the photos, masks,
+boxes or checkpoints changed recomputes the report from them; a rerun with other arguments is refused (or,
+with `overwrite`, starts afresh); OUT may not overlap any input, a folder that is not a report of
+bgrepro's is never replaced, and a run that fails on bad input leaves no folder behind.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ import numpy as np
 
 from . import layout
 from .classes import CLASS_FOLDERS, VARIANTS
-from .io import atomic_write_text, describe_difference
+from .io import atomic_write_text
 from .results import strict_json
 
 #: Default share of each class held out as test images when the folder has no train/ and val/ and models are
@@ -83,6 +85,9 @@ class ReportConfig:
             raise ValueError("--pretrained needs --arch (a torchvision architecture)")
         if self.seeds < 1:
             raise ValueError(f"--seeds must be at least 1, got {self.seeds}")
+        if (self.masks is not None or self.boxes is not None) and self.localizer_weights is not None:
+            raise ValueError("--localizer-weights goes with photos that have neither --masks nor --boxes (the "
+                             "localizer finds their objects); it would be ignored here")
         from .composite import REFINEMENTS
 
         if self.refine not in REFINEMENTS:
@@ -105,40 +110,59 @@ class ReportConfig:
 
 
 # ---------------------------------------------------------------------------------------------- the folder
+def _clear_report(out: Path) -> None:
+    """Remove what a report run writes into OUT (its parts, their staging folders and the marker), nothing else."""
+    from .outputs import marker_path
+
+    for part in layout.REPORT_PARTS:
+        path = layout.report_path(out, part)
+        for item in (path, layout.staging_dir(path), path.parent / f".{path.name}.replaced"):
+            if item.is_dir():
+                shutil.rmtree(item)
+            else:
+                item.unlink(missing_ok=True)
+    marker_path(out).unlink(missing_ok=True)
+
+
 @contextmanager
-def _report_folder(out: Path, args: dict, overwrite: bool):
-    """OUT, checked against the arguments it was made with; removed again when this run created it and
-    fails on bad input (an interruption keeps it, to resume)."""
-    marker = layout.report_path(out, "args")
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"{out}: exists and is not a folder")
-    existed = out.exists()
-    created = not existed or not any(out.iterdir())
-    if not created:
-        try:
-            old = json.loads(marker.read_text()) if marker.is_file() else None
-        except (OSError, ValueError):
-            old = {}
-        if old != args:
-            if not overwrite:
-                what = ("holds files that are not a report (no report_args.json)" if old is None else
-                        f"holds a report made with other arguments ({describe_difference(old, args)})")
-                raise ValueError(f"{out}: {what}; choose another --out, or pass --overwrite to replace it")
-            shutil.rmtree(out)
-            created = True
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
-    atomic_write_text(marker, json.dumps(args, indent=2, sort_keys=True) + "\n")
-    try:
-        yield out
-    except Exception:
-        if created:  # as it was: absent, or empty
-            shutil.rmtree(out, ignore_errors=True)
+def _report_folder(out: Path, args: dict, inputs: dict, overwrite: bool):
+    """OUT, locked for this run and checked against the arguments and inputs it was made with
+    (`outputs.decide`): resumed when they match, recomputed when the inputs changed, refused when it is
+    not a report of bgrepro's; what this run wrote is removed again if it fails on bad input (an
+    interruption keeps it, to resume)."""
+    from .outputs import RECOMPUTE, RESUME, decide, locked, notice, write_marker
+
+    with locked(out):
+        action, why = decide(out, "report", args, inputs, overwrite, "report")
+        existed = out.exists()
+        if action != RESUME:
+            if why:
+                notice(f"{why}: {'recomputing the report' if action == RECOMPUTE else 'replacing it'}")
             if existed:
-                out.mkdir(exist_ok=True)
-        raise
+                _clear_report(out)
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
+        write_marker(out, "report", args, inputs)
+        atomic_write_text(layout.report_path(out, "args"), json.dumps(args, indent=2, sort_keys=True) + "\n")
+        try:
+            yield out
+        except Exception:
+            if action != RESUME:  # as it was before this run: absent, or empty
+                _clear_report(out)
+                if not existed:
+                    shutil.rmtree(out, ignore_errors=True)
+            raise
+
+
+def _inputs(cfg: ReportConfig) -> dict:
+    """The user's files a report reads, by option (no output may overlap them; their identity is recorded)."""
+    from .models import weights_file
+
+    return {"--images": Path(cfg.images), "--masks": cfg.masks, "--boxes": cfg.boxes,
+            "--checkpoint": [Path(c) for c in cfg.checkpoints], "--localizer-weights": cfg.localizer_weights,
+            "--pretrained": weights_file(cfg.pretrained) if cfg.pretrained else None}
 
 
 # ------------------------------------------------------------------------------------------------ the data
@@ -334,14 +358,22 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
     returns the report's JSON object."""
     from .build import build
     from .models import load_checkpoint
+    from .outputs import check_location, check_no_overlap, identity_of
     from .train import train
 
     t0 = time.perf_counter()
-    cfg_out = Path(cfg.out)
+    cfg_out = check_location(Path(cfg.out))
     if not Path(cfg.images).is_dir():
         raise FileNotFoundError(f"{cfg.images}: image folder not found")
     if cfg.masks is not None and not Path(cfg.masks).is_dir():
         raise FileNotFoundError(f"{cfg.masks}: mask folder not found")
+    if cfg.localizer_weights is not None and not Path(cfg.localizer_weights).is_file():
+        raise FileNotFoundError(f"{cfg.localizer_weights}: --localizer-weights file not found")
+    for path in cfg.checkpoints:
+        if not Path(path).is_file():
+            raise FileNotFoundError(f"{path}: checkpoint not found")
+    inputs = _inputs(cfg)
+    check_no_overlap(cfg_out, inputs)
     source, split_rule, train_models = _open_source(cfg)
     given = _given_models(cfg, source.classes)
     if train_models:  # an unknown architecture or missing ImageNet weights: said now, not after the build
@@ -353,7 +385,7 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
         if cfg.pretrained:
             start_from_imagenet(model, arch, cfg.pretrained, cfg.offline)
     args = cfg.args()
-    with _report_folder(cfg_out, args, overwrite):
+    with _report_folder(cfg_out, args, identity_of(inputs), overwrite):
         masks_info = {"from": "the given masks" if cfg.masks else
                       "GrabCut from the given boxes (the paper's procedure)" if cfg.boxes else None, "warning": None}
         if cfg.masks is None and cfg.boxes is None:

@@ -25,7 +25,7 @@ import numpy as np
 
 from . import composite, layout
 from .classes import CLASS_FOLDERS, WNID_TO_IN9
-from .io import covers_image, mask_box, read_image, read_mask
+from .io import covers_image, mask_box, read_image, read_mask, read_table
 
 IMAGE_SUFFIXES = layout.IMAGE_SUFFIXES
 SPLITS = layout.SPLITS
@@ -92,7 +92,7 @@ def class_dirs(split_dir: Path, classes: Sequence[str], allow_missing: bool = Fa
     """(label, folder) of the class folders of one split, checked against the expected class list."""
     if not split_dir.is_dir():
         raise FileNotFoundError(f"{split_dir}: split folder not found")
-    present = sorted(p.name for p in split_dir.iterdir() if p.is_dir())
+    present = sorted(p.name for p in split_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
     unknown = [name for name in present if name not in classes]
     if unknown:
         raise ValueError(f"{split_dir / unknown[0]}: unknown class folder (expected one of {', '.join(classes)})")
@@ -127,6 +127,12 @@ class Source:
             if value is not None:
                 out[key] = str(Path(value).resolve()) if isinstance(value, Path) else value
         return out
+
+    def inputs(self) -> dict[str, Path]:
+        """The folders and files this source reads, by option (what no output may overlap)."""
+        options = {"root": "--in", "boxes_root": "--boxes", "boxes_file": "--boxes", "masks": "--masks"}
+        return {option: Path(getattr(self, key)) for key, option in options.items()
+                if getattr(self, key, None) is not None}
 
     def records(self, split: str) -> list[Record]:
         """Every image of a split, in a fixed order."""
@@ -513,7 +519,8 @@ class FolderSource(_PhotoSource):
 
     def _split_dirs(self) -> dict[str, Path]:
         def is_split(folder: Path) -> bool:  # holds class folders, not images: a class named `train` stays one
-            return folder.is_dir() and not images_in(folder) and any(p.is_dir() for p in folder.iterdir())
+            return folder.is_dir() and not images_in(folder) and any(p.is_dir() and not p.name.startswith(".")
+                                                                     for p in folder.iterdir())
 
         nested = {s: self.root / s for s in SPLITS if is_split(self.root / s)}
         return nested or {"val": self.root}
@@ -536,25 +543,26 @@ class FolderSource(_PhotoSource):
         if not path.is_file():
             raise FileNotFoundError(f"{path}: box CSV not found")
         table: dict[str, list[Box]] = {}
-        with open(path, newline="") as f:
-            reader = csv.DictReader(f)
-            need = {"path", "xmin", "ymin", "xmax", "ymax"}
-            if not need <= set(reader.fieldnames or ()):
-                raise ValueError(f"{path}: box CSV needs columns {', '.join(sorted(need))}")
-            for line, row in enumerate(reader, start=2):
-                if any(row.get(k) in (None, "") for k in need):
-                    missing = next(k for k in ("path", "xmin", "ymin", "xmax", "ymax") if row.get(k) in (None, ""))
-                    raise ValueError(f"{path}:{line}: the row has no {missing}")
-                try:
-                    values = [float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax")]
-                except ValueError:
-                    raise ValueError(f"{path}:{line}: box coordinates must be numbers") from None
-                if not all(math.isfinite(v) for v in values):
-                    raise ValueError(f"{path}:{line}: box coordinates must be finite numbers")
-                x0, y0, x1, y1 = (int(v) for v in values)
-                if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
-                    raise ValueError(f"{path}:{line}: box {(x0, y0, x1, y1)} is not xmin <= xmax, ymin <= ymax, >= 0")
-                table.setdefault(Path(row["path"]).as_posix(), []).append((x0, y0, x1, y1))
+        columns, rows = read_table(path)
+        need = {"path", "xmin", "ymin", "xmax", "ymax"}
+        if not need <= set(columns):
+            missing = ", ".join(sorted(need - set(columns)))
+            raise ValueError(f"{path}: box CSV needs columns {', '.join(sorted(need))} (missing: {missing}; found: "
+                             f"{', '.join(columns[:8]) or 'none'})")
+        for line, row in enumerate(rows, start=2):
+            if any(row.get(k) in (None, "") for k in need):
+                missing = next(k for k in ("path", "xmin", "ymin", "xmax", "ymax") if row.get(k) in (None, ""))
+                raise ValueError(f"{path}:{line}: the row has no {missing}")
+            try:
+                values = [float(row[k].strip().replace(",", ".")) for k in ("xmin", "ymin", "xmax", "ymax")]
+            except ValueError:
+                raise ValueError(f"{path}:{line}: box coordinates must be numbers") from None
+            if not all(math.isfinite(v) for v in values):
+                raise ValueError(f"{path}:{line}: box coordinates must be finite numbers")
+            x0, y0, x1, y1 = (int(v) for v in values)
+            if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
+                raise ValueError(f"{path}:{line}: box {(x0, y0, x1, y1)} is not xmin <= xmax, ymin <= ymax, >= 0")
+            table.setdefault(Path(row["path"]).as_posix(), []).append((x0, y0, x1, y1))
         return table
 
     def splits(self) -> list[str]:

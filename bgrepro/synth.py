@@ -44,8 +44,8 @@ from .io import (
     mask_box,
     remove_stale_parts,
     save_mask,
-    staged_output,
 )
+from .outputs import staged_output
 from .parallel import run_tasks
 from .profiles import get_profile
 
@@ -246,9 +246,10 @@ def generate(
     out: Path, config: SynthConfig, workers: int | None = None, progress: bool = True, overwrite: bool = False
 ) -> Path:
     """Write the dataset to `out` (resumable; byte-identical for the same config). `out` is written whole
-    or not at all (`io.staged_output`); one holding another config is refused unless `overwrite`."""
+    or not at all (`outputs.staged_output`); one holding another config is refused unless `overwrite`."""
     out = Path(out)
-    with staged_output(out, _identity(config), "synth.json", "synthetic dataset", overwrite) as work:
+    with staged_output(out, "synth", _identity(config), overwrite=overwrite, what="synthetic dataset",
+                       record="synth.json") as work:
         _check_writable(work)
         remove_stale_parts(work)  # left by a run that was killed mid-write
         jobs = plan(config)

@@ -111,11 +111,63 @@ def _distributed() -> tuple[int, int]:
 
 
 def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True,
-          stop_after_epoch: int | None = None, offline: bool = False) -> Path:
+          stop_after_epoch: int | None = None, offline: bool = False, overwrite: bool = False) -> Path:
     """Train (or resume) and return the path of the final checkpoint (`offline`: never download the
-    ImageNet weights of a fine-tuning run)."""
+    ImageNet weights of a fine-tuning run).
+
+    `run_dir` is bgrepro's output (`outputs`): a folder that is not bgrepro's run is refused, as is one of
+    another config (unless `overwrite`) or one that overlaps the data; a run whose data changed since
+    (another manifest, photos added) is trained afresh instead of returning the old checkpoint."""
+    from contextlib import nullcontext
+
+    from .models import weights_file
+    from .outputs import RESUME, check_location, check_no_overlap, decide, identity_of, locked, notice, write_marker
+
     run_dir = Path(run_dir)
     rank, world = _distributed()
+    inputs = {"--data": Path(config.data)}
+    if config.pretrained and weights_file(config.pretrained) is not None:
+        inputs["--pretrained"] = weights_file(config.pretrained)
+    if rank == 0:
+        check_location(run_dir)
+        check_no_overlap(run_dir, inputs)
+        if not Path(config.data).is_dir():
+            raise FileNotFoundError(f"{config.data}: data folder not found")
+    with locked(run_dir) if rank == 0 else nullcontext():
+        action, existed = RESUME, run_dir.exists()
+        if rank == 0:
+            identity = identity_of(inputs)
+            action, why = decide(run_dir, "train", config.as_dict(), identity, overwrite, "training run")
+            if action != RESUME:
+                if why:
+                    notice(f"{why}: training afresh")
+                _remove_run(run_dir)
+                run_dir.mkdir(parents=True, exist_ok=True)
+                write_marker(run_dir, "train", config.as_dict(), identity)
+        if world > 1:
+            torch.distributed.barrier()
+        try:
+            return _train(config, run_dir, rank, world, device, progress, stop_after_epoch, offline)
+        except Exception:
+            if rank == 0 and action != RESUME:  # bad input: the folder as it was (an interruption keeps it, to resume)
+                _remove_run(run_dir, marker=True)
+                if not existed:
+                    run_dir.rmdir()
+            raise
+
+
+def _remove_run(run_dir: Path, marker: bool = False) -> None:
+    """Delete what training writes into its (bgrepro-made) run folder."""
+    from .outputs import marker_path
+
+    for name in ("checkpoint.pt", "last.pt", "train_log.json"):
+        (run_dir / name).unlink(missing_ok=True)
+    if marker:
+        marker_path(run_dir).unlink(missing_ok=True)
+
+
+def _train(config: TrainConfig, run_dir: Path, rank: int, world: int, device, progress: bool,
+           stop_after_epoch: int | None, offline: bool) -> Path:
     if world > 1 and torch.cuda.is_available():
         device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(device)

@@ -329,8 +329,8 @@ def train_loss_diverges(tmp, fx):
 
 
 def train_hostile_resume_file(tmp, fx):
-    _checkpoint(tmp / "run" / "last.pt", {"x": [1, 2, 3]})
-    return _train(tmp, fx), "last.pt"
+    _checkpoint(tmp / "run" / "last.pt", {"x": [1, 2, 3]})  # in a folder bgrepro did not make: never read
+    return _train(tmp, fx), str(tmp / "run")
 
 
 def _eval(fx, *extra, command="eval"):

@@ -195,8 +195,12 @@ def test_localize_cli_and_rps_masks_feed_the_builder(tmp_path, tiny_variants, ti
         mask = np.load(f)
         assert mask.shape == (32, 32) and mask.any() and not mask.all()
     assert (tmp_path / "o" / "rps.pt").exists() and (tmp_path / "o" / "localize.json").exists()
-    assert main([*args, "--write-masks", str(masks_dir)]) == 0  # resumes: nothing left to write
+    again = [*args, "--class-wise", "labels", "--write-masks", str(masks_dir), "--out", str(tmp_path / "o")]
+    assert main(again) == 0  # the same command resumes: nothing left to write
     assert json.loads(capsys.readouterr().out)["masks_written"] == 0
+    before = sorted(masks_dir.rglob("*.npy"))
+    assert main([*again, "--mask-threshold", "0.3"]) == 2  # other masks: never mixed with the old ones
+    assert "mask_threshold: 0.5 -> 0.3" in capsys.readouterr().err and sorted(masks_dir.rglob("*.npy")) == before
     out = tmp_path / "variants"
     assert main(["build", "--source", "folder", "--in", str(tiny_variants / "original"), "--masks", str(masks_dir),
                  "--out", str(out), "--size", "32", "--missing-masks", "reject",

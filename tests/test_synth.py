@@ -170,7 +170,7 @@ def test_resume_after_kill_is_byte_identical(tmp_path):
 
 def test_refuses_to_mix_two_datasets(tmp_path):
     generate(tmp_path / "d", SynthConfig(size=16, train_per_class=1, test_per_class=0), progress=False)
-    with pytest.raises(ValueError, match="different synthetic dataset"):
+    with pytest.raises(ValueError, match="synthetic dataset made with other arguments"):
         generate(tmp_path / "d", SynthConfig(size=16, train_per_class=1, test_per_class=0, seed=3),
                  progress=False)
 

@@ -94,7 +94,7 @@ def test_resumed_training_reproduces_the_uninterrupted_run(tmp_path, tiny_varian
 
 def test_run_folder_refuses_another_config(tmp_path, tiny_variants):
     train(_tiny_config(tiny_variants, epochs=1), tmp_path / "run", progress=False)
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ValueError, match="other arguments"):
         train(_tiny_config(tiny_variants, epochs=2), tmp_path / "run", progress=False)
 
 
@@ -190,8 +190,14 @@ def test_a_hostile_checkpoint_runs_no_code(tmp_path, tiny_variants, capsys):
     run = tmp_path / "run"
     run.mkdir()
     torch.save({"meta": {"config": {}}, "x": _Payload(marker)}, run / "last.pt")  # a planted resume file
+    config = TrainConfig.from_profile(tiny_variants, "tiny", epochs=1)
+    with pytest.raises(FileExistsError, match="did not make"):  # not a run folder of bgrepro's: not even read
+        train(config, run, progress=False)
+    from bgrepro.outputs import fingerprint, write_marker
+
+    write_marker(run, "train", config.as_dict(), {"--data": fingerprint(tiny_variants)})  # as if bgrepro's own
     with pytest.raises(ValueError, match="last.pt"):
-        train(TrainConfig.from_profile(tiny_variants, "tiny", epochs=1), run, progress=False)
+        train(config, run, progress=False)
     assert not marker.exists()
 
 
