@@ -21,7 +21,7 @@ VARIANTS_DIR := $(DATA)
 endif
 BOOK_HTML := book/_build/html
 
-.PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-gpu clean
+.PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-gpu bench-lease clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
@@ -33,6 +33,7 @@ help:
 	@echo "make fullcheck  every chapter at 224 px with the full profile's architectures on 2+2 images per class (CPU, ~15 min)"
 	@echo "make bench      throughput benchmarks (variant builder; training vs ImageFolder; challenge vs official)"
 	@echo "make bench-gpu  every stage at IN-9's size on a GPU -> bench/results/gpu.json (bench/gpu.py)"
+	@echo "make bench-lease one 9-minute GPU command: the challenge at 4,050 x 4,050, claims at IN-9's test size"
 	@echo "make clean      remove results/ and generated data (keeps .venv)"
 
 TORCH_VERSION := 2.14.1
@@ -95,6 +96,11 @@ fullcheck:
 
 bench-gpu: setup
 	$(BIN)/python bench/gpu.py --out bench/results/gpu.json
+
+# One GPU lease (one command of at most 9 minutes): IN-9's test set, the challenge at 4,050 x 4,050 in fp32,
+# the claims at IN-9's test size. On the lent machine: PYTHONPATH=. python bench/gpu.py --lease --out $OUT/gpu.json
+bench-lease: setup
+	$(BIN)/python bench/gpu.py --lease --out bench/results/gpu-lease.json
 
 bench: data
 	$(BIN)/python bench/build_throughput.py --profile $(PROFILE)

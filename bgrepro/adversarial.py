@@ -47,6 +47,9 @@ class ChallengeResult:
     pairs: np.ndarray | None = field(default=None, repr=False)
     #: The dataset's class names, in label order.
     classes: tuple[str, ...] = ()
+    #: Foregrounds still unfooled but not yet tried on every background when a `time_limit` stopped the
+    #: search (0: complete, the fooled set exact). Then `fooled` is a lower bound on the exact one.
+    undecided: int = 0
 
     @property
     def challenge_accuracy(self) -> float:
@@ -105,6 +108,8 @@ class ChallengeResult:
             "composites": int(self.composites),
             "seconds": round(self.seconds, 3),
             "all_pairs": self.pairs is not None,
+            "complete": self.undecided == 0,
+            "undecided": int(self.undecided),
         }
         if self.pairs is not None:
             out["background_ids"] = list(self.bg_ids)
@@ -190,7 +195,8 @@ class _Scorer:
 
 def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageSet, *, all_pairs: bool = False,
               device=None, batch_size: int | None = None, precision: str = "fp32", progress: bool = True,
-              first_step: int = 2, max_step: int = 256, pilot: int = 2) -> ChallengeResult:
+              first_step: int = 2, max_step: int = 256, pilot: int = 2,
+              time_limit: float | None = None) -> ChallengeResult:
     """The backgrounds challenge: which foregrounds does some background make the model misclassify?
 
     Early stopping (default): `pilot` foregrounds per class first meet every background; the share
@@ -205,7 +211,7 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
     scorer = _Scorer(model, foregrounds, backgrounds, device, batch_size, precision)
     n, m, k = len(foregrounds), len(backgrounds), scorer.num_classes
     labels = foregrounds.labels.to(scorer.device)
-    composites = 0
+    composites, undecided = 0, 0
     pairs = None
     if all_pairs:
         pairs_t = torch.zeros(n, m, dtype=torch.bool)
@@ -244,6 +250,8 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
         alive = torch.nonzero(alive).flatten()
         pos, step = 0, first_step
         while len(alive) and pos < m:
+            if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                break
             take = min(step, m - pos)
             fi = alive.repeat_interleave(take)
             bi = order[labels[alive], pos:pos + take].reshape(-1)
@@ -257,10 +265,12 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
             bar.set_postfix(standing=len(alive), tried=pos)
         bar.close()
         fooled = fooled_t.cpu().numpy()
+        undecided = len(alive) if pos < m else 0
     return ChallengeResult(
         fg_ids=list(foregrounds.ids), fg_labels=foregrounds.labels.numpy().copy(), bg_ids=list(backgrounds.ids),
         bg_labels=backgrounds.labels.numpy().copy(), fooled=fooled, composites=composites,
         seconds=time.perf_counter() - t0, pairs=pairs, classes=tuple(foregrounds.classes),
+        undecided=undecided,
     )
 
 

@@ -87,3 +87,53 @@ def test_gpu_benchmark_runs_every_stage_on_a_handful_of_images(tmp_path):
     assert result["saliency"]["maps_per_second"] > 0 and result["localize"]["estimate_images_per_second"] > 0
     assert set(result["claims"]["bg_gap"]["accuracy"]) >= {"original", "mixed_same", "mixed_rand"}
     assert all(result[s]["peak_host_mb"] > 0 for s in ("data", "train", "claims", "challenge"))
+
+
+def test_a_time_limited_challenge_says_it_is_incomplete_and_keeps_a_lower_bound(tiny_variants, tiny_checkpoint):
+    from bgrepro.adversarial import challenge, load_challenge_data
+    from bgrepro.models import load_checkpoint
+
+    model, _ = load_checkpoint(tiny_checkpoint)
+    fgs, bgs = load_challenge_data(tiny_variants)
+    exact = challenge(model, fgs, bgs, progress=False, pilot=0)
+    cut = challenge(model, fgs, bgs, progress=False, pilot=0, time_limit=0.0)
+    assert exact.undecided == 0 and exact.to_json()["complete"] is True
+    assert cut.undecided > 0 and cut.to_json()["complete"] is False
+    assert not (cut.fooled & ~exact.fooled).any()  # what it found fooled is fooled: a lower bound
+
+
+def test_the_lease_rehearsal_fits_its_budget_and_records_every_measurement(tmp_path):
+    """`bench/gpu.py --lease` on the CPU at check sizes: the command a GPU lease runs, end to end."""
+    out = tmp_path / "lease.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--lease", "--scale", "check",
+                           "--budget", "240", "--max-epochs", "2", "--work", str(tmp_path / "work"), "--out", str(out),
+                           "--commit", "abc123"], capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["provenance"]["commit"] == "abc123"
+    assert result["lease"]["stages"] == ["data", "claims", "challenge", "mixed_rand", "saliency", "localize"]
+    assert 0 < result["lease"]["seconds"] <= 240
+    assert result["data"]["images"] == 9 * (4 + 2) and result["data"]["build_test_files"] == 9 * 2 * 9
+    claims = result["claims"]
+    assert 1 <= claims["plan"]["epochs"] <= 2 and claims["bg_gap"]["epochs"] == claims["plan"]["epochs"]
+    assert set(claims["bg_gap"]["accuracy"]) >= {"original", "mixed_same", "mixed_rand"}
+    challenge = result["challenge"]
+    assert challenge["precision"] == "fp32" and challenge["complete"] is True
+    assert challenge["foregrounds"] == challenge["backgrounds"] == 9 * 2
+    assert challenge["fooled_sets_identical"] is True and challenge["speedup_vs_official"] > 0
+    assert challenge["forward_only_images_per_second"] > 0 and len(challenge["fooled_ids"]) <= 18
+    assert "mixed_rand" in result["mixed_rand"] or "skipped" in result["mixed_rand"]
+    assert result["saliency"]["maps_per_second"] > 0 and result["localize"]["map_images_per_second"] > 0
+
+
+def test_the_lease_stops_at_its_deadline_and_keeps_what_it_measured(tmp_path):
+    out = tmp_path / "lease.json"
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--lease", "--scale", "check",
+                           "--budget", "14", "--max-epochs", "1", "--work", str(tmp_path / "work"), "--out", str(out)],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1
+    result = json.loads(out.read_text())
+    assert "images" in result["data"]  # measured before the deadline, kept
+    late = [s for s in result["lease"]["stages"] if "error" in result[s]]
+    assert late and all("deadline" in result[s]["error"] or "budget" in result[s]["error"] for s in late)
+    assert result["lease"]["seconds"] <= 14 + 5
