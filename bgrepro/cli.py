@@ -99,6 +99,14 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _triple(text: str) -> tuple[float, float, float]:
+    """Three finite numbers R,G,B (mean or std of a model's normalisation)."""
+    parts = [p for p in text.replace(" ", "").split(",") if p]
+    if len(parts) != 3:
+        raise argparse.ArgumentTypeError(f"must be three numbers R,G,B, got {text!r}")
+    return tuple(_finite(p) for p in parts)
+
+
 def _device(text: str) -> str:
     """A torch device that exists on this machine (cpu, cuda, cuda:N, mps)."""
     import torch
@@ -337,7 +345,12 @@ def _add_eval(sub) -> None:
                         "(paired); 0: none")
     p.add_argument("--seed", type=_non_negative, default=0, help="seed of the bootstrap")
     p.add_argument("--record", type=Path, default=None, help="where to write the JSON record "
-                   "(default: beside the checkpoint, or results/eval-<arch>.json)")
+                   "(default: beside the checkpoint or predictions, or results/eval-<arch>.json)")
+    p.add_argument("--predictions", type=Path, default=None,
+                   help="score predictions made outside bgrepro instead of a model: a CSV with `path` (relative "
+                        "to --data) and `prediction` (class name or output index), or one logit column per class")
+    p.add_argument("--list-images", action="store_true",
+                   help="print every image to score (CSV column `path`, relative to --data) and stop")
     p.set_defaults(func=_run_eval)
 
 
@@ -347,10 +360,21 @@ def _add_model_args(p) -> None:
     from .models import PAPER_WEIGHTS
 
     p.add_argument("--data", type=Path, required=True)
-    p.add_argument("--checkpoint", type=Path, help="a bgrepro checkpoint, or an official release's file "
-                   "(robustness library: its architecture is --arch, resnet50 by default)")
+    p.add_argument("--checkpoint", type=Path, help="the model, in any format (read from the file): a bgrepro or "
+                   "official checkpoint, a state dict (with --arch), TorchScript, torch.export (.pt2), ONNX, or a "
+                   "Hugging Face folder or hub id")
     p.add_argument("--arch", help="with --pretrained: an ImageNet architecture (torchvision or timm name); with "
-                   "an official --checkpoint: its architecture")
+                   "a state dict or an official --checkpoint: its architecture")
+    p.add_argument("--classes", type=Path, default=None,
+                   help="the model's class names, one per line in output order (when the model does not carry them)")
+    p.add_argument("--class-map", type=Path, default=None,
+                   help="JSON {model output index or name: data class}; outputs mapped to no class count as wrong")
+    p.add_argument("--input-size", type=_side, default=None, help="the model's input side in pixels (default: "
+                   "what the model carries, else the data's size)")
+    p.add_argument("--mean", type=_triple, default=None, help="R,G,B normalisation mean (default: the model's, "
+                   "else ImageNet's)")
+    p.add_argument("--std", type=_triple, default=None, help="R,G,B normalisation std (default: the model's, "
+                   "else ImageNet's)")
     p.add_argument("--pretrained", action="store_true", help="ImageNet weights, downloaded into the torch/timm "
                    "cache when missing (unless --offline)")
     p.add_argument("--weights", type=Path, default=None, help="ImageNet weights file (instead of the cache)")
@@ -386,14 +410,16 @@ def _output_folder(args: argparse.Namespace, command: str, inputs: dict, option:
 
 
 def _load_model(args: argparse.Namespace):
-    from .models import model_for_data
+    """(model adapted to the data, its name, what it is) from the model options of a command."""
+    from .registry import model_for_data
 
     if not args.checkpoint and not args.arch:
-        raise ValueError("pass --checkpoint FILE or --arch NAME --pretrained")
-    if args.checkpoint and args.pretrained:
-        raise ValueError("--pretrained goes with --arch alone, not with --checkpoint")
-    return model_for_data(args.data, args.checkpoint, args.arch, args.pretrained, args.weights, args.weights_tag,
-                          args.offline)
+        raise ValueError("pass --checkpoint FILE (any format) or --arch NAME --pretrained")
+    loaded = model_for_data(args.data, args.checkpoint, args.arch, args.pretrained, args.weights, args.weights_tag,
+                            args.offline, args.classes, args.class_map, args.input_size, args.mean, args.std)
+    if loaded.class_mapping and loaded.class_mapping.startswith("assumed"):
+        print(f"note: classes {loaded.class_mapping}", file=sys.stderr)
+    return loaded.net, loaded.name, loaded.info()
 
 
 def _precision_check(model, images, args) -> dict | None:
@@ -408,23 +434,65 @@ def _precision_check(model, images, args) -> dict | None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import evaluate, format_table, test_set
+    from .evaluate import (
+        correctness_from_predictions,
+        format_table,
+        image_listing,
+        read_predictions,
+        summarize,
+        test_set,
+    )
     from .io import atomic_write_text
     from .outputs import check_file_output
 
+    if args.list_images:
+        print("path")
+        print("\n".join(image_listing(args.data, args.split)))
+        return 0
+    if args.predictions and (args.checkpoint or args.arch):
+        raise ValueError("--predictions replaces the model: pass it without --checkpoint and --arch")
     name_hint = args.arch or "model"
-    record = args.record or (args.checkpoint.parent / "eval.json" if args.checkpoint else
+    inputs = {**_model_inputs(args), "--predictions": args.predictions}
+    beside = args.checkpoint or args.predictions
+    record = args.record or (beside.parent / "eval.json" if beside and Path(beside).exists() else
                              Path("results") / f"eval-{name_hint}.json")
-    check_file_output(record, "eval", _model_inputs(args), "--record")
-    model, name, info = _load_model(args)
-    result = evaluate(model, args.data, split=args.split, precision=args.precision, bootstrap=args.bootstrap,
-                      seed=args.seed)
-    result.update(model=name, **info, precision=args.precision,
-                  precision_check=_precision_check(model, test_set(args.data, "original", args.split).images, args),
-                  written_by="bgrepro eval")
+    check_file_output(record, "eval", inputs, "--record")
+    if args.predictions:
+        from .layout import class_folders
+        from .registry import read_classes
+
+        classes = list(class_folders(args.data))
+        outputs = read_classes(args.classes) if args.classes else None
+        predicted = read_predictions(args.predictions, classes, outputs, args.class_map)
+        arrays = correctness_from_predictions(predicted, args.data, args.split, str(args.predictions))
+        result = summarize(*arrays, args.bootstrap, args.seed)
+        result.update(model=args.predictions.name, format="predictions", weights=str(args.predictions))
+        model = None
+    else:
+        from .evaluate import correctness
+        from .inference import Inference
+
+        model, name, info = _load_model(args)
+        arrays = correctness(model, args.data, None, args.split, Inference.at(None, args.precision), False)
+        result = summarize(*arrays, args.bootstrap, args.seed)
+        result.update(model=name, **info, precision=args.precision,
+                      precision_check=_precision_check(model, test_set(args.data, "original", args.split).images,
+                                                       args))
+    result["finegrained"] = _finegrained(*arrays, args.data)
+    result["written_by"] = "bgrepro eval"
     atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
     return 0
+
+
+def _finegrained(correct: dict, ids: dict, labels: dict, classes: list, data: Path) -> dict | None:
+    """The fine-grained shares (%) from per-image correctness, when the four variants it needs are there."""
+    from . import finegrained
+
+    if not set(finegrained.VARIANTS_USED) <= correct.keys():
+        return None
+    table = finegrained.categorize(finegrained.correctness_table(correct, ids, labels["original"], classes, data))
+    return {k: float(v) for k, v in finegrained.summary(table)["share %"].items()}
 
 
 def _add_challenge(sub) -> None:
@@ -571,6 +639,9 @@ def _add_saliency(sub) -> None:
     _add_model_args(p)
     p.add_argument("--per-class", type=_positive, default=None, help="images per class (default: all)")
     p.add_argument("--examples", type=_positive, default=6, help="classes shown in the figure")
+    p.add_argument("--target-layer", default=None, help="the module Grad-CAM explains, by its name in the model "
+                   "(default: the last convolutional stage; a vision transformer's last block, its tokens on the "
+                   "patch grid)")
     p.add_argument("--out", type=Path, default=None, help="folder for saliency.json and saliency.png")
     p.add_argument("--overwrite", action="store_true", help="replace an --out of bgrepro saliency made with "
                    "other arguments")
@@ -589,7 +660,8 @@ def _run_saliency(args: argparse.Namespace) -> int:
     with _output_folder(args, "saliency", _model_inputs(args)) as out:
         model, name, info = _load_model(args)
         summary = {"model": name, **info, **saliency_report(model, args.data, args.split, args.per_class,
-                                                            args.examples, out, progress=not args.json)}
+                                                            args.examples, out, progress=not args.json,
+                                                            layer=args.target_layer)}
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0

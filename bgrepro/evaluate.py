@@ -90,6 +90,100 @@ def correctness(model: torch.nn.Module, root: Path, variants: list[str] | None =
     return correct, ids, labels, classes
 
 
+def image_listing(root: Path, split: str = "val") -> list[str]:
+    """Every image a model is scored on, as paths relative to `root` (`<variant>/<split>/<class>/<file>`):
+    what a predictions file made outside bgrepro must cover (`bgrepro eval --list-images`)."""
+    from .datasets import list_variant
+
+    variants = available_variants(root, split)
+    if not variants:
+        raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
+    classes = layout.class_folders(root)
+    return [p.relative_to(root).as_posix() for v in variants for p, _ in list_variant(root, v, split, classes)]
+
+
+def read_predictions(path: Path, classes: list[str], outputs: tuple[str, ...] | None = None,
+                     class_map: Path | None = None) -> dict[str, int]:
+    """A predictions file made outside bgrepro, as {image path: predicted data class (len(classes): none)}.
+
+    Columns: `path` (relative to the data: `<variant>/<split>/<class>/<file>`) and either `prediction` (a class
+    name, or an output index: of `outputs` when given, else of the data's sorted classes) or one logit column
+    per class (the column names are the model's outputs; the largest wins). `class_map` maps the model's
+    outputs to the data's classes as for a model (`registry.resolve_outputs`)."""
+    from .io import read_table
+    from .registry import resolve_outputs
+
+    columns, rows = read_table(path)
+    if "path" not in columns:
+        raise ValueError(f"{path}: a predictions file needs a `path` column (found: {', '.join(columns[:6])})")
+    if not rows:
+        raise ValueError(f"{path}: no predictions")
+    logit_columns = [c for c in columns if c != "path"] if "prediction" not in columns else None
+    if logit_columns is not None and len(logit_columns) < 2:
+        raise ValueError(f"{path}: needs a `prediction` column, or one logit column per class")
+    names = tuple(logit_columns) if logit_columns is not None else outputs
+    n_out = len(names) if names else len(classes)
+    groups, _ = resolve_outputs(names, n_out, list(classes), class_map=class_map, source=str(path))
+    out: dict[str, int] = {}
+    for line, row in enumerate(rows, start=2):
+        key = (row.get("path") or "").strip().replace("\\", "/").removeprefix("./")
+        if not key:
+            raise ValueError(f"{path}:{line}: no path")
+        if logit_columns is not None:
+            try:
+                values = [float(row[c]) for c in logit_columns]
+            except (TypeError, ValueError):
+                raise ValueError(f"{path}:{line}: the logits must be numbers") from None
+            if not np.isfinite(values).all():
+                raise ValueError(f"{path}:{line}: a logit is NaN or infinite")
+            index = int(np.argmax(values))
+        else:
+            value = (row.get("prediction") or "").strip()
+            if names is not None and value in names:
+                index = names.index(value)
+            elif names is None and value in classes:
+                index = list(classes).index(value)
+            elif value.lstrip("-").isdigit() and 0 <= int(value) < n_out:
+                index = int(value)
+            else:
+                known = ", ".join((names or classes)[:4])
+                raise ValueError(f"{path}:{line}: prediction {value!r} is neither a class ({known}, ...) nor an "
+                                 f"output index 0 to {n_out - 1}")
+        if key in out:
+            raise ValueError(f"{path}:{line}: a second prediction for {key}")
+        out[key] = index if groups is None else groups[index]
+    return out
+
+
+def correctness_from_predictions(predictions: dict[str, int], root: Path, split: str = "val",
+                                 source: str = "the predictions") -> tuple[dict, dict, dict, list[str]]:
+    """`correctness`'s arrays from predictions made outside bgrepro (`read_predictions`): the same images,
+    ids and order as the in-process route, so every number computed from them is the same."""
+    from .datasets import list_variant
+
+    variants = available_variants(root, split)
+    if not variants:
+        raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
+    classes = layout.class_folders(root)
+    correct, ids, labels, missing, seen = {}, {}, {}, [], set()
+    for variant in variants:
+        items = list_variant(root, variant, split, classes)
+        keys = [p.relative_to(root).as_posix() for p, _ in items]
+        missing += [k for k in keys if k not in predictions]
+        seen.update(keys)
+        labels[variant] = np.array([label for _, label in items])
+        ids[variant] = [f"{p.parent.name}/{p.stem}" for p, _ in items]
+        correct[variant] = np.array([predictions.get(k, -1) == label for k, (_, label) in zip(keys, items)])
+    if missing:
+        raise ValueError(f"{source}: no prediction for {len(missing)} of {len(seen)} images (e.g. {missing[0]}); "
+                         f"`bgrepro eval --data {root} --list-images` lists every image to score")
+    extra = sorted(set(predictions) - seen)
+    if extra:
+        raise ValueError(f"{source}: {len(extra)} paths are not test images of {root} (e.g. {extra[0]}); paths are "
+                         "relative to the data: <variant>/<split>/<class>/<file>")
+    return correct, ids, labels, list(classes)
+
+
 def summarize(correct: dict[str, np.ndarray], ids: dict[str, list[str]], labels: dict[str, np.ndarray],
               classes: list[str], bootstrap: int = 0, seed: int = 0) -> dict:
     """Accuracy on every set, per class, the BG-Gap and (with `bootstrap` resamples) their 95% intervals,

@@ -46,7 +46,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from .inference import Inference
-from .models import Normalize, feature_trunk, first_line, safe_load
+from .models import Normalize, feature_trunk, safe_load
+from .registry import SELF_SUPERVISED, self_supervised_weights
 
 #: Map thresholds of the standard evaluation (wsolevaluation's default interval, 0.001).
 CAM_THRESHOLDS = np.arange(0, 1, 0.001)
@@ -108,36 +109,6 @@ def _load_into(net: torch.nn.Module, path: Path) -> list[str]:
         first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), str(err))
         raise ValueError(f"{path}: weights do not fit the backbone ({first[:160]})") from None
     return missing
-
-
-_FB = "https://dl.fbaipublicfiles.com"
-#: The self-supervised backbones of the RPS paper by name: (architecture, the authors' release URL). Their
-#: files land in torch.hub's checkpoint cache; their layouts (MoCo's query / base encoders) are unwrapped.
-SELF_SUPERVISED = {
-    "dino_resnet50": ("resnet50", f"{_FB}/dino/dino_resnet50_pretrain/dino_resnet50_pretrain.pth"),
-    "dino_vits16": ("vit_small_patch16_224", f"{_FB}/dino/dino_deitsmall16_pretrain/dino_deitsmall16_pretrain.pth"),
-    "mocov2_resnet50": ("resnet50", f"{_FB}/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar"),
-    "mocov3_resnet50": ("resnet50", f"{_FB}/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar"),
-}
-
-
-def self_supervised_weights(name: str, offline: bool = False, progress: bool = True) -> Path:
-    """The local file of a named self-supervised backbone: torch.hub's checkpoint cache, downloaded there
-    by torch.hub unless `offline` (then one error naming the missing file)."""
-    _, url = SELF_SUPERVISED[name]
-    path = Path(torch.hub.get_dir()) / "checkpoints" / Path(url).name
-    if path.exists():
-        return path
-    if offline:
-        raise FileNotFoundError(f"{path.name}: the {name} weights are not in {path.parent} and --offline forbids "
-                                f"the download ({url}); put the file there or pass --weights FILE")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        torch.hub.download_url_to_file(url, str(path), progress=progress)
-    except Exception as err:  # noqa: BLE001 - network and disk errors end the same way
-        raise OSError(f"{path.name}: could not download the {name} weights from {url} into {path.parent} "
-                      f"({first_line(err)})") from None
-    return path
 
 
 def set_resnet_stride(net: torch.nn.Module, stride: int) -> torch.nn.Module:

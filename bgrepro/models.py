@@ -455,27 +455,3 @@ def require_classes(checkpoint: Path, trained: list[str], data: Path, classes: l
     """Refuse a model trained on other classes than the data's (one line naming the checkpoint)."""
     if list(trained) != list(classes):
         raise ValueError(f"{checkpoint}: the model was trained on {_names(trained)} but {data} has {_names(classes)}")
-
-
-def model_for_data(data: Path, checkpoint: Path | None = None, arch: str | None = None, pretrained: bool = False,
-                   weights: Path | None = None, weights_tag: str = PAPER_WEIGHTS,
-                   offline: bool = False) -> tuple[nn.Module, str, dict]:
-    """The model a command scores on `data`, its name, and what it is (`weights`: which file or tag): a
-    checkpoint (bgrepro's, refused unless trained on the data's classes, or the official release's,
-    whose architecture is `arch`), or an ImageNet-pretrained `arch` (torchvision or timm) mapped to IN-9
-    (IN-9's classes only), with torchvision's weights `weights_tag` (the paper's IMAGENET1K_V1 by default)."""
-    from . import layout
-
-    data_classes = list(layout.class_folders(data))
-    if checkpoint:
-        model, meta = load_checkpoint(checkpoint, arch=arch)
-        require_classes(checkpoint, meta["classes"], data, data_classes)
-        return model, meta["arch"], {"weights": str(checkpoint), "format": meta.get("format", "bgrepro")}
-    if not (arch and pretrained):
-        raise ValueError("--arch needs --pretrained (or pass a trained --checkpoint)")
-    if tuple(data_classes) != in9.CLASS_FOLDERS:
-        raise ValueError(f"{data}: an ImageNet model is scored through the 1000 -> IN-9 class mapping, "
-                         f"which needs IN-9's class folders, but it has {_names(data_classes)}; "
-                         "train a model on this data instead")
-    tag = str(weights) if weights else weights_tag if arch in TORCHVISION_ARCHS else "timm pretrained"
-    return imagenet_model(arch, weights, weights_tag, offline), arch, {"weights": tag, "format": "imagenet"}
