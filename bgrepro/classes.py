@@ -57,6 +57,10 @@ VARIANTS: tuple[str, ...] = (
     "mixed_rand",
     "mixed_next",
 )
+#: The paper's name of each variant, for tables, figures and reports.
+VARIANT_NAMES = {"original": "Original", "only_bg_b": "Only-BG-B", "only_bg_t": "Only-BG-T", "no_fg": "No-FG",
+                 "only_fg": "Only-FG", "mixed_same": "Mixed-Same", "mixed_rand": "Mixed-Rand",
+                 "mixed_next": "Mixed-Next"}
 
 
 def class_index(folder: str) -> int:

@@ -695,9 +695,25 @@ def _add_report(sub) -> None:
     p.add_argument("--refine", choices=REFINEMENTS, default="grabcut",
                    help="RPS masks: refined into the object's outline by GrabCut (default) or not")
     p.add_argument("--checkpoint", type=Path, nargs="+", default=(),
-                   help="model(s) to report on (bgrepro or official checkpoints); default: train them")
+                   help="model(s) to report on, in any format (bgrepro or official checkpoints, state dicts with "
+                        "--arch, TorchScript, torch.export, ONNX, Hugging Face folders or hub ids); default: train "
+                        "them")
+    p.add_argument("--classes", type=Path, default=None, help="the given models' class names, one per line in "
+                   "output order")
+    p.add_argument("--class-map", type=Path, default=None,
+                   help="JSON {model output index or name: photo class}; outputs mapped to none count as wrong")
+    p.add_argument("--input-size", type=_side, default=None, help="the given models' input side (default: what "
+                   "the model carries, else --size)")
+    p.add_argument("--mean", type=_triple, default=None, help="R,G,B normalisation mean of the given models")
+    p.add_argument("--std", type=_triple, default=None, help="R,G,B normalisation std of the given models")
+    p.add_argument("--predictions", type=Path, default=None,
+                   help="report on predictions made outside bgrepro instead of a model: a CSV of path (relative to "
+                        "OUT/data, as --list-images writes them) and prediction; the challenge and Grad-CAM need "
+                        "the model and are skipped")
+    p.add_argument("--list-images", action="store_true",
+                   help="build the variants, write OUT/images.csv (every image to score) and stop")
     p.add_argument("--arch", default=None, help="architecture of the trained models (default: the profile's); "
-                   "with an official --checkpoint, its architecture")
+                   "with a state dict or an official --checkpoint, its architecture")
     p.add_argument("--pretrained", nargs="?", const="IMAGENET1K_V1", default=None, metavar="TAG_OR_FILE",
                    help="ImageNet weights for --arch: on IN-9's classes the ImageNet model is scored through the "
                         "1000 -> IN-9 mapping; on other classes the trained models start from them (fine-tuning)")
@@ -735,8 +751,13 @@ def _run_report(args: argparse.Namespace) -> int:
         arch=args.arch, pretrained=args.pretrained, offline=args.offline, size=args.size,
         val_fraction=args.val_fraction, seed=args.seed, seeds=args.seeds, profile=args.profile, epochs=args.epochs,
         filters={k: getattr(args, k) for k in PAPER_FILTERS if getattr(args, k) is not None},
-        bootstrap=args.bootstrap)
+        bootstrap=args.bootstrap, classes_file=args.classes, class_map=args.class_map, input_size=args.input_size,
+        mean=args.mean, std=args.std, predictions=args.predictions, list_images=args.list_images)
     report = make_report(config, overwrite=args.overwrite, progress=not args.json)
+    if "listing" in report:
+        print(f"the images to score, relative to {report['data']}: {report['listing']}; score them with your model "
+              "and run the same command with --predictions FILE (columns path, prediction)")
+        return 0
     if args.json:
         print(json.dumps(report, allow_nan=False))
         return 0

@@ -36,7 +36,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: The parts of a `bgrepro report` folder: its arguments, the RPS masks and w* (only for photos without masks
 #: or boxes), the built variants, the models it trains, and the report itself.
 REPORT_PARTS = {"args": "report_args.json", "masks": "masks", "localizer": "localizer", "data": "data",
-                "models": "models", "json": "report.json", "html": "report.html"}
+                "models": "models", "json": "report.json", "html": "report.html", "listing": "images.csv"}
 
 
 def report_path(out: Path, part: str, run: str | None = None) -> Path:

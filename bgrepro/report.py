@@ -23,7 +23,6 @@ bgrepro's is never replaced, and a run that fails on bad input leaves no folder 
 from __future__ import annotations
 
 import base64
-import html
 import io
 import json
 import shutil
@@ -35,8 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from . import layout
-from .classes import CLASS_FOLDERS, VARIANTS
+from .classes import CLASS_FOLDERS, VARIANT_NAMES
 from .io import atomic_write_text
+from .report_html import _fmt, _interval, render_html
 from .results import strict_json
 
 #: Default share of each class held out as test images when the folder has no train/ and val/ and models are
@@ -44,9 +44,6 @@ from .results import strict_json
 DEFAULT_VAL_FRACTION = 0.25
 #: The models trained when none is given: one per training variant and seed.
 TRAINED_ON = ("original", "mixed_rand")
-VARIANT_NAMES = {"original": "Original", "only_bg_b": "Only-BG-B", "only_bg_t": "Only-BG-T", "no_fg": "No-FG",
-                 "only_fg": "Only-FG", "mixed_same": "Mixed-Same", "mixed_rand": "Mixed-Rand",
-                 "mixed_next": "Mixed-Next"}
 
 
 @dataclass(frozen=True)
@@ -61,7 +58,16 @@ class ReportConfig:
     localizer: str = "dino_resnet50"
     localizer_weights: Path | None = None
     refine: str = "grabcut"
+    #: Models to report on, in any format (`bgrepro.registry`), and how their outputs and inputs fit the photos.
     checkpoints: tuple[Path, ...] = ()
+    classes_file: Path | None = None
+    class_map: Path | None = None
+    input_size: int | None = None
+    mean: tuple[float, float, float] | None = None
+    std: tuple[float, float, float] | None = None
+    #: Predictions made outside bgrepro (paths relative to OUT/data; `list_images` writes what to score).
+    predictions: Path | None = None
+    list_images: bool = False
     arch: str | None = None
     #: ImageNet weights (a torchvision tag or a file): scored through the IN-9 mapping on IN-9's classes,
     #: else the start of the trained models (fine-tuning).
@@ -81,6 +87,8 @@ class ReportConfig:
             raise ValueError("pass --masks or --boxes, not both")
         if self.checkpoints and self.pretrained:
             raise ValueError("--pretrained goes with --arch, not with --checkpoint")
+        if self.predictions is not None and (self.checkpoints or self.pretrained):
+            raise ValueError("--predictions replaces the models: pass it without --checkpoint and --pretrained")
         if self.pretrained and not self.arch:
             raise ValueError("--pretrained needs --arch (a torchvision architecture)")
         if self.seeds < 1:
@@ -100,10 +108,17 @@ class ReportConfig:
 
         return self.size or (224 if get_profile(self.profile).gpu else 64)
 
+    @property
+    def given(self) -> bool:
+        """Whether the models are given (files, ImageNet weights on IN-9, or predictions) rather than trained."""
+        return bool(self.checkpoints or self.predictions is not None or self.list_images)
+
     def args(self) -> dict:
-        """The arguments as plain JSON (what OUT/report_args.json holds)."""
+        """The arguments as plain JSON (what OUT/report_args.json holds; the predictions file is an input,
+        recorded by its content, and listing the images is a step of the same report)."""
         values = asdict(self)
-        values.pop("out")
+        for key in ("out", "predictions", "list_images"):
+            values.pop(key)
         values["side"] = self.side
         values["profile"] = self.profile or "default"
         return json.loads(json.dumps(values, default=str))
@@ -162,7 +177,8 @@ def _inputs(cfg: ReportConfig) -> dict:
 
     return {"--images": Path(cfg.images), "--masks": cfg.masks, "--boxes": cfg.boxes,
             "--checkpoint": [Path(c) for c in cfg.checkpoints], "--localizer-weights": cfg.localizer_weights,
-            "--pretrained": weights_file(cfg.pretrained) if cfg.pretrained else None}
+            "--pretrained": weights_file(cfg.pretrained) if cfg.pretrained else None,
+            "--classes": cfg.classes_file, "--class-map": cfg.class_map, "--predictions": cfg.predictions}
 
 
 # ------------------------------------------------------------------------------------------------ the data
@@ -175,7 +191,7 @@ def _open_source(cfg: ReportConfig):
     common = dict(masks=masks, boxes=cfg.boxes, size=cfg.side,
                   missing_masks="reject" if masks is not None and cfg.masks is None else "error")
     source = FolderSource(cfg.images, val_fraction=cfg.val_fraction, split_seed=cfg.seed, **common)
-    train_models = not cfg.checkpoints and not (cfg.pretrained and source.classes == CLASS_FOLDERS)
+    train_models = not cfg.given and not (cfg.pretrained and source.classes == CLASS_FOLDERS)
     split_rule = "the folder's own train/ and val/"
     if cfg.val_fraction is not None:
         split_rule = f"{100 * cfg.val_fraction:g}% of each class as test images (seed {cfg.seed})"
@@ -229,21 +245,25 @@ class _Run:
     seed: int | None
     model: object = None
     info: dict = field(default_factory=dict)
+    #: Predictions made outside bgrepro ({path under OUT/data: data class}) instead of a model.
+    predictions: dict | None = None
 
 
 def _given_models(cfg: ReportConfig, classes: tuple[str, ...]) -> list[_Run]:
-    """The models passed in (checkpoints; an ImageNet model on IN-9's classes), loaded and checked against
-    the photos' classes before anything is written."""
-    from .models import imagenet_model, load_checkpoint, require_classes, weights_file
+    """The models passed in (files in any format; an ImageNet model on IN-9's classes), loaded and checked
+    against the photos' classes before anything is written."""
+    from .models import imagenet_model, weights_file
+    from .registry import for_data, load
 
     runs = []
     for path in cfg.checkpoints:
-        model, meta = load_checkpoint(path, arch=cfg.arch)
-        require_classes(path, meta["classes"], cfg.images, classes)
-        variant = (meta.get("config") or {}).get("variant") or meta.get("variant")
-        name = (f"{path.name}: {meta['arch']} trained on {VARIANT_NAMES.get(variant, variant)}"
-                if variant else f"{path.name}: {meta['arch']}")
-        runs.append(_Run(name, None, model, {"checkpoint": str(path), "arch": meta["arch"]}))
+        loaded = for_data(load(path, cfg.arch, cfg.offline), list(classes), cfg.side, cfg.classes_file,
+                          cfg.class_map, cfg.input_size, cfg.mean, cfg.std)
+        variant = (loaded.meta.get("config") or {}).get("variant") or loaded.meta.get("variant")
+        name = (f"{Path(path).name}: {loaded.meta['arch']} trained on {VARIANT_NAMES.get(variant, variant)}"
+                if variant else f"{Path(path).name} ({loaded.format})")
+        runs.append(_Run(name, None, loaded.net, {"checkpoint": str(path), **loaded.info(),
+                                                  **({"arch": loaded.meta["arch"]} if "arch" in loaded.meta else {})}))
     if cfg.pretrained and tuple(classes) == CLASS_FOLDERS:
         weights = weights_file(cfg.pretrained)
         model = imagenet_model(cfg.arch, weights, cfg.pretrained if weights is None else "IMAGENET1K_V1",
@@ -251,6 +271,17 @@ def _given_models(cfg: ReportConfig, classes: tuple[str, ...]) -> list[_Run]:
         runs.append(_Run(f"{cfg.arch}, ImageNet ({cfg.pretrained}) through the 1000 -> IN-9 mapping", None, model,
                          {"arch": cfg.arch, "weights": cfg.pretrained}))
     return runs
+
+
+def _predicted_run(cfg: ReportConfig, classes: tuple[str, ...]) -> _Run:
+    """Predictions made outside bgrepro, read and checked (their paths are checked against OUT/data later)."""
+    from .evaluate import read_predictions
+    from .registry import read_classes
+
+    outputs = read_classes(cfg.classes_file) if cfg.classes_file else None
+    predicted = read_predictions(cfg.predictions, list(classes), outputs, cfg.class_map)
+    return _Run(f"{Path(cfg.predictions).name} (predictions)", None, None,
+                {"predictions": str(cfg.predictions), "format": "predictions"}, predictions=predicted)
 
 
 def _training_runs(cfg: ReportConfig) -> list[tuple[_Run, object]]:
@@ -272,24 +303,43 @@ def _training_runs(cfg: ReportConfig) -> list[tuple[_Run, object]]:
 
 
 # -------------------------------------------------------------------------------------------- the analyses
+#: What a report says where a number needs the model in the loop and only its predictions are given.
+NEEDS_MODEL = "the challenge and Grad-CAM need the model in the loop (they composite and differentiate); not run"
+
+
 def _analyse(run: _Run, data: Path, fig_dir: Path, cfg: ReportConfig, challenge_data, progress: bool) -> dict:
-    """Per-image correctness on every variant, the challenge, the fine-grained shares and Grad-CAM of one model."""
+    """Per-image correctness on every variant, the challenge, the fine-grained shares and Grad-CAM of one model
+    (from predictions: the correctness and fine-grained shares only)."""
     from . import finegrained
     from .adversarial import challenge
-    from .evaluate import correctness
+    from .evaluate import correctness, correctness_from_predictions
     from .inference import Inference
+    from .registry import supports_gradients
     from .saliency import saliency_report
 
-    correct, ids, labels, classes = correctness(run.model, data, None, "val", Inference.at(None), progress)
+    skipped = []
+    if run.predictions is not None:
+        correct, ids, labels, classes = correctness_from_predictions(run.predictions, data, "val",
+                                                                     run.info["predictions"])
+        fooled = salient = None
+        skipped.append(NEEDS_MODEL)
+    else:
+        correct, ids, labels, classes = correctness(run.model, data, None, "val", Inference.at(None), progress)
+        fooled = challenge(run.model, *challenge_data, progress=progress)
+        salient = None
+        if supports_gradients(run.model):
+            salient = saliency_report(run.model, data, "val", examples=6, out=fig_dir, progress=progress)
+        else:
+            skipped.append(f"Grad-CAM needs the model's gradients, which its format ({run.info.get('format')}) "
+                           "does not give; not run")
     table = finegrained.categorize(finegrained.correctness_table(correct, ids, labels["original"], classes, data))
-    fooled = challenge(run.model, *challenge_data, progress=progress)
-    salient = saliency_report(run.model, data, "val", examples=6, out=fig_dir, progress=progress)
     return {"correct": correct, "ids": ids, "labels": labels, "classes": classes,
             "finegrained": finegrained.summary(table)["share %"].to_dict(),
-            "challenge_accuracy": fooled.challenge_accuracy,
-            "challenge_per_class": dict(zip(fooled.classes, fooled.per_class())),
-            "foreground_share": salient["foreground_share"], "mask_area": salient["mask_area"],
-            "saliency_figure": fig_dir / "saliency.png"}
+            "challenge_accuracy": None if fooled is None else fooled.challenge_accuracy,
+            "challenge_per_class": {} if fooled is None else dict(zip(fooled.classes, fooled.per_class())),
+            "foreground_share": None if salient is None else salient["foreground_share"],
+            "mask_area": None if salient is None else salient["mask_area"],
+            "saliency_figure": fig_dir / "saliency.png", "skipped": skipped}
 
 
 def _pct(value):
@@ -317,9 +367,45 @@ def _pooled(analyses: list[dict]) -> dict[str, np.ndarray]:
     return {v: np.mean([a["correct"][v] for a in analyses], axis=0) for v in analyses[0]["correct"]}
 
 
-def _model_entry(group: str, runs: list[_Run], analyses: list[dict], pooled: dict, cfg: ReportConfig) -> dict:
-    """A model's entry of report.json: seeds pooled (per-image correctness averaged over seeds, so the
-    intervals are a bootstrap over test images of the seed-averaged numbers), in %."""
+@dataclass
+class ModelResult:
+    """One model's numbers in a report (in %): seeds pooled, intervals over test images; `to_json()` is its
+    entry of report.json."""
+
+    name: str
+    training: dict
+    accuracy: dict[str, float | None]
+    accuracy_ci95: dict[str, list | None]
+    n_test_images: dict[str, int]
+    per_class: dict[str, dict[str, float | None]]
+    bg_gap: float | None
+    bg_gap_ci95: list | None
+    bg_gap_seeds: dict | None
+    challenge_accuracy: float | None
+    challenge_seeds: dict | None
+    fooled_per_class: dict[str, float | None]
+    foreground_share: float | None
+    foreground_share_seeds: dict | None
+    mask_area: float | None
+    finegrained: dict[str, float]
+    runs: list[dict]
+    #: What was not computed for this model, and why (e.g. the challenge from predictions alone).
+    skipped: list[str] = field(default_factory=list)
+    #: What the numbers say (`conclude`), set once every number is in.
+    conclusion: list[dict] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        out = asdict(self)
+        out["bg_gap"] = {"value": self.bg_gap, "ci95": self.bg_gap_ci95, "seeds": self.bg_gap_seeds}
+        for key in ("bg_gap_ci95", "bg_gap_seeds"):
+            out.pop(key)
+        return strict_json(out)
+
+
+def _model_entry(group: str, runs: list[_Run], analyses: list[dict], pooled: dict, cfg: ReportConfig
+                 ) -> ModelResult:
+    """A model's result: seeds pooled (per-image correctness averaged over seeds, so the intervals are a
+    bootstrap over test images of the seed-averaged numbers), in %."""
     from .evaluate import summarize
 
     first = analyses[0]
@@ -327,29 +413,90 @@ def _model_entry(group: str, runs: list[_Run], analyses: list[dict], pooled: dic
     per_seed = [summarize(a["correct"], a["ids"], a["labels"], a["classes"]) for a in analyses]
     gaps = [r["bg_gap"] for r in per_seed if r["bg_gap"] is not None]
     shares = [a["foreground_share"] for a in analyses]
-    return {
-        "name": group,
-        "training": {k: v for k, v in runs[0].info.items() if k != "path"}
+    challenged = [a["challenge_accuracy"] for a in analyses if a["challenge_accuracy"] is not None]
+    return ModelResult(
+        name=group,
+        training={k: v for k, v in runs[0].info.items() if k != "path"}
         | ({"seeds": [r.seed for r in runs]} if runs[0].seed is not None else {}),
-        "accuracy": {v: _pct(a) for v, a in result["accuracy"].items()},
-        "accuracy_ci95": {v: _pct_pair(p) for v, p in (result.get("ci95") or {}).items()},
-        "n_test_images": result["n"],
-        "per_class": {v: {c: _pct(a) for c, a in pc.items()} for v, pc in result["per_class"].items()},
-        "bg_gap": {"value": _pct(result["bg_gap"]), "ci95": _pct_pair(result.get("bg_gap_ci95")),
-                   "seeds": _spread(gaps)},
-        "challenge_accuracy": _pct(_mean([a["challenge_accuracy"] for a in analyses])),
-        "challenge_seeds": _spread([a["challenge_accuracy"] for a in analyses]),
-        "fooled_per_class": {c: _pct(_mean([a["challenge_per_class"][c] for a in analyses]))
-                             for c in first["challenge_per_class"]},
-        "foreground_share": _pct(_mean(shares)),
-        "foreground_share_seeds": _spread([s for s in shares if s is not None]),
-        "mask_area": _pct(first["mask_area"]),
-        "finegrained": {k: float(np.mean([a["finegrained"][k] for a in analyses])) for k in first["finegrained"]},
-        "runs": [{"seed": r.seed, **({"checkpoint": str(r.info["path"])} if "path" in r.info else {}),
-                  "accuracy": {v: _pct(x) for v, x in s["accuracy"].items()}, "bg_gap": _pct(s["bg_gap"]),
-                  "challenge_accuracy": _pct(a["challenge_accuracy"]), "foreground_share": _pct(a["foreground_share"])}
-                 for r, s, a in zip(runs, per_seed, analyses)],
-    }
+        accuracy={v: _pct(a) for v, a in result["accuracy"].items()},
+        accuracy_ci95={v: _pct_pair(p) for v, p in (result.get("ci95") or {}).items()},
+        n_test_images=result["n"],
+        per_class={v: {c: _pct(a) for c, a in pc.items()} for v, pc in result["per_class"].items()},
+        bg_gap=_pct(result["bg_gap"]), bg_gap_ci95=_pct_pair(result.get("bg_gap_ci95")), bg_gap_seeds=_spread(gaps),
+        challenge_accuracy=_pct(_mean(challenged)), challenge_seeds=_spread(challenged),
+        fooled_per_class={c: _pct(_mean([a["challenge_per_class"][c] for a in analyses]))
+                          for c in first["challenge_per_class"]},
+        foreground_share=_pct(_mean(shares)), foreground_share_seeds=_spread([s for s in shares if s is not None]),
+        mask_area=_pct(first["mask_area"]),
+        finegrained={k: float(np.mean([a["finegrained"][k] for a in analyses])) for k in first["finegrained"]},
+        runs=[{"seed": r.seed, **({"checkpoint": str(r.info["path"])} if "path" in r.info else {}),
+               "accuracy": {v: _pct(x) for v, x in s["accuracy"].items()}, "bg_gap": _pct(s["bg_gap"]),
+               "challenge_accuracy": _pct(a["challenge_accuracy"]), "foreground_share": _pct(a["foreground_share"])}
+              for r, s, a in zip(runs, per_seed, analyses)],
+        skipped=list(first["skipped"]),
+    )
+
+
+# ---------------------------------------------------------------------------------------------- conclusions
+#: The criteria of the report's opening conclusions, fixed before any number is seen (all in points, %).
+CRITERIA = {
+    "weak": "Original accuracy's 95% interval reaches down to chance (100 / number of classes)",
+    "leans": "the BG-Gap's 95% interval lies above 0 (paired bootstrap over test images)",
+    "prefers_other": "the BG-Gap's 95% interval lies below 0",
+    "imprecise": "the BG-Gap's 95% interval is wider than 10 points",
+    "breaks": "some background fools most foregrounds: challenge accuracy below half of Original accuracy",
+}
+#: The paper's range of BG-Gaps (points) for the models of its Table 2, to size ours against.
+PAPER_GAPS = (6.0, 22.0)
+
+
+def conclude(result: ModelResult, n_classes: int, seeds: int = 1, trained: bool = False) -> list[dict]:
+    """What a model's numbers say, each finding from `CRITERIA` with its evidence and, where it limits the
+    conclusion, what to do about it: [{"finding", "text", "advice"}]."""
+    chance = 100.0 / n_classes
+    acc, acc_ci = result.accuracy.get("original"), result.accuracy_ci95.get("original")
+    gap, ci = result.bg_gap, result.bg_gap_ci95
+    findings = []
+
+    def say(key: str, text: str, advice: str | None = None) -> None:
+        findings.append({"finding": key, "criterion": CRITERIA.get(key), "text": text, "advice": advice})
+
+    if acc is None:
+        return findings
+    low = acc_ci[0] if acc_ci else acc
+    if low <= chance:
+        say("weak", f"Too weak for any conclusion: its Original accuracy, {acc:.1f}% "
+            f"{_interval(acc_ci).strip()}, is within reach of chance ({chance:.1f}% for {n_classes} classes).",
+            ("fine-tune from ImageNet weights (--arch resnet18 --pretrained), train longer (--epochs), or add "
+             "photos") if trained else "check its classes and preprocessing (--class-map, --input-size, --mean, "
+                                       "--std), or add photos")
+        return findings
+    if gap is not None and ci:
+        size = ("smaller than" if gap < PAPER_GAPS[0] else "within" if gap <= PAPER_GAPS[1] else "beyond") + \
+            f" the paper's {PAPER_GAPS[0]:g}-{PAPER_GAPS[1]:g} points"
+        if ci[0] > 0:
+            say("leans", f"It leans on backgrounds: it loses {gap:.1f} points {_interval(ci).strip()} when an "
+                f"object's background comes from another class (Mixed-Same to Mixed-Rand), {size}.")
+        elif ci[1] < 0:
+            say("prefers_other", f"It does better on other classes' backgrounds than on its own class's "
+                f"(BG-Gap {gap:.1f} {_interval(ci).strip()}): unusual; check the masks.")
+        else:
+            say("no_evidence", f"No reliance on backgrounds shown: the BG-Gap, {gap:.1f} points, has a 95% interval "
+                f"{_interval(ci).strip()} that includes 0.")
+        if ci[1] - ci[0] > 10:
+            n = result.n_test_images.get("mixed_rand")
+            say("imprecise", f"The test set is too small for a precise BG-Gap: {n} test images give an interval "
+                f"{ci[1] - ci[0]:.0f} points wide.",
+                "add photos" + (", or train more seeds (--seeds 3)" if trained and seeds == 1 else ""))
+    if result.challenge_accuracy is not None:
+        fooled = 100 - result.challenge_accuracy
+        if result.challenge_accuracy < acc / 2:
+            say("breaks", f"The backgrounds challenge breaks it: for {fooled:.1f}% of test foregrounds some "
+                "test background makes it predict another class.")
+        else:
+            say("holds", f"It holds up against the backgrounds challenge: {result.challenge_accuracy:.1f}% of "
+                "test foregrounds survive every test background.")
+    return findings
 
 
 # ------------------------------------------------------------------------------------------------- the report
@@ -374,8 +521,12 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
             raise FileNotFoundError(f"{path}: checkpoint not found")
     inputs = _inputs(cfg)
     check_no_overlap(cfg_out, inputs)
+    if cfg.predictions is not None and not Path(cfg.predictions).is_file():
+        raise FileNotFoundError(f"{cfg.predictions}: predictions file not found")
     source, split_rule, train_models = _open_source(cfg)
     given = _given_models(cfg, source.classes)
+    if cfg.predictions is not None:
+        given.append(_predicted_run(cfg, source.classes))
     if train_models:  # an unknown architecture or missing ImageNet weights: said now, not after the build
         from .models import create_model, start_from_imagenet
         from .profiles import get_profile
@@ -393,6 +544,12 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
         data = layout.report_path(cfg_out, "data")
         built = build(source, data, seed=cfg.seed, progress=progress)
         _check_classes(source, data, built.rejections)
+        if cfg.list_images:  # what a model run elsewhere must score, then `--predictions`
+            from .evaluate import image_listing
+
+            listing = layout.report_path(cfg_out, "listing")
+            atomic_write_text(listing, "path\n" + "".join(f"{p}\n" for p in image_listing(data, "val")))
+            return {"listing": str(listing), "data": str(data)}
         runs = given
         if train_models:
             runs = []
@@ -411,8 +568,11 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
             analysis = _analyse(run, data, fig_dir, cfg, challenge_data, progress)
             groups.setdefault(run.group, []).append((run, analysis))
         pooled = {g: _pooled([a for _, a in items]) for g, items in groups.items()}
-        models = [_model_entry(g, [r for r, _ in items], [a for _, a in items], pooled[g], cfg)
-                  for g, items in groups.items()]
+        results = [_model_entry(g, [r for r, _ in items], [a for _, a in items], pooled[g], cfg)
+                   for g, items in groups.items()]
+        for result in results:
+            result.conclusion = conclude(result, len(source.classes), cfg.seeds, train_models)
+        models = [r.to_json() for r in results]
         kept = {s: built.counts.get(("original", s), 0) for s in layout.SPLITS if ("original", s) in built.counts}
         report = {
             "classes": list(source.classes),
@@ -422,6 +582,7 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
                      "masks_warning": masks_info["warning"], "filters": dict(source.filters),
                      "rejections_file": str((data / "rejections.csv").relative_to(cfg_out))},
             "units": "accuracies, intervals and shares in %; intervals are 95% percentile bootstraps over test images",
+            "criteria": CRITERIA,
             "models": models,
             "arguments": args,
             "seconds": round(time.perf_counter() - t0, 1),
@@ -469,8 +630,9 @@ def _figures(report: dict, groups: dict, pooled: dict, data: Path, cfg: ReportCo
     figures["finegrained"] = _png(stacked_bars({m["name"]: pd.DataFrame({"share %": pd.Series(m["finegrained"])})
                                                 for m in report["models"]}))
     fooled = pd.DataFrame({m["name"]: {layout.short_name(c): v for c, v in m["fooled_per_class"].items()}
-                           for m in report["models"]})
-    figures["challenge"] = _png(plots.per_class_bars(fooled, "foregrounds fooled by some background (%)"))
+                           for m in report["models"] if m["fooled_per_class"]})
+    if not fooled.empty:
+        figures["challenge"] = _png(plots.per_class_bars(fooled, "foregrounds fooled by some background (%)"))
     for k, items in enumerate(groups.values()):
         path = items[0][1]["saliency_figure"]
         if path.exists():
@@ -478,104 +640,14 @@ def _figures(report: dict, groups: dict, pooled: dict, data: Path, cfg: ReportCo
     return figures
 
 
-# ------------------------------------------------------------------------------------------------------ HTML
-_STYLE = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1060px;margin:2em auto;
-padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.6em}
-h2{border-bottom:1px solid #ccc;padding-bottom:.2em;margin-top:1.8em}
-table{border-collapse:collapse;margin:.8em 0;font-size:.92em}th,td{border:1px solid #ccc;padding:.25em .6em;
-text-align:right}th:first-child,td:first-child{text-align:left}thead th{background:#f2f2f2}
-figure{margin:1em 0}figure img{max-width:100%}figcaption{font-size:.88em;color:#555}.warn{background:#fff3cd;
-border:1px solid #e0c36a;padding:.5em .8em}.small{font-size:.85em;color:#555}code{background:#f4f4f4;padding:0 .2em}"""
-
-
-def _fmt(value, digits: int = 1) -> str:
-    return "n/a" if value is None else f"{value:.{digits}f}"
-
-
-def _interval(pair) -> str:
-    return "" if not pair else f" [{_fmt(pair[0])}, {_fmt(pair[1])}]"
-
-
-def _table(header: list[str], rows: list[list[str]]) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def _figure(figures: dict, key: str, caption: str) -> str:
-    if key not in figures:
-        return ""
-    return (f'<figure><img alt="{html.escape(caption)}" src="data:image/png;base64,{figures[key]}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
-
-
-def render_html(report: dict, figures: dict[str, str]) -> str:
-    """The self-contained HTML page of a report (no external file, script or font)."""
-    d, models = report["data"], report["models"]
-    esc = html.escape
-    where = esc(str(report["arguments"]["images"]))
-    parts = [f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>Background reliance: "
-             f"{where}</title><style>{_STYLE}</style></head><body>",
-             "<h1>How much do these models lean on backgrounds?</h1>",
-             f"<p class='small'>Photos: <code>{where}</code>, {len(report['classes'])} "
-             f"classes ({esc(', '.join(report['classes'][:12]))}{', ...' if len(report['classes']) > 12 else ''}). "
-             f"Method: Xiao et al., <i>Noise or Signal: The Role of Image Backgrounds in Object Recognition</i> "
-             f"(ICLR 2021). {esc(report['units'])}.</p>"]
-    parts.append("<h2>In one table</h2><p>The <b>BG-Gap</b> is the accuracy on Mixed-Same (each foreground on a "
-                 "background of its own class) minus that on Mixed-Rand (on a random class's background): how much "
-                 "the model loses when the background stops agreeing with the object. The <b>challenge accuracy</b> "
-                 "is the share of test foregrounds that no background of the test set turns into another class.</p>")
-    rows = []
-    for m in models:
-        spread = m["bg_gap"]["seeds"]
-        rows.append([m["name"], _fmt(m["accuracy"].get("original")) + _interval(m["accuracy_ci95"].get("original")),
-                     _fmt(m["bg_gap"]["value"]) + _interval(m["bg_gap"]["ci95"]),
-                     "n/a" if not spread else f"{_fmt(spread['sd'])} ({len(spread['values'])} seeds)",
-                     _fmt(m["challenge_accuracy"]), _fmt(m["foreground_share"])])
-    parts.append(_table(["model", "Original accuracy % [95%]", "BG-Gap, points [95%]", "BG-Gap sd over seeds",
-                         "challenge accuracy %", "Grad-CAM share on foreground %"], rows))
-    parts.append("<h2>The data</h2>")
-    if d.get("masks_warning"):
-        parts.append(f"<p class='warn'>{esc(d['masks_warning'])}</p>")
-    rejected = ", ".join(f"{n} {r}" for r, n in d["rejected"].items()) or "none"
-    per_split = ", ".join(f"{n} {s}" for s, n in d["kept_per_split"].items())
-    parts.append(f"<p>{d['images']} photos, {d['kept']} kept ({per_split}); left out by the paper's filters: "
-                 f"{esc(rejected)} (each one and why: <code>{esc(d['rejections_file'])}</code>). "
-                 f"Foreground masks: {esc(str(d['masks']))}. Split: {esc(d['split'])}. Images brought to "
-                 f"{d['size']} px (resize and centre crop, as the paper).</p>")
-    parts.append(_figure(figures, "variants", "One test photo in the eight variants of the paper."))
-    parts.append("<h2>Accuracy on every variant</h2>")
-    variants = [v for v in VARIANTS if v in models[0]["accuracy"]]
-    parts.append(_table(["model", *[VARIANT_NAMES[v] for v in variants]],
-                        [[m["name"], *[_fmt(m["accuracy"][v]) + _interval(m["accuracy_ci95"].get(v)) for v in variants]]
-                         for m in models]))
-    parts.append(_figure(figures, "accuracy", "Accuracy per test set, 95% bootstrap intervals over test images "
-                                              "(seaborn)."))
-    parts.append(_figure(figures, "bg_gap", "BG-Gap: bars with the paired 95% bootstrap interval over test images; "
-                                            "dots are single seeds."))
-    parts.append("<h2>The backgrounds challenge</h2><p>For every test foreground, each Only-BG-T test background is "
-                 "tried until one makes the model predict another class.</p>")
-    parts.append(_figure(figures, "challenge", "Share of each class's foregrounds that some background fools."))
-    parts.append("<h2>Is the background needed? (fine-grained)</h2><p>Each test image by what the model gets right: "
-                 "the foreground alone (Only-FG), the image, and the foreground on another class's background "
-                 "(Mixed-Rand).</p>")
-    parts.append(_figure(figures, "finegrained", "Share of test images in each category."))
-    parts.append("<h2>Where the models look (Grad-CAM)</h2>")
-    parts.append(_table(["model", "share of saliency on the foreground %", "foreground area %"],
-                        [[m["name"], _fmt(m["foreground_share"]), _fmt(m["mask_area"])] for m in models]))
-    for k, m in enumerate(models):
-        parts.append(_figure(figures, f"saliency-{k}", f"Grad-CAM of {m['name']} (first seed) on test photos."))
-    parts.append("<h2>How this report was made</h2>")
-    parts.append(_table(["argument", "value"], [[k, json.dumps(v)] for k, v in report["arguments"].items()]))
-    parts.append(f"<p class='small'>bgrepro, {report['seconds']} s. Every number is in <code>report.json</code> "
-                 "beside this page; the trained checkpoints are under <code>models/</code>.</p></body></html>")
-    return "\n".join(p for p in parts if p)
-
-
 def summary_lines(report: dict) -> list[str]:
-    """The report in a few printed lines."""
+    """The report in a few printed lines: what its numbers say, then the numbers."""
     d = report["data"]
     lines = [f"{d['kept']} of {d['images']} photos kept, {len(report['classes'])} classes"]
+    for m in report["models"]:
+        for finding in m.get("conclusion") or []:
+            lines.append(f"  {m['name']}: {finding['text']}"
+                         + (f" (what to do: {finding['advice']})" if finding.get("advice") else ""))
     for m in report["models"]:
         gap = m["bg_gap"]
         lines.append(f"  {m['name']}: Original {_fmt(m['accuracy'].get('original'))}%, BG-Gap {_fmt(gap['value'])}"
@@ -584,4 +656,4 @@ def summary_lines(report: dict) -> list[str]:
     return lines
 
 
-__all__ = ["ReportConfig", "make_report", "render_html", "summary_lines"]
+__all__ = ["ReportConfig", "ModelResult", "make_report", "conclude", "summary_lines"]

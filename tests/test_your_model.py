@@ -207,3 +207,83 @@ def test_gradcam_for_any_pytorch_model_and_a_vit(saved, tiny_variants, capsys):
 def test_list_variant_paths_are_what_predictions_name(tiny_variants):
     items = list_variant(tiny_variants, "mixed_rand", "val")
     assert all(Path(p).relative_to(tiny_variants).parts[:2] == ("mixed_rand", "val") for p, _ in items)
+
+
+def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys):
+    from tests.test_report import make_photos
+
+    photos = make_photos(tmp_path / "p" / "photos", per_class=4)
+    torch.manual_seed(4)
+    net = torchvision.models.resnet18(num_classes=3).eval()
+    x = torch.rand(2, 3, 32, 32)
+    torch.save(net.state_dict(), tmp_path / "m.pth")
+    torch.jit.save(torch.jit.trace(net, x), tmp_path / "m.torchscript.pt")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(net, (x,), tmp_path / "m.onnx", input_names=["images"], dynamic_axes={"images": {0: "n"}},
+                          dynamo=False)
+    outside = ["report", "--images", str(photos), "--boxes", str(tmp_path / "p" / "boxes.csv"), "--size", "32",
+               "--bootstrap", "100", "--min-foreground-fraction", "0.01", "--json"]
+    base = [*outside, "--arch", "resnet18", *PREP]
+    reports = {}
+    for name in ("m.pth", "m.torchscript.pt", "m.onnx"):
+        assert main([*base, "--checkpoint", str(tmp_path / name), "--out", str(tmp_path / f"r-{name}")]) == 0, name
+        reports[name] = json.loads(capsys.readouterr().out)["models"][0]
+    keys = ("accuracy", "accuracy_ci95", "per_class", "bg_gap", "finegrained", "challenge_accuracy")
+    for name in ("m.torchscript.pt", "m.onnx"):
+        for key in keys:
+            assert reports[name][key] == reports["m.pth"][key], (name, key)
+    assert reports["m.pth"]["skipped"] == []  # Grad-CAM ran on the state dict's network
+    assert reports["m.onnx"]["foreground_share"] is None and "Grad-CAM needs" in reports["m.onnx"]["skipped"][0]
+    # predictions made outside: list the images, score them, report on the predictions
+    out = tmp_path / "r-predictions"
+    assert main([*outside, "--out", str(out), "--list-images"]) == 0
+    capsys.readouterr()
+    listing = (out / "images.csv").read_text().splitlines()[1:]
+    loaded = load_for_data(out / "data", tmp_path / "m.pth", arch="resnet18", input_size=SIDE,
+                           mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    from bgrepro.io import read_image
+    from bgrepro.layout import class_folders
+
+    classes = class_folders(out / "data")
+    rows = ["path,prediction"]
+    for path in listing:
+        image = torch.from_numpy(read_image(out / "data" / path)).permute(2, 0, 1)[None]
+        rows.append(f"{path},{classes[int(_logits(loaded.net, image)[0].argmax())]}")
+    (tmp_path / "preds.csv").write_text("\n".join(rows) + "\n")
+    assert main([*outside, "--out", str(out), "--predictions", str(tmp_path / "preds.csv")]) == 0
+    predicted = json.loads(capsys.readouterr().out)["models"][0]
+    for key in ("accuracy", "accuracy_ci95", "per_class", "bg_gap", "finegrained"):
+        assert predicted[key] == reports["m.pth"][key], key
+    assert predicted["challenge_accuracy"] is None and "need the model" in predicted["skipped"][0]
+
+
+def _result(acc, acc_ci, gap, gap_ci, challenge=None, n=40):
+    from bgrepro.report import ModelResult
+
+    return ModelResult(name="m", training={}, accuracy={"original": acc}, accuracy_ci95={"original": acc_ci},
+                       n_test_images={"mixed_rand": n}, per_class={}, bg_gap=gap, bg_gap_ci95=gap_ci,
+                       bg_gap_seeds=None, challenge_accuracy=challenge, challenge_seeds=None, fooled_per_class={},
+                       foreground_share=None, foreground_share_seeds=None, mask_area=None, finegrained={}, runs=[])
+
+
+def test_the_reports_conclusion_follows_its_criteria():
+    from bgrepro.report import conclude
+
+    def findings(*args, **kwargs):
+        return [f["finding"] for f in conclude(_result(*args, **kwargs), n_classes=4, trained=True)]
+
+    # chance is 25%: an interval reaching it makes the model too weak for anything else
+    assert findings(40.0, [24.9, 55.0], 12.0, [6.0, 18.0]) == ["weak"]
+    assert findings(40.0, [25.1, 55.0], 12.0, [6.0, 18.0], 60.0)[:1] == ["leans"]
+    # the BG-Gap's interval: above 0 leans, containing 0 shows nothing, below 0 prefers other backgrounds
+    assert findings(90.0, [85.0, 95.0], 3.0, [0.1, 5.9])[0] == "leans"
+    assert findings(90.0, [85.0, 95.0], 3.0, [-0.1, 5.9])[0] == "no_evidence"
+    assert findings(90.0, [85.0, 95.0], -3.0, [-5.9, -0.1])[0] == "prefers_other"
+    # an interval wider than 10 points asks for more photos (and seeds for trained models)
+    wide = conclude(_result(90.0, [85.0, 95.0], 3.0, [-3.0, 7.1]), n_classes=4, trained=True)
+    assert [f["finding"] for f in wide] == ["no_evidence", "imprecise"] and "--seeds" in wide[1]["advice"]
+    assert "imprecise" not in findings(90.0, [85.0, 95.0], 3.0, [-3.0, 6.9])
+    # the challenge breaks it when fewer than half of the Original accuracy survives
+    assert findings(90.0, [85.0, 95.0], 3.0, [1.0, 5.0], challenge=44.9)[-1] == "breaks"
+    assert findings(90.0, [85.0, 95.0], 3.0, [1.0, 5.0], challenge=45.1)[-1] == "holds"
