@@ -418,7 +418,11 @@ def load(spec: str | Path, arch: str | None = None, offline: bool = False) -> Lo
                            gradients=False)
     if kind == "torchscript":
         try:
-            net = torch.jit.load(str(path), map_location="cpu")
+            import warnings
+
+            with warnings.catch_warnings():  # torch's deprecation notice of TorchScript: the user's file is as it is
+                warnings.simplefilter("ignore", FutureWarning)
+                net = torch.jit.load(str(path), map_location="cpu")
         except Exception as err:  # noqa: BLE001 - TorchScript's own error types
             raise ValueError(f"{path}: unreadable TorchScript archive ({first_line(err)})") from None
         return LoadedModel(net.eval(), path.name, "torchscript", str(path), None,

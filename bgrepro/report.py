@@ -640,6 +640,10 @@ def _figures(report: dict, groups: dict, pooled: dict, data: Path, cfg: ReportCo
     return figures
 
 
+def _pct_text(value) -> str:
+    return "n/a" if value is None else f"{value:.1f}%"
+
+
 def summary_lines(report: dict) -> list[str]:
     """The report in a few printed lines: what its numbers say, then the numbers."""
     d = report["data"]
@@ -650,9 +654,9 @@ def summary_lines(report: dict) -> list[str]:
                          + (f" (what to do: {finding['advice']})" if finding.get("advice") else ""))
     for m in report["models"]:
         gap = m["bg_gap"]
-        lines.append(f"  {m['name']}: Original {_fmt(m['accuracy'].get('original'))}%, BG-Gap {_fmt(gap['value'])}"
-                     f"{_interval(gap['ci95'])}, challenge {_fmt(m['challenge_accuracy'])}%, Grad-CAM on foreground "
-                     f"{_fmt(m['foreground_share'])}%")
+        lines.append(f"  {m['name']}: Original {_pct_text(m['accuracy'].get('original'))}, BG-Gap "
+                     f"{_fmt(gap['value'])}{_interval(gap['ci95'])}, challenge {_pct_text(m['challenge_accuracy'])}, "
+                     f"Grad-CAM on foreground {_pct_text(m['foreground_share'])}")
     return lines
 
 
