@@ -562,6 +562,8 @@ def _add_localize(sub) -> None:
                         "RPS paper by name (dino_resnet50, dino_vits16, mocov2_resnet50, mocov3_resnet50: fetched "
                         "through torch.hub's cache), a torchvision CNN name, or a timm ViT name")
     p.add_argument("--weights", type=Path, default=None, help="backbone weights file (DINO, MoCo, ImageNet)")
+    p.add_argument("--arch", default=None, help="with --backbone checkpoint:FILE holding a plain state dict: its "
+                   "torchvision or timm architecture")
     p.add_argument("--split", default="val", help="split to evaluate (official layout)")
     p.add_argument("--estimate-split", default="train", help="split w* is estimated on (official layout)")
     p.add_argument("--estimate-on", type=Path, default=None,
@@ -616,7 +618,7 @@ def _run_localize(args: argparse.Namespace) -> int:
             estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=out,
             write_masks_to=masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
             resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
-            offline=args.offline, refine=args.refine, progress=not args.json)
+            offline=args.offline, refine=args.refine, progress=not args.json, arch=args.arch)
     if summary.get("warning"):
         print(f"warning: {summary['warning']}", file=sys.stderr)
     if args.json:

@@ -124,7 +124,54 @@ def set_resnet_stride(net: torch.nn.Module, stride: int) -> torch.nn.Module:
     return net
 
 
-def backbone(spec: str, weights: Path | None = None, resnet_stride: int = 16, offline: bool = False) -> torch.nn.Module:
+class _Features(torch.nn.Module):
+    """A timm CNN's `forward_features` (its last feature map) as a backbone."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net.forward_features(x)
+
+
+def _any_trunk(loaded, path: Path, resnet_stride: int) -> torch.nn.Module:
+    """The feature-map trunk of a model loaded by the registry (a torchvision or timm network, a Hugging Face
+    classifier's backbone); formats without reachable layers are refused."""
+    from .registry import core_of, supports_gradients
+
+    if not supports_gradients(loaded.net):
+        raise ValueError(f"{path}: RPS needs the network's feature maps, which its format ({loaded.format}) does "
+                         "not give; pass a state dict (--arch) or a bgrepro checkpoint")
+    net = core_of(loaded.net)
+    net = getattr(net, "model", net)
+    if hasattr(net, "patch_embed") and hasattr(net, "forward_features"):
+        return _ViTTokens(net)
+    set_resnet_stride(net, resnet_stride)
+    try:
+        return feature_trunk(net)
+    except ValueError:
+        if hasattr(net, "forward_features"):
+            return _Features(net)
+        inner = getattr(net, "resnet", None) or getattr(net, "base_model", None)  # Hugging Face: its backbone
+        if inner is not None:
+            return _HFFeatures(inner)
+        raise ValueError(f"{path}: no feature trunk known for {type(net).__name__}") from None
+
+
+class _HFFeatures(torch.nn.Module):
+    """A Hugging Face vision backbone's last hidden state (a feature map) as a backbone."""
+
+    def __init__(self, net: torch.nn.Module) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(pixel_values=x).last_hidden_state
+
+
+def backbone(spec: str, weights: Path | None = None, resnet_stride: int = 16, offline: bool = False,
+             arch: str | None = None) -> torch.nn.Module:
     """A frozen feature-map backbone (eval mode; images in [0, 1] -> (N, C, h, w)): a bgrepro or official
     checkpoint, a torchvision CNN (ImageNet weights from `weights`, else torchvision's cache, downloaded
     unless `offline`), or a timm ViT (weights from a file). ResNets give stride-16 features by default,
@@ -135,10 +182,18 @@ def backbone(spec: str, weights: Path | None = None, resnet_stride: int = 16, of
         weights = Path(weights) if weights else self_supervised_weights(spec, offline)
         spec = SELF_SUPERVISED[spec][0]
     if spec.startswith("checkpoint:") or spec.endswith(".pt"):
-        model, _ = load_checkpoint(Path(spec.removeprefix("checkpoint:")))
-        model = getattr(model, "model", model)  # an official ImageNet model mapped to IN-9
-        set_resnet_stride(model, resnet_stride)
-        trunk = _Trunk(feature_trunk(model), model.normalize)
+        from .registry import detect_format, load
+
+        path = Path(spec.removeprefix("checkpoint:"))
+        loaded = load(path, arch, offline) if detect_format(path) != "torch" or arch else None
+        if loaded is None or loaded.format in ("bgrepro", "robustness"):
+            model, _ = load_checkpoint(path, arch=arch)
+            model = getattr(model, "model", model)  # an official ImageNet model mapped to IN-9
+            set_resnet_stride(model, resnet_stride)
+            trunk = _Trunk(feature_trunk(model), model.normalize)
+        else:  # any other format's network: its trunk, with its own normalisation
+            trunk = _Trunk(_any_trunk(loaded, path, resnet_stride), Normalize(
+                loaded.preprocess.mean or (0.0, 0.0, 0.0), loaded.preprocess.std or (1.0, 1.0, 1.0)))
     elif spec in TORCHVISION_ARCHS:
         import torchvision
 
@@ -659,7 +714,8 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
                      class_wise: str = "none", size: int | None = None, out: Path | None = None,
                      write_masks_to: Path | None = None, mask_threshold: float = 0.5, protocol: str = "best",
                      resnet_stride: int = 16, estimate_size: int | None = None, per_class: int | None = None,
-                     offline: bool = False, refine: str = "none", progress: bool = True) -> dict:
+                     offline: bool = False, refine: str = "none", progress: bool = True,
+                     arch: str | None = None) -> dict:
     """The `bgrepro localize` experiment: estimate w* (or load it), score RPS and CAAM maps against the
     test masks of `data` when it has them, and write RPS masks when asked. Returns the summary (also
     written to OUT/localize.json beside OUT/rps.pt when `out` is given).
@@ -681,7 +737,7 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
         raise ValueError(f"class_wise must be none, labels or predictions, got {class_wise!r}")
     if protocol not in ("best", "held-out"):
         raise ValueError(f"protocol must be best or held-out, got {protocol!r}")
-    net = backbone(backbone_spec, weights, resnet_stride, offline)
+    net = backbone(backbone_spec, weights, resnet_stride, offline, arch)
     is_checkpoint = backbone_spec.startswith("checkpoint:") or backbone_spec.endswith(".pt")
     if estimate_size is None and not is_checkpoint:
         estimate_size = 224

@@ -287,3 +287,12 @@ def test_the_reports_conclusion_follows_its_criteria():
     # the challenge breaks it when fewer than half of the Original accuracy survives
     assert findings(90.0, [85.0, 95.0], 3.0, [1.0, 5.0], challenge=44.9)[-1] == "breaks"
     assert findings(90.0, [85.0, 95.0], 3.0, [1.0, 5.0], challenge=45.1)[-1] == "holds"
+
+
+def test_localize_takes_a_state_dict_backbone_and_refuses_one_without_layers(saved, tiny_variants, capsys):
+    common = ["localize", "--data", str(tiny_variants), "--size", str(SIDE), "--json"]
+    assert main([*common, "--backbone", f"checkpoint:{saved / 'resnet18.pth'}", "--arch", "resnet18"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert 0 <= summary["pxap"] <= 100 and "not the method's" in summary["warning"]
+    assert main([*common, "--backbone", f"checkpoint:{saved / 'resnet18.onnx'}"]) == 2
+    assert "feature maps" in capsys.readouterr().err
