@@ -26,7 +26,7 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         """Without MyST-NB: show the value, glue nothing."""
         return value if display else None
 
-__all__ = ["glue", "np", "paper", "pd", "plots", "plt", "setup", "show", "studies"]
+__all__ = ["glue", "np", "paper", "pd", "plots", "plt", "setup", "show", "studies", "verdict_box"]
 
 
 def setup(profile: str) -> Profile:
@@ -45,3 +45,44 @@ def show(study: studies.Study, table: str | None = None):
     for name, value in study.numbers.items():
         glue(name, value, display=False)
     return study.table
+
+
+def scale_text(profile: Profile, data) -> str:
+    """What produced a page's numbers, and how to get the paper's scale, in one paragraph."""
+    from pathlib import Path
+
+    from .layout import BUILD_ARGS
+
+    where = str(data)
+    try:
+        import json
+
+        kind = json.loads((Path(data) / BUILD_ARGS).read_text())["source"]["kind"]
+    except (OSError, ValueError, KeyError, TypeError):
+        kind = None
+    what = {"synthetic": "the embedded synthetic IN-9 (procedural objects on procedural habitats)",
+            "in9": "the official IN-9 test sets"}.get(kind, f"the data in {where}")
+    return (f"These numbers: {what}, {profile.image_size} px, the {profile.arch} network trained "
+            f"{profile.epochs} epochs (profile {profile.name}). The paper: IN-9's photographs at 224 px, "
+            "ResNet-50 and the models of its Table 2. The paper's scale: `make reproduce PROFILE=full DATA=in9` "
+            "on a GPU.")
+
+
+def verdict_box(verdicts: list, profile: Profile, data):
+    """The box a chapter opens with: each of its claims' verdict (computed from the numbers by a criterion fixed
+    in `bgrepro.verdicts`) and the scale banner."""
+    import html
+
+    from IPython.display import HTML
+
+    colours = {"reproduced": "#1b7f3b", "partly reproduced": "#9a6700", "not reproduced": "#b42318",
+               "no counterpart at this scale": "#555"}
+    items = "".join(
+        f"<li><b style='color:{colours.get(v.verdict, '#222')}'>{html.escape(v.verdict.capitalize())}</b>: "
+        f"claim {html.escape(v.claim)}, {html.escape(v.statement[0].lower() + v.statement[1:])}. "
+        f"{html.escape(v.reason[0].upper() + v.reason[1:])}. <span style='color:#555'>Criterion: "
+        f"{html.escape(v.criterion)}.</span></li>" for v in verdicts)
+    banner = html.escape(scale_text(profile, data)).replace("`make reproduce PROFILE=full DATA=in9`",
+                                                             "<code>make reproduce PROFILE=full DATA=in9</code>")
+    return HTML(f"<div class='admonition note'><p class='admonition-title'>Verdict at this scale</p><ul>{items}</ul>"
+                f"<p style='font-size:.9em'>{banner}</p></div>")

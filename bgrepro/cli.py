@@ -478,6 +478,10 @@ def _run_eval(args: argparse.Namespace) -> int:
         result.update(model=name, **info, precision=args.precision,
                       precision_check=_precision_check(model, test_set(args.data, "original", args.split).images,
                                                        args))
+        if args.checkpoint and Path(args.checkpoint).is_file():  # which file, exactly, was scored
+            from .outputs import fingerprint
+
+            result["weights_sha256"] = fingerprint(args.checkpoint).removeprefix("sha256:")
     result["finegrained"] = _finegrained(*arrays, args.data)
     result["written_by"] = "bgrepro eval"
     atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
@@ -788,8 +792,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bgrepro` console script."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    try:  # building the parser imports the libraries: a Ctrl-C there is an interruption like any other
+        args = build_parser().parse_args(argv)
+    except KeyboardInterrupt:
+        print("bgrepro: interrupted", file=sys.stderr)
+        return 130
     try:
         return args.func(args)
     except KeyboardInterrupt:

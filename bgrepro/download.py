@@ -200,7 +200,7 @@ def _extract(file: Path, into: Path) -> None:
 def _ours(downloads: Path) -> set[str]:
     """Files (relative to dest) that fetching unpacked there, from the `.unpacked` records of every archive."""
     owned: set[str] = set()
-    for record in (*downloads.glob("*.unpacked"), *downloads.glob("*.unpacked.forgotten")):
+    for record in downloads.glob("*.unpacked*"):
         owned.update(line for line in record.read_text().splitlines() if line and line != "ok")
     return owned
 
@@ -224,15 +224,32 @@ def unpack(file: Path, dest: Path, strip: str | None = None, exclude: tuple[str,
             if not any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude):
                 files.append((path, rel))
         owned = _ours(dest / ".downloads")
-        clash = next((dest / rel for _, rel in files if (dest / rel).exists() and rel not in owned), None)
-        if clash is not None:
-            raise FileExistsError(f"{clash}: already there and not unpacked by bgrepro; the archive {file.name} "
-                                  "would replace it: move it away or choose another --dest")
-        for path, rel in files:
+        real_dest = Path(os.path.realpath(dest))
+        for _, rel in files:  # everything checked before anything moves
             target = dest / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            os.replace(path, target)
-        return [rel for _, rel in files]
+            for parent in list(target.relative_to(dest).parents)[:-1][::-1]:
+                folder = dest / parent
+                if os.path.lexists(folder) and (folder.is_symlink() or not folder.is_dir()):
+                    raise FileExistsError(f"{folder}: the archive {file.name} needs a folder here, and this is "
+                                          "not one bgrepro made; move it away or choose another --dest")
+            if os.path.lexists(target) and rel not in owned:
+                raise FileExistsError(f"{target}: already there and not unpacked by bgrepro; the archive {file.name} "
+                                      "would replace it: move it away or choose another --dest")
+            if not Path(os.path.realpath(target.parent)).is_relative_to(real_dest):
+                raise ValueError(f"{target}: would be written outside --dest {dest}")
+        moved: list[str] = []
+        try:
+            for path, rel in files:
+                target = dest / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(path, target)
+                moved.append(rel)
+        except BaseException:
+            if moved:  # what did move is bgrepro's: a later fetch may replace it
+                atomic_write_text(dest / ".downloads" / f"{file.name}.unpacked.partial",
+                                  "".join(f"{rel}\n" for rel in moved))
+            raise
+        return moved
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

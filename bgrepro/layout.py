@@ -29,6 +29,9 @@ BUILD_ARGS = "build.json"
 #: bgrepro's mark on every output folder it makes: the command, its arguments and its inputs' identity
 #: (`bgrepro.outputs`). A folder without it is the user's, and bgrepro never replaces or deletes it.
 MARKER = ".bgrepro.json"
+#: Beside the marker: every file the run that made the folder wrote (one relative path a line), so that a
+#: file a user put into a bgrepro output is told apart and never replaced or deleted with it.
+OWNED = ".bgrepro-files.txt"
 #: File endings read as images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -82,13 +85,24 @@ def manifest_path(root: Path) -> Path:
 
 
 def data_identity(root: Path | str | None) -> str | None:
-    """sha256 of a dataset's manifest (or a synthetic source's annotations): what its records are keyed by."""
+    """sha256 of a dataset's manifest (or a synthetic source's annotations) and of the identity of the inputs
+    it was built from (its marker's `inputs`): what its records are keyed by. Photos edited in place give
+    the same manifest, but not the same inputs."""
     if not root:
         return None
     for name in (MANIFEST, "annotations.csv"):
         path = Path(root) / name
         if path.exists():
-            return hashlib.sha256(path.read_bytes()).hexdigest()
+            digest = hashlib.sha256(path.read_bytes())
+            try:
+                import json
+
+                inputs = json.loads((Path(root) / MARKER).read_text()).get("inputs")
+            except (OSError, ValueError, AttributeError):
+                inputs = None
+            if inputs:
+                digest.update(json.dumps(inputs, sort_keys=True).encode())
+            return digest.hexdigest()
     return None
 
 

@@ -43,10 +43,23 @@ FRESH, RESUME, RECOMPUTE = "fresh", "resume", "recompute"
 
 
 # ------------------------------------------------------------------------------------------ input identity
+def _listing(root: Path, files) -> tuple[str, int]:
+    """sha256 of (path, size, modification and change times, inode) of files under root, and their count: an
+    added, removed, edited, renamed or swapped file changes it (a rename or a swap changes the ctime)."""
+    digest, count = hashlib.sha256(), 0
+    for file in sorted(files):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\0"
+                      f"{stat.st_ctime_ns}\0{stat.st_ino}\n".encode())
+        count += 1
+    return digest.hexdigest(), count
+
+
 def fingerprint(path: Path | str | None) -> str | None:
-    """The identity of an input: a file's sha256; a dataset bgrepro built or generated, its manifest's
-    sha256 (`layout.data_identity`); any other folder, its listing (every visible file's path, size
-    and modification time) with the file count, so that an added, removed or edited photo changes it."""
+    """The identity of an input: a file's sha256; a folder's listing (every visible file's path, size,
+    times and inode) with the file count, so that an added, removed, edited or swapped photo changes it.
+    A dataset bgrepro built or generated adds its manifest and the identity of what it was built from, and
+    its listing covers its data folders (not the previews and records at its top)."""
     if path is None:
         return None
     path = Path(path)
@@ -58,15 +71,12 @@ def fingerprint(path: Path | str | None) -> str | None:
         return f"sha256:{digest.hexdigest()}"
     if path.is_dir():
         mark = read_marker(path)
-        made = layout.data_identity(path) if mark and mark["command"] in ("build", "synth") else None
-        if made:
-            return f"manifest:{made}"
-        digest, count = hashlib.sha256(), 0
-        for file in sorted(p for p in path.rglob("*") if p.is_file() and not layout.hidden(p, path)):
-            stat = file.stat()
-            digest.update(f"{file.relative_to(path).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
-            count += 1
-        return f"listing:{digest.hexdigest()}:{count} files"
+        visible = [p for p in path.rglob("*") if p.is_file() and not layout.hidden(p, path)]
+        if mark and mark["command"] in ("build", "synth"):
+            listing, count = _listing(path, [p for p in visible if p.parent != path])
+            return f"dataset:{layout.data_identity(path)}:{listing}:{count} files"
+        listing, count = _listing(path, visible)
+        return f"listing:{listing}:{count} files"
     raise FileNotFoundError(f"{path}: not found")
 
 
@@ -83,7 +93,7 @@ def identity_of(inputs: dict[str, Path | str | Iterable | None]) -> dict[str, ob
 
 def _changed_inputs(old: dict, new: dict) -> str:
     def count(fp):
-        return fp.rsplit(":", 1)[-1] if isinstance(fp, str) and fp.startswith("listing:") else "content"
+        return fp.rsplit(":", 1)[-1] if isinstance(fp, str) and fp.startswith(("listing:", "dataset:")) else "content"
 
     parts = []
     for name in sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k)):
@@ -94,7 +104,8 @@ def _changed_inputs(old: dict, new: dict) -> str:
 
 # ---------------------------------------------------------------------------------------------- locations
 def _resolved(path: Path | str) -> Path:
-    return Path(os.path.abspath(Path(path).expanduser())).resolve()
+    """The real absolute path (symlinks followed; a literal `~` is a folder name, as the writes take it)."""
+    return Path(os.path.realpath(os.path.abspath(Path(path))))
 
 
 def check_location(out: Path | str, option: str = "--out") -> Path:
@@ -129,26 +140,68 @@ def check_no_overlap(out: Path | str | None, inputs: dict[str, Path | str | Iter
 
 
 # ------------------------------------------------------------------------------------------------ the lock
+#: The lock files this process holds (real paths): a nested output of the same run is not "another run".
+_HELD: set[Path] = set()
+LOCK_SUFFIX = ".bgrepro-lock"
+
+
 def lock_path(out: Path) -> Path:
-    """The lock file of an output: a hidden sibling, so that it exists before and after the output."""
-    out = Path(out)
-    return out.parent / f".{out.name}.lock"
+    """The lock file of an output: a hidden sibling of its real path, so that it exists before and after the
+    output and a symlinked alias of the output shares it."""
+    out = _resolved(out)
+    return out.parent / f".{out.name}{LOCK_SUFFIX}"
+
+
+def _ours_lock(fd: int) -> bool:
+    """Whether an open lock file is bgrepro's: empty (just made) or holding the pid line `locked` writes."""
+    head = os.pread(fd, 4, 0)
+    return head in (b"", b"pid ")
+
+
+def _ancestor_held(out: Path) -> Path | None:
+    """An output that contains `out` and that another bgrepro run holds now (a report's data, say)."""
+    if fcntl is None:
+        return None
+    for folder in _resolved(out).parents:
+        lock = lock_path(folder) if folder.parent != folder else None
+        if lock is None or lock in _HELD or not lock.is_file():
+            continue
+        try:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
+            return folder
+        finally:
+            os.close(fd)
+    return None
 
 
 @contextmanager
 def locked(out: Path | str) -> Iterator[None]:
-    """Hold the output's lock for the block; a second run into the same output stops with one line. The
-    lock file is removed when the block ends (a dead process's lock is released by the OS)."""
+    """Hold the output's lock for the block; a second run into the same output (or into an output inside
+    it) stops with one line. The lock file is removed when the block ends (a dead process's lock is
+    released by the OS); a file of that name that is not bgrepro's lock is never touched."""
     if fcntl is None:
         yield
         return
     path = lock_path(Path(out))
+    busy = _ancestor_held(Path(out))
+    if busy is not None:
+        raise BlockingIOError(f"{out}: lies inside {busy}, which another bgrepro run is writing; wait for it to "
+                              "end, or choose another output")
     while True:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
         except OSError as err:
             raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
+        if not _ours_lock(fd):
+            os.close(fd)
+            raise FileExistsError(f"{path}: in the way of bgrepro's lock for {out} and not bgrepro's; move it away")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -163,11 +216,13 @@ def locked(out: Path | str) -> Iterator[None]:
         if same:
             break
         os.close(fd)
+    _HELD.add(path)
     try:
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}\n".encode(), 0)
         yield
     finally:
+        _HELD.discard(path)
         path.unlink(missing_ok=True)
         os.close(fd)
 
@@ -201,19 +256,44 @@ def is_ours(folder: Path, command: str) -> bool:
     return mark is not None and mark["command"] == command
 
 
-def _is_lock(path: Path) -> bool:
-    """One of bgrepro's lock files (hidden, `.lock`, holding nothing or the pid line `locked` writes)."""
-    if not (path.name.startswith(".") and path.name.endswith(".lock") and path.is_file()):
-        return False
-    try:
-        return path.read_bytes()[:4] in (b"", b"pid ")
-    except OSError:
-        return False
-
-
 def visible_entries(folder: Path) -> list[Path]:
-    """What a folder holds, less bgrepro's own lock files."""
-    return [p for p in Path(folder).iterdir() if not _is_lock(p)]
+    """What a folder holds."""
+    return list(Path(folder).iterdir())
+
+
+def _comparable(args: dict | None) -> dict:
+    """Arguments as compared: plain JSON, options left at None dropped (an option added in a later version
+    does not make an older output look like another configuration)."""
+    plain = json.loads(json.dumps(args or {}, default=str))
+    return {k: v for k, v in plain.items() if v is not None}
+
+
+def owned_files(folder: Path) -> set[str] | None:
+    """The files (relative paths) bgrepro wrote into an output folder, or None when it did not list them."""
+    try:
+        return set((Path(folder) / layout.OWNED).read_text().splitlines()) - {""}
+    except OSError:
+        return None
+
+
+def files_under(folder: Path) -> set[str]:
+    """Every file under a folder, as relative paths."""
+    folder = Path(folder)
+    return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
+
+
+def user_files(folder: Path) -> set[str]:
+    """Files in a bgrepro output folder that bgrepro did not write there (a user's notes, say)."""
+    owned = owned_files(folder)
+    if owned is None:
+        return set()
+    return {f for f in files_under(folder) - owned if f not in (layout.OWNED,)}
+
+
+def record_owned(folder: Path, keep_out: set[str] = frozenset()) -> None:
+    """List every file of an output folder as bgrepro's, but those in `keep_out` (the user's)."""
+    owned = sorted(files_under(folder) - set(keep_out) - {layout.OWNED})
+    atomic_write_text(Path(folder) / layout.OWNED, "".join(f"{f}\n" for f in owned))
 
 
 def decide(out: Path, command: str, args: dict, inputs: dict, overwrite: bool, what: str,
@@ -233,8 +313,8 @@ def decide(out: Path, command: str, args: dict, inputs: dict, overwrite: bool, w
     if mark["command"] != command:
         raise FileExistsError(f"{option} {out}: holds the output of `bgrepro {mark['command']}`, not of "
                               f"`bgrepro {command}`; choose another folder")
-    old = json.loads(json.dumps(mark.get("args"), default=str))
-    if old == json.loads(json.dumps(args, default=str)):
+    old = _comparable(mark.get("args"))
+    if old == _comparable(args):
         if mark.get("inputs") == inputs:
             return RESUME, ""
         return RECOMPUTE, f"{_changed_inputs(mark.get('inputs') or {}, inputs)} changed since {out} was made"
@@ -267,14 +347,18 @@ def staged_output(out: Path | str, command: str, args: dict, *, inputs: dict | N
 
     Resume (same arguments and inputs) works in `out` itself. Otherwise the work goes to a hidden
     sibling (`layout.staging_dir`) that replaces `out` only once complete: a killed run resumes there,
-    and a run that fails on bad input removes it, leaving `out` as it was. `record`, if given, is a
-    file name under which the arguments are also written for people (build.json, synth.json)."""
-    out = check_location(out, option)
+    and a run that fails on bad input removes it, leaving `out` as it was. Files a user put into a bgrepro
+    output are carried into its replacement (`replace_with`). A symlinked `out` is its target. `record`, if
+    given, is a file name under which the arguments are also written for people (build.json, synth.json)."""
+    check_location(out, option)
+    out = _resolved(out)
     inputs = inputs or {}
     with locked(out):
         action, why = decide(out, command, args, inputs, overwrite, what, option)
         if action == RESUME:
+            keep = user_files(out)
             yield out
+            record_owned(out, keep)
             return
         if why:
             notice(f"{why}: {'recomputing' if action == RECOMPUTE else 'it will be replaced'}")
@@ -282,8 +366,8 @@ def staged_output(out: Path | str, command: str, args: dict, *, inputs: dict | N
         try:
             stage.parent.mkdir(parents=True, exist_ok=True)
             mark = read_marker(stage) if stage.is_dir() else None
-            if stage.exists() and not (mark and mark["command"] == command and mark.get("args") == args
-                                       and mark.get("inputs") == inputs):
+            if stage.exists() and not (mark and mark["command"] == command and _comparable(mark.get("args"))
+                                       == _comparable(args) and mark.get("inputs") == inputs):
                 _remove_ours(stage, command)  # an unfinished run with other arguments or inputs: start afresh
             stage.mkdir(exist_ok=True)
         except PermissionError as err:
@@ -296,24 +380,66 @@ def staged_output(out: Path | str, command: str, args: dict, *, inputs: dict | N
         except Exception:
             shutil.rmtree(stage, ignore_errors=True)  # bad input: leave nothing behind (a kill keeps it, to resume)
             raise
+        record_owned(stage)
         replace_with(out, stage, command)
 
 
 def replace_with(out: Path, stage: Path, command: str) -> None:
-    """Put a complete staged folder in place of `out` (absent, empty, or bgrepro's output of `command`)."""
+    """Put a complete staged folder in place of `out` (absent, empty, or bgrepro's output of `command`), with
+    the files a user had put into the old output carried over to the same places."""
     old = out.parent / f".{out.name}.replaced"
+    moved = False
     if out.is_dir():
         if visible_entries(out):
             if not is_ours(out, command):  # checked by `decide`; checked again before anything moves
                 raise FileExistsError(f"{out}: holds files that bgrepro did not make; nothing was replaced")
-            _remove_ours(old, command)
+            keep = sorted(user_files(out))
+            clash = next((f for f in keep if os.path.lexists(stage / f)), None)
+            if clash is not None:
+                raise FileExistsError(f"{out / clash}: your file is where the new output puts one of its own; move "
+                                      "it away and run the same command again (nothing was replaced)")
+            if os.path.lexists(old):  # a replaced output a killed run left is removed; a user's folder is kept
+                if is_ours(old, command):
+                    shutil.rmtree(old)
+                else:
+                    old = out.parent / f".{out.name}.replaced-{os.getpid()}"
+            for rel in keep:  # the user's files go with the output
+                (stage / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(out / rel, stage / rel)
             os.replace(out, old)
+            moved = True
         else:
-            for lock in out.iterdir():
-                lock.unlink()
             out.rmdir()
     os.replace(stage, out)
-    shutil.rmtree(old, ignore_errors=True)
+    if moved:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+@contextmanager
+def set_aside(folder: Path, names: Iterable[str]) -> Iterator[None]:
+    """Move a bgrepro output's named entries aside while it is recomputed in place: gone when the block
+    succeeds, put back when it fails (a failed rerun never destroys the last good output); an interrupted
+    block leaves them aside, and the next successful run removes them."""
+    folder = Path(folder)
+    aside = folder / ".bgrepro-previous"
+    present = [n for n in names if os.path.lexists(folder / n) and not os.path.lexists(aside / n)]
+    if present:
+        aside.mkdir(exist_ok=True)
+    for name in present:
+        os.replace(folder / name, aside / name)
+    try:
+        yield
+    except Exception:
+        for name in present:
+            target = folder / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
+            os.replace(aside / name, target)
+        shutil.rmtree(aside, ignore_errors=True)
+        raise
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 # -------------------------------------------------------------------------------------------- single files
@@ -323,6 +449,8 @@ def check_file_output(path: Path | str, command: str, inputs: dict[str, Path | s
     not written by bgrepro (its `written_by` field names a bgrepro command)."""
     path = Path(path)
     check_no_overlap(path, inputs, option)
+    if path.is_symlink():
+        raise FileExistsError(f"{option} {path}: is a symbolic link; give a plain file name")
     if path.is_dir():
         raise IsADirectoryError(f"{option} {path}: is a folder; give a file name")
     if path.exists():
@@ -330,8 +458,9 @@ def check_file_output(path: Path | str, command: str, inputs: dict[str, Path | s
             written_by = json.loads(path.read_text()).get("written_by", "")
         except (OSError, ValueError, AttributeError):
             written_by = ""
-        if not str(written_by).startswith("bgrepro"):
-            raise FileExistsError(f"{option} {path}: exists and was not written by bgrepro; choose another file")
+        if written_by != f"bgrepro {command}":
+            raise FileExistsError(f"{option} {path}: exists and was not written by bgrepro {command}; choose another "
+                                  "file")
     return path
 
 
@@ -352,5 +481,6 @@ def command_args(args, exclude: Iterable[str] = ()) -> dict:
 
 
 __all__ = ["FRESH", "RESUME", "RECOMPUTE", "fingerprint", "identity_of", "check_location", "check_no_overlap",
-           "locked", "read_marker", "write_marker", "is_ours", "decide", "staged_output", "replace_with",
-           "check_file_output", "command_args", "notice"]
+           "locked", "lock_path", "read_marker", "write_marker", "is_ours", "decide", "staged_output",
+           "replace_with", "set_aside", "owned_files", "user_files", "record_owned", "check_file_output",
+           "command_args", "notice"]

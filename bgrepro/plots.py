@@ -252,15 +252,19 @@ def ours_beside_paper(ours, official, rows=("original", "mixed_same", "mixed_ran
 
 
 def claims_figure(claims, out: Path | None = None):
-    """Our number beside the paper's for every claim that has one."""
-    plotted = claims.dropna(subset=["paper"])
-    fig, ax = plt.subplots(figsize=(6.5, 3))
-    y = range(len(plotted))
-    ax.scatter(plotted["ours"], y, label="ours", color="tab:blue")
-    ax.scatter(plotted["paper"].astype(float), y, label="paper", color="tab:red", marker="x")
-    ax.set_yticks(list(y), [f"claim {c}" for c in plotted["claim"]])
-    ax.set_xlabel("% or points")
-    ax.legend(fontsize=8)
+    """Every claim and its verdict at a glance: one row per claim, coloured by verdict."""
+    order = ["reproduced", "partly reproduced", "not reproduced", "no counterpart at this scale"]
+    colours = ["#1b7f3b", "#d4a72c", "#b42318", "#999999"]
+    fig, ax = plt.subplots(figsize=(6.5, 0.38 * len(claims) + 0.9))
+    y = list(range(len(claims)))[::-1]
+    for row, ypos in zip(claims.itertuples(), y):
+        k = order.index(row.verdict)
+        ax.barh(ypos, 1, left=k, color=colours[k])
+        ax.text(k + 0.5, ypos, row.verdict, ha="center", va="center", fontsize=7, color="white")
+    ax.set_yticks(y, [f"claim {c}" for c in claims["claim"]])
+    ax.set_xticks([])
+    ax.set_xlim(0, len(order))
+    ax.set_title("Verdict per claim (computed from the numbers)", fontsize=9)
     return _finish(fig, out)
 
 

@@ -52,6 +52,32 @@ def linear_fits(table: pd.DataFrame, x: str = "original") -> pd.DataFrame:
     return pd.DataFrame(fits).T
 
 
+def slope_intervals(table: pd.DataFrame, x: str = "original", resamples: int = 2000, seed: int = 0,
+                    level: float = 0.95) -> pd.DataFrame:
+    """Per variant, a percentile bootstrap interval of its slope over models (models drawn with replacement,
+    draws with a single distinct model skipped), and the same for Mixed-Rand's minus Only-BG-T's slope
+    (row "mixed_rand - only_bg_t")."""
+    rng = np.random.default_rng(seed)
+    xs = table[x].to_numpy(float)
+    variants = list(table.columns.drop(x))
+    slopes = {v: [] for v in variants}
+    difference = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(table), len(table))
+        if np.ptp(xs[pick]) == 0:
+            continue
+        fitted = {v: np.polyfit(xs[pick], table[v].to_numpy(float)[pick], 1)[0] for v in variants}
+        for v in variants:
+            slopes[v].append(fitted[v])
+        if {"mixed_rand", "only_bg_t"} <= fitted.keys():
+            difference.append(fitted["mixed_rand"] - fitted["only_bg_t"])
+    tail = 100 * (1 - level) / 2
+    rows = {v: np.percentile(s, [tail, 100 - tail]) for v, s in slopes.items() if s}
+    if difference:
+        rows["mixed_rand - only_bg_t"] = np.percentile(difference, [tail, 100 - tail])
+    return pd.DataFrame(rows, index=["ci95 low", "ci95 high"]).T
+
+
 def progress_figure(table: pd.DataFrame, fits: pd.DataFrame | None = None, x: str = "original",
                     out: Path | None = None):
     """Accuracy on each variant against accuracy on `x`, one colour per variant, with its fitted line."""

@@ -125,50 +125,57 @@ class ReportConfig:
 
 
 # ---------------------------------------------------------------------------------------------- the folder
-def _clear_report(out: Path) -> None:
-    """Remove what a report run writes into OUT (its parts, their staging folders and the marker), nothing else."""
-    from .outputs import marker_path
-
+def _report_entries(out: Path) -> list[str]:
+    """What a report run writes into OUT, by name: its parts, their staging folders, and the marker."""
+    names = [layout.MARKER, layout.OWNED]
     for part in layout.REPORT_PARTS:
         path = layout.report_path(out, part)
-        for item in (path, layout.staging_dir(path), path.parent / f".{path.name}.replaced"):
-            if item.is_dir():
-                shutil.rmtree(item)
-            else:
-                item.unlink(missing_ok=True)
-    marker_path(out).unlink(missing_ok=True)
+        names += [path.name, layout.staging_dir(path).name, f".{path.name}.replaced"]
+    return names
+
+
+def _clear_report(out: Path) -> None:
+    """Remove what a report run writes into OUT, nothing else."""
+    for name in _report_entries(out):
+        item = Path(out) / name
+        if item.is_dir() and not item.is_symlink():
+            shutil.rmtree(item)
+        else:
+            item.unlink(missing_ok=True)
 
 
 @contextmanager
 def _report_folder(out: Path, args: dict, inputs: dict, overwrite: bool):
     """OUT, locked for this run and checked against the arguments and inputs it was made with
     (`outputs.decide`): resumed when they match, recomputed when the inputs changed, refused when it is
-    not a report of bgrepro's; what this run wrote is removed again if it fails on bad input (an
-    interruption keeps it, to resume)."""
-    from .outputs import RECOMPUTE, RESUME, decide, locked, notice, write_marker
+    not a report of bgrepro's. A recomputed report sets the last one aside until the new one is complete
+    (a failed rerun puts it back); what a failing run wrote is removed (an interruption keeps it, to resume);
+    files a user put into OUT are never touched."""
+    from contextlib import nullcontext
+
+    from .outputs import RECOMPUTE, RESUME, decide, locked, notice, set_aside, write_marker
 
     with locked(out):
         action, why = decide(out, "report", args, inputs, overwrite, "report")
         existed = out.exists()
-        if action != RESUME:
-            if why:
-                notice(f"{why}: {'recomputing the report' if action == RECOMPUTE else 'replacing it'}")
-            if existed:
-                _clear_report(out)
-        try:
-            out.mkdir(parents=True, exist_ok=True)
-        except OSError as err:
-            raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
-        write_marker(out, "report", args, inputs)
-        atomic_write_text(layout.report_path(out, "args"), json.dumps(args, indent=2, sort_keys=True) + "\n")
-        try:
-            yield out
-        except Exception:
-            if action != RESUME:  # as it was before this run: absent, or empty
-                _clear_report(out)
-                if not existed:
-                    shutil.rmtree(out, ignore_errors=True)
-            raise
+        if action != RESUME and why:
+            notice(f"{why}: {'recomputing the report' if action == RECOMPUTE else 'replacing it'}")
+        with set_aside(out, _report_entries(out)) if action != RESUME and existed else nullcontext():
+            try:
+                out.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
+            write_marker(out, "report", args, inputs)
+            atomic_write_text(layout.report_path(out, "args"), json.dumps(args, indent=2, sort_keys=True) + "\n")
+            try:
+                yield out
+                shutil.rmtree(out / ".bgrepro-previous", ignore_errors=True)  # left by an interrupted recompute
+            except Exception:
+                if action != RESUME:  # as it was before this run: absent, empty, or the last report (set aside)
+                    _clear_report(out)
+                    if not existed:
+                        shutil.rmtree(out, ignore_errors=True)
+                raise
 
 
 def _inputs(cfg: ReportConfig) -> dict:

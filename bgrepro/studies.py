@@ -15,6 +15,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import experiments, layout, paper
+from . import verdicts as claim_verdicts
 from .profiles import get_profile
 from .train import TrainConfig
 
@@ -167,9 +168,7 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     summaries = {name: fg.summary(t) for name, t in tables.items()}
     overview = pd.concat({n: s["share %"] for n, s in summaries.items()}, axis=1)
     needed = overview.loc[["background overrides", "background needed"], "trained on Original"].sum()
-    note = ("As in the paper, for most images the background is needed." if needed > 50 else
-            "Unlike the paper, where the background is needed for most images, here it is needed for a minority: "
-            "the synthetic objects are drawn to be recognisable on their own.")
+    note = claim_verdicts.claim_5(float(needed)).sentence()
     two_way = pd.concat({n: 100 * t["split_2x2"].value_counts(normalize=True).reindex(list(fg.SPLIT_2X2))
                          for n, t in tables.items()}, axis=1)
     by_class = fg.summary(tables["trained on Original"], by_class=True)
@@ -180,15 +179,16 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 # ----------------------------------------------------------------------------- Sec. 6: progress
 def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = ()) -> Study:
     """The model zoo's accuracy per variant (table) and the linear fits against Original ("fits")."""
-    from .progress import linear_fits, zoo_table
+    from .progress import linear_fits, slope_intervals, zoo_table
 
     zoo = zoo_table(data, profile, seed, pretrained=pretrained)
     fits = linear_fits(zoo)
+    intervals = slope_intervals(zoo)
+    fits = fits.join(intervals.drop(index="mixed_rand - only_bg_t", errors="ignore"))
     rand, bgt = fits.loc["mixed_rand", "slope"], fits.loc["only_bg_t", "slope"]
-    note = ("As in the paper, the foreground-using Mixed-Rand rises faster than the background alone." if rand > bgt
-            else "Unlike the paper, Mixed-Rand does not rise faster than the background alone.")
-    if bgt < 0:
-        note += " Only-BG-T accuracy even falls as models improve."
+    diff = "mixed_rand - only_bg_t"
+    ci = list(intervals.loc[diff]) if diff in intervals.index else None
+    note = claim_verdicts.claim_6({k: float(fits.loc[k, "slope"]) for k in fits.index}, ci, len(zoo)).sentence()
     return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": note}, {"fits": fits})
 
 
@@ -258,51 +258,81 @@ def habitats(synth: Path) -> Study:
 
 
 # ----------------------------------------------------------------------------- all claims
-def claims(data: Path, profile: str | None = None, seed: int = 0) -> Study:
-    """Every claim of the paper: its number, ours from the chapters' cached records, the gap, and why
-    a gap is expected."""
-    from .finegrained import categorize, summary
+#: The claims each chapter judges (its verdict box).
+CHAPTER_CLAIMS = {"backgrounds_suffice": ("1",), "bg_gap": ("2",), "adversarial": ("3",),
+                  "mixed_rand": ("4a", "4b", "4c"), "finegrained": ("5",), "progress": ("6",),
+                  "localization": ("RPS",)}
+
+
+def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None):
+    """One claim judged on this run's numbers (`bgrepro.verdicts`), from the same cached records its chapter
+    shows."""
+    from . import verdicts as v
+    from .classes import VARIANT_NAMES
 
     p = get_profile(profile)
     models = two_models(data, profile, seed)
     original = models["trained on Original"]
-    suffice = experiments.backgrounds_suffice(data, profile, seed)
-    gap = experiments.bg_gap_table(data, (p.arch,), profile, seed)
-    mr = experiments.mixed_rand_training(data, profile, seed)
-    chal = experiments.adversarial_backgrounds(original, p.challenge_pairs_per_class)
-    sal = experiments.saliency_on_foreground({"original": original, "mixed_rand": models["trained on Mixed-Rand"]})
-    fine = summary(categorize(experiments.finegrained_correctness(original)))
-    fits = progress(data, profile, seed).tables["fits"]
-    setup = f"synthetic or given data at {p.image_size} px, {p.arch}, {p.epochs} epochs (profile {p.name})"
-    official = paper.README_TABLE
-    rows = [
-        (1, "background-only model on Original (best of three, %)", suffice["original"].max(),
-         paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL,
-         "paper: 'over 40%'; ours is bounded by the habitat correlation of the data"),
-        (2, "BG-Gap, model trained on Original (points)", gap.loc["bg_gap"].iloc[0],
-         paper.TABLE2.loc["bg_gap", "ResNet-50*"], "paper: ResNet-50 trained on IN-9L; " + setup),
-        (3, "challenge accuracy, model trained on Original (%)", 100 * chal.challenge_accuracy,
-         paper.CHALLENGE["ResNet-50 (IN-9L)"], "paper: ResNet-50 trained on IN-9L, 4,050 test foregrounds"),
-        (4, "BG-Gap, model trained on Mixed-Rand (points)", mr.loc["bg_gap", "mixed_rand"],
-         official.loc["bg_gap", "ResNet-50 (IN-9 Mixed-Rand)"], "paper: the official repository's ResNet-50"),
-        (4, "Original accuracy cost of Mixed-Rand training (points)",
-         mr.loc["original", "original"] - mr.loc["original", "mixed_rand"],
-         official.loc["original", "ResNet-50 (IN-9L)"] - official.loc["original", "ResNet-50 (IN-9 Mixed-Rand)"],
-         "paper: IN-9L ResNet-50 vs the Mixed-Rand ResNet-50 (different training sets)"),
-        (4, "Grad-CAM share on the foreground, Mixed-Rand minus Original (points)",
-         sal.loc["all test images", "mixed_rand"] - sal.loc["all test images", "original"], None,
-         "paper: shown qualitatively (saliency maps), no number"),
-        (5, "images whose own background is needed (%)",
-         fine.loc[["background overrides", "background needed"], "share %"].sum(), None,
-         "paper: 'most images' (a figure, no single number); our categories are defined in the fine-grained chapter"),
-        (6, "slope of Mixed-Rand minus slope of Only-BG-T (vs accuracy)",
-         fits.loc["mixed_rand", "slope"] - fits.loc["only_bg_t", "slope"], None,
-         "paper: positive (Fig. 8, against ImageNet accuracy); ours against Original accuracy"),
-    ]
-    table = pd.DataFrame(rows, columns=["claim", "measure", "ours", "paper", "why they may differ"])
-    table.insert(4, "gap (ours - paper)", table["ours"] - table["paper"].astype(float))
-    table.insert(1, "statement", table["claim"].map(paper.CLAIMS))
-    return Study(table, {"claims_with_paper_number": int(table["paper"].notna().sum())})
+    if claim == "1":
+        table = experiments.backgrounds_suffice(data, profile, seed)
+        return v.claim_1({VARIANT_NAMES[name]: float(table.loc[name, "original"]) for name in table.index},
+                         100 / len(layout.class_folders(data)), paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
+    if claim == "2":
+        return v.claim_2(100 * experiments.trained_model(original).bg_gap)
+    if claim == "3":
+        record = experiments.adversarial_backgrounds(original, p.challenge_pairs_per_class)
+        return v.claim_3(100 * record.challenge_accuracy, paper.CHALLENGE["ResNet-50 (IN-9L)"])
+    if claim in ("4a", "4b"):
+        table = experiments.mixed_rand_training(data, profile, seed)
+        if claim == "4a":
+            return v.claim_4a(float(table.loc["bg_gap", "mixed_rand"]), float(table.loc["bg_gap", "original"]))
+        return v.claim_4b(float(table.loc["original", "original"]), float(table.loc["original", "mixed_rand"]))
+    if claim == "4c":
+        shares = experiments.saliency_on_foreground(models)
+        return v.claim_4c(shares.loc["all test images", "trained on Original"],
+                          shares.loc["all test images", "trained on Mixed-Rand"])
+    if claim == "5":
+        from .finegrained import categorize, summary
+
+        fine = summary(categorize(experiments.finegrained_correctness(original)))
+        return v.claim_5(float(fine.loc[["background overrides", "background needed"], "share %"].sum()))
+    if claim == "6":
+        from .models import available_pretrained
+        from .progress import linear_fits, slope_intervals, zoo_table
+
+        zoo = zoo_table(data, profile, seed, pretrained=available_pretrained())
+        fits = linear_fits(zoo)
+        intervals = slope_intervals(zoo)
+        diff = "mixed_rand - only_bg_t"
+        ci = list(intervals.loc[diff]) if diff in intervals.index else None
+        return v.claim_6({k: float(fits.loc[k, "slope"]) for k in fits.index}, ci, len(zoo))
+    if claim == "RPS":
+        table = localization(data, profile, seed, synth).table
+        rps, caam = table.loc["RPS"], table.loc["CAAM (channel sum)"]
+        pick = lambda row: {"maxboxaccv2": float(row["MaxBoxAccV2"]), "pxap": float(row["PxAP"])}  # noqa: E731
+        return v.claim_rps(pick(rps), pick(caam), self_supervised=False,
+                           backbone=f"the {p.arch} classifier's trunk trained here")
+    raise ValueError(f"unknown claim {claim!r}")
+
+
+def chapter_verdicts(chapter: str, data: Path, profile: str | None = None, seed: int = 0,
+                     synth: Path | None = None) -> list:
+    """The verdicts of a chapter's claims (`CHAPTER_CLAIMS`)."""
+    return [verdict(c, data, profile, seed, synth) for c in CHAPTER_CLAIMS[chapter]]
+
+
+def claims(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
+    """Every claim of both papers: our measure, the paper's, the verdict computed from the numbers by its
+    criterion (`bgrepro.verdicts.CRITERIA`) and the reason; `records["verdicts"]` holds the verdicts."""
+    judged = [verdict(c, data, profile, seed, synth) for chapter in CHAPTER_CLAIMS.values() for c in chapter]
+    table = pd.DataFrame([{"claim": j.claim, "statement": j.statement, "measure": j.measure, "ours": j.ours,
+                           "paper": j.paper, "verdict": j.verdict, "why": j.reason, "criterion": j.criterion}
+                          for j in judged])
+    counts = table["verdict"].value_counts()
+    numbers = {f"n_{key.replace(' ', '_')}": int(counts.get(key, 0)) for key in
+               ("reproduced", "partly reproduced", "not reproduced", "no counterpart at this scale")}
+    numbers["n_claims"] = len(table)
+    return Study(table, numbers, records={"verdicts": judged})
 
 
 def profile_sizes() -> pd.DataFrame:

@@ -121,7 +121,18 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
     from contextlib import nullcontext
 
     from .models import weights_file
-    from .outputs import RESUME, check_location, check_no_overlap, decide, identity_of, locked, notice, write_marker
+    from .outputs import (
+        RESUME,
+        check_location,
+        check_no_overlap,
+        decide,
+        identity_of,
+        locked,
+        marker_path,
+        notice,
+        set_aside,
+        write_marker,
+    )
 
     run_dir = Path(run_dir)
     rank, world = _distributed()
@@ -134,33 +145,52 @@ def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True
         if not Path(config.data).is_dir():
             raise FileNotFoundError(f"{config.data}: data folder not found")
     with locked(run_dir) if rank == 0 else nullcontext():
-        action, existed = RESUME, run_dir.exists()
+        action, existed, old_marker = RESUME, run_dir.exists(), None
         if rank == 0:
             identity = identity_of(inputs)
             action, why = decide(run_dir, "train", config.as_dict(), identity, overwrite, "training run")
-            if action != RESUME:
-                if why:
-                    notice(f"{why}: training afresh")
-                _remove_run(run_dir)
+            if action != RESUME and why:
+                notice(f"{why}: training afresh")
+        fresh = rank == 0 and action != RESUME
+        # the last good run is set aside, not deleted, until the new one succeeds (with the eval record of it)
+        with set_aside(run_dir, [*RUN_FILES, *_own_eval(run_dir)]) if fresh else nullcontext():
+            if fresh:
+                old_marker = marker_path(run_dir).read_text() if marker_path(run_dir).is_file() else None
                 run_dir.mkdir(parents=True, exist_ok=True)
                 write_marker(run_dir, "train", config.as_dict(), identity)
-        if world > 1:
-            torch.distributed.barrier()
-        try:
-            return _train(config, run_dir, rank, world, device, progress, stop_after_epoch, offline)
-        except Exception:
-            if rank == 0 and action != RESUME:  # bad input: the folder as it was (an interruption keeps it, to resume)
-                _remove_run(run_dir, marker=True)
-                if not existed:
+            if world > 1:
+                torch.distributed.barrier()
+            try:
+                return _train(config, run_dir, rank, world, device, progress, stop_after_epoch, offline)
+            except Exception:
+                if fresh:  # bad input: the folder as it was (an interruption keeps the new run, to resume)
+                    _remove_run(run_dir, marker=True)
+                    if old_marker is not None:
+                        atomic_write_text(marker_path(run_dir), old_marker)
+                raise
+            finally:
+                if fresh and not existed and run_dir.is_dir() and not any(run_dir.iterdir()):
                     run_dir.rmdir()
-            raise
+
+
+#: What training writes into its run folder.
+RUN_FILES = ("checkpoint.pt", "last.pt", "train_log.json")
+
+
+def _own_eval(run_dir: Path) -> list[str]:
+    """The eval record `bgrepro eval` wrote beside a run's checkpoint (it scored the model being replaced)."""
+    try:
+        return ["eval.json"] if json.loads((run_dir / "eval.json").read_text()).get("written_by") == "bgrepro eval" \
+            else []
+    except (OSError, ValueError, AttributeError):
+        return []
 
 
 def _remove_run(run_dir: Path, marker: bool = False) -> None:
     """Delete what training writes into its (bgrepro-made) run folder."""
     from .outputs import marker_path
 
-    for name in ("checkpoint.pt", "last.pt", "train_log.json"):
+    for name in RUN_FILES:
         (run_dir / name).unlink(missing_ok=True)
     if marker:
         marker_path(run_dir).unlink(missing_ok=True)

@@ -295,7 +295,7 @@ def test_localize_masks_and_challenge_out_are_one_configurations_output(photos, 
     assert (p / "ch" / "fooling_histogram.png").exists()
     _refused(challenge, capsys, "all_pairs")
     assert _run([*challenge, "--overwrite"], capsys)[0] == 0
-    assert sorted(f.name for f in (p / "ch").iterdir()) == [".bgrepro.json", "challenge.json"]  # no stale figure
+    assert sorted(f.name for f in (p / "ch").iterdir()) == [".bgrepro-files.txt", ".bgrepro.json", "challenge.json"]
 
 
 def test_report_after_adding_photos_equals_a_fresh_report(tmp_path, capsys):
@@ -366,7 +366,7 @@ def test_every_error_is_one_line_naming_its_cause(photos, tiny_variants, tiny_ch
     def surprise(*args, **kwargs):
         raise RuntimeError("an error of a kind bgrepro does not expect")
 
-    monkeypatch.setattr(evaluate_module, "evaluate", surprise)
+    monkeypatch.setattr(evaluate_module, "correctness", surprise)
     _refused(["eval", *model, "--record", p / "r.json"], capsys, "RuntimeError", "does not expect")
     monkeypatch.undo()
     corrupt = p / "model.safetensors"  # a corrupt file in timm's cache, read offline
@@ -411,3 +411,173 @@ def test_spreadsheet_csvs_and_hidden_files_are_read_as_a_user_means_them(photos,
         (p / "photos" / split / ".ipynb_checkpoints").mkdir()
     assert _run(_build(p / "photos", p / "littered", boxes=p / "boxes.csv"), capsys)[0] == 0
     assert (p / "littered" / "manifest.csv").read_text() == want
+
+
+# ------------------------------------------------------------------------ the second audit (~100 trials)
+def test_files_beside_and_inside_an_output_that_bgrepro_did_not_make_are_never_touched(photos, capsys):
+    p = photos
+    (p / ".built.lock").write_text("my lock notes\n")  # names a user may use beside an output
+    (p / ".built.replaced").mkdir()
+    (p / ".built.replaced" / "keep.txt").write_text("mine\n")
+    build = _build(p / "photos", p / "built", masks=p / "masks")
+    assert _run(build, capsys)[0] == 0
+    assert (p / ".built.lock").read_text() == "my lock notes\n"
+    assert (p / ".built.replaced" / "keep.txt").read_text() == "mine\n"
+    (p / ".built.bgrepro-lock").write_text("not a lock of bgrepro's\n")  # in the way of bgrepro's own lock name
+    _refused(build, capsys, ".built.bgrepro-lock", "not bgrepro's")
+    assert (p / ".built.bgrepro-lock").read_text() == "not a lock of bgrepro's\n"
+    (p / ".built.bgrepro-lock").unlink()
+    hidden = p / "hidden"  # an --out holding only hidden files is not empty: they are the user's
+    hidden.mkdir()
+    (hidden / ".config.lock").write_text("")
+    _refused(_build(p / "photos", hidden, masks=p / "masks"), capsys, "did not make")
+    assert (hidden / ".config.lock").exists()
+    # a user's notes inside a build survive a rebuild on changed photos
+    (p / "built" / "NOTES.txt").write_text("my notes\n")
+    (p / "built" / "original" / "val" / "NOTES.txt").write_text("deep notes\n")
+    _add_photos(p / "photos", p / "masks", count=1)
+    assert _run(build, capsys)[0] == 0
+    assert (p / "built" / "NOTES.txt").read_text() == "my notes\n"
+    assert (p / "built" / "original" / "val" / "NOTES.txt").read_text() == "deep notes\n"
+    assert any("new_0" in f for f in tree_digest(p / "built"))
+
+
+def test_photos_edited_in_place_or_swapped_are_noticed_downstream(photos, tiny_checkpoint, capsys):
+    p = photos
+    for f in list(p.rglob("*.png")) + list(p.rglob("*.npy")):
+        os.utime(f, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    build = _build(p / "photos", p / "built", masks=p / "masks")
+    train = ["train", "--data", p / "built", "--variant", "original", "--out", p / "run", "--profile", "tiny",
+             "--epochs", "1"]
+    localize = ["localize", "--data", p / "built", "--backbone", f"checkpoint:{tiny_checkpoint}", "--write-masks",
+                p / "rps", "--mask-threshold", "0.2"]
+    for argv in (build, train, localize):
+        assert _run(argv, capsys)[0] == 0
+    checkpoint = (p / "run" / "checkpoint.pt").read_bytes()
+    manifest = (p / "built" / "manifest.csv").read_text()
+    # invert every photo in place: same names, same sizes, same modification times
+    for f in (p / "photos").rglob("*.png"):
+        inverted = 255 - np.asarray(Image.open(f))
+        Image.fromarray(inverted).save(f)
+        os.utime(f, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+    capsys.readouterr()
+    for argv in (build, train, localize):
+        code, _ = _run(argv, capsys)
+        assert code == 0
+    assert (p / "built" / "manifest.csv").read_text() == manifest  # the same listing ...
+    assert (p / "run" / "checkpoint.pt").read_bytes() != checkpoint  # ... yet the model was trained afresh
+    # two masks of the same size and time swapped: the build notices
+    a, b = p / "masks" / "train" / "apple" / "img_0.png", p / "masks" / "train" / "apple" / "img_1.png"
+    os.replace(a, p / "t.png")
+    os.replace(b, a)
+    os.replace(p / "t.png", b)
+    capsys.readouterr()
+    assert main([str(x) for x in build]) == 0
+    assert "changed since" in capsys.readouterr().err
+
+
+def test_a_symlinked_or_nested_output_is_one_output(tmp_path, capsys):
+    from bgrepro.outputs import locked
+
+    real, alias = tmp_path / "real", tmp_path / "alias"
+    real.mkdir()
+    alias.symlink_to(real, target_is_directory=True)
+    with locked(real):  # another run holds the real folder: its alias is the same output
+        _refused(["synth", "--out", alias, "--profile", "tiny"], capsys, "another bgrepro run")
+    assert _run(["synth", "--out", alias, "--profile", "tiny"], capsys)[0] == 0
+    assert alias.is_symlink() and (real / "synth.json").exists()
+    assert _run(["synth", "--out", alias, "--profile", "tiny", "--seed", "1", "--overwrite"], capsys)[0] == 0
+    assert alias.is_symlink() and json.loads((real / "synth.json").read_text())["seed"] == 1
+    assert not list(tmp_path.glob(".*replaced")) and not list(tmp_path.glob(".*partial"))
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from bgrepro.outputs import locked\n"
+                               "with locked(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)",
+                               str(tmp_path / "report")], stdout=subprocess.PIPE, text=True)
+    try:  # an output inside another run's output (a report's data, say) waits for it
+        assert holder.stdout.readline().strip() == "held"
+        _refused(["synth", "--out", tmp_path / "report" / "data", "--profile", "tiny"], capsys, "lies inside")
+    finally:
+        holder.kill()
+        holder.wait()
+    from bgrepro.outputs import check_location, check_no_overlap
+
+    (tmp_path / "~" / "p").mkdir(parents=True)  # a folder literally named ~ (a quoted '~') is not the home folder
+    here = os.getcwd()
+    try:
+        os.chdir(tmp_path)
+        with pytest.raises(ValueError, match="inside the input"):
+            check_no_overlap("~/p/sub", {"--in": "~/p"})
+        check_location("~")  # the folder named ~ here, as the writes take it
+    finally:
+        os.chdir(here)
+
+
+def test_a_failed_rerun_keeps_the_last_good_output(photos, tiny_variants, capsys):
+    p = photos
+    data = p / "data"
+    shutil.copytree(tiny_variants / "original", data / "original")  # a plain folder in the official layout
+    run = ["train", "--data", data, "--variant", "original", "--out", p / "run", "--profile", "tiny", "--epochs", "1"]
+    assert _run(run, capsys)[0] == 0
+    good = (p / "run" / "checkpoint.pt").read_bytes()
+    model = ["--data", tiny_variants, "--checkpoint", p / "run" / "checkpoint.pt"]
+    assert _run(["eval", *model, "--bootstrap", "0"], capsys)[0] == 0
+    record = json.loads((p / "run" / "eval.json").read_text())
+    assert len(record["weights_sha256"]) == 64  # which file was scored, exactly
+    victim = next((data / "original" / "train").rglob("*.png"))
+    victim.write_bytes(victim.read_bytes()[:40])  # a truncated photo
+    _refused(run, capsys, victim.name)
+    assert (p / "run" / "checkpoint.pt").read_bytes() == good  # the last good run is back
+    assert (p / "run" / "eval.json").exists() and not (p / "run" / ".bgrepro-previous").exists()
+    shutil.copy(next((tiny_variants / "original" / "train").rglob(victim.name)), victim)
+    assert _run([*run[:-1], "2", "--overwrite"], capsys)[0] == 0  # replaced on request: its eval record goes too
+    assert not (p / "run" / "eval.json").exists()
+
+
+def test_fetch_checks_every_target_before_anything_moves(tmp_path, capsys):
+    import io
+    import tarfile
+
+    served = tmp_path / "served.tar"
+    with tarfile.open(served, "w") as tar:
+        for name in ("extra/b.txt", "original/val/cat/a.jpg"):
+            info = tarfile.TarInfo(name)
+            info.size = 1
+            tar.addfile(info, io.BytesIO(b"x"))
+    manifest = tmp_path / "manifest.json"
+    manifest.write_text(json.dumps({"archives": [{"name": "t", "url": served.as_uri(), "filename": "t.tar",
+                                                  "sha256": None}]}))
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "original").write_text("a user's file where the archive has a folder\n")
+    fetch = ["data", "fetch", "in9", "--manifest", manifest, "--dest", dest]
+    _refused(fetch, capsys, str(dest / "original"), "needs a folder")
+    assert not (dest / "extra").exists()  # nothing moved
+    (dest / "original").unlink()
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (dest / "original").symlink_to(outside, target_is_directory=True)  # a symlinked subfolder
+    _refused(fetch, capsys, "original")
+    assert not list(outside.iterdir())
+    (dest / "original").unlink()
+    (dest / "extra").mkdir()
+    (dest / "extra" / "b.txt").symlink_to(tmp_path / "nowhere")  # a dangling link of the user's
+    _refused(fetch, capsys, "b.txt", "not unpacked by bgrepro")
+    assert (dest / "extra" / "b.txt").is_symlink()
+    (dest / "extra" / "b.txt").unlink()
+    assert _run(fetch, capsys)[0] == 0
+
+
+def test_records_and_interruptions_at_the_edges(photos, tiny_variants, tiny_checkpoint, capsys, monkeypatch):
+    p = photos
+    model = ["eval", "--data", tiny_variants, "--checkpoint", tiny_checkpoint, "--bootstrap", "0"]
+    (p / "link.json").symlink_to(p / "nowhere.json")
+    _refused([*model, "--record", p / "link.json"], capsys, "symbolic link")
+    (p / "fan.json").write_text('{"written_by": "bgrepro-fan club"}\n')
+    _refused([*model, "--record", p / "fan.json"], capsys, "not written by bgrepro eval")
+    import bgrepro.cli as cli
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "build_parser", interrupted)  # Ctrl-C while the libraries load
+    code, lines = _run(["synth", "--out", p / "x"], capsys)
+    assert code == 130 and lines == ["bgrepro: interrupted"]
