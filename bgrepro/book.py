@@ -99,10 +99,35 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
                 os.environ.pop("MPLBACKEND", None)
             else:
                 os.environ["MPLBACKEND"] = saved
+        executed = json.loads(partial.read_text())
+        for cell in executed["cells"]:  # the values that ran are one click away, as every other code cell
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if "injected-parameters" in tags and "hide-input" not in tags:
+                tags.append("hide-input")
+        partial.write_text(json.dumps(executed, indent=1))
         partial.replace(target)
         stamp.write_text(digest)
         timings[name] = time.perf_counter() - t0
     return timings
+
+
+#: The repository the site's buttons point to (set by the Pages workflow; without it the site has none).
+REPOSITORY_ENV = "BGREPRO_REPOSITORY_URL"
+
+
+def site_config(config: Path, repository: str | None) -> str:
+    """The book's _config.yml, with the repository, issue, download and launch (Binder, Colab) buttons when
+    the repository the site is published from is known (a button to nowhere is worse than none)."""
+    import yaml
+
+    settings = yaml.safe_load(config.read_text())
+    if repository:
+        settings["repository"] = {"url": repository, "branch": "main", "path_to_book": "book"}
+        settings.setdefault("html", {}).update(use_repository_button=True, use_issues_button=True,
+                                               use_download_button=True)
+        settings["launch_buttons"] = {"notebook_interface": "jupyterlab", "binderhub_url": "https://mybinder.org",
+                                      "colab_url": "https://colab.research.google.com"}
+    return yaml.safe_dump(settings, sort_keys=False)
 
 
 def build_site(profile: str, executed: Path | None = None, book: Path = BOOK, output: Path | None = None) -> Path:
@@ -112,8 +137,9 @@ def build_site(profile: str, executed: Path | None = None, book: Path = BOOK, ou
     missing = [n for n in ORDER if not (executed / f"{n}.ipynb").exists()]
     if missing:
         raise FileNotFoundError(f"{executed}: not executed yet: {', '.join(missing)} (run `make reproduce`)")
-    for name in ("_config.yml", "_toc.yml", "references.bib", *(f"{s}.md" for s in STATIC)):
+    for name in ("_toc.yml", "references.bib", *(f"{s}.md" for s in STATIC)):
         shutil.copy2(book / name, executed / name)
+    (executed / "_config.yml").write_text(site_config(book / "_config.yml", os.environ.get(REPOSITORY_ENV)))
     cmd = [sys.executable, "-m", "jupyter_book", "build", str(executed), "--path-output", str(output)]
     jb = shutil.which("jupyter-book", path=str(Path(sys.executable).parent))
     if jb:
@@ -126,10 +152,53 @@ def build_site(profile: str, executed: Path | None = None, book: Path = BOOK, ou
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Error\w*: .*\n.*File \"")
 
 
+#: Run in the page once it has loaded: how many tables stick out of the page's main column without a
+#: scrolling container of their own (the book check counts them).
+_WIDE_TABLES = """<script>window.addEventListener('load', () => {
+  const main = document.querySelector('main') || document.body;
+  const right = main.getBoundingClientRect().right + 1;
+  let wide = 0;
+  for (const table of document.querySelectorAll('table')) {
+    let scrolls = false;
+    for (let node = table.parentElement; node && node !== document.body; node = node.parentElement) {
+      const overflow = getComputedStyle(node).overflowX;
+      if (overflow === 'auto' || overflow === 'scroll') { scrolls = true; break; }
+    }
+    if (!scrolls && table.getBoundingClientRect().right > right) wide += 1;
+  }
+  document.body.setAttribute('data-wide-tables', String(wide));
+});</script>"""
+
+
+def page_problems(page: str, html_text: str, measured: str | None = None) -> list[str]:
+    """What a rendered page must not show: no figure at all, a figure without a numbered caption, NaN
+    where a number is missing (an em dash is), a Python traceback, a table wider than the page."""
+    problems = []
+    images = re.findall(r'<img[^>]+src="[^"]*_images/', html_text)
+    if not images:
+        problems.append(f"{page}: no figure")
+    captioned = sum(len(re.findall(r'<img[^>]+src="[^"]*_images/', block))
+                    for block in re.findall(r"<figure\b.*?</figure>", html_text, re.S)
+                    if re.search(r'class="caption-number"[^>]*>\s*Fig', block))
+    if captioned < len(images):
+        problems.append(f"{page}: {len(images) - captioned} figure(s) without a numbered caption")
+    text = re.sub(r"<(script|style)\b.*?</\1>", "", html_text, flags=re.S)
+    text = re.sub(r"<pre\b.*?</pre>", "", text, flags=re.S)  # code, not outputs
+    if re.search(r"(?<![\w.])NaN(?![\w])", re.sub(r"<[^>]+>", " ", text)):
+        problems.append(f"{page}: NaN shown where a number is missing")
+    outputs = " ".join(re.findall(r'<div class="cell_output[^"]*">(.*?)</div>\s*</div>', html_text, re.S))
+    if "Traceback" in html_text and TRACEBACK.search(re.sub(r"<[^>]+>", "", outputs or html_text)):
+        problems.append(f"{page}: a Python traceback in an output cell")
+    if measured and measured != "0":
+        problems.append(f"{page}: {measured} table(s) wider than the page")
+    return problems
+
+
 def check_site(html: Path, shots: Path, pages: tuple[str, ...] = ("intro", "bg_gap", "adversarial"),
                browser: str | None = None) -> list[str]:
-    """Open pages of the built site in headless Chromium, screenshot them, and list the problems:
-    a page with no figure, or a Python traceback in an output cell."""
+    """Open pages of the built site in headless Chromium, screenshot them, and list the problems
+    (`page_problems`): no figure, a figure without a numbered caption, NaN, a Python traceback, a table
+    wider than the page (measured in the browser by an injected script)."""
     browser = browser or next((b for b in ("chromium", "chromium-browser", "google-chrome")
                                if shutil.which(b)), None)
     if browser is None:
@@ -141,16 +210,19 @@ def check_site(html: Path, shots: Path, pages: tuple[str, ...] = ("intro", "bg_g
         if not path.exists():
             problems.append(f"{path}: page missing")
             continue
-        common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars"]
-        dom = subprocess.run([*common, "--dump-dom", path.as_uri()], capture_output=True, text=True, timeout=120)
+        common = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                  "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+        probe = path.with_name(f".check-{page}.html")  # beside the page, so its styles load as they do
+        probe.write_text(path.read_text().replace("</body>", _WIDE_TABLES + "</body>"))
+        try:
+            dom = subprocess.run([*common, "--window-size=1280,2400", "--virtual-time-budget=5000", "--dump-dom",
+                                  probe.as_uri()], capture_output=True, text=True, timeout=120)
+        finally:
+            probe.unlink(missing_ok=True)
         subprocess.run([*common, f"--screenshot={shots / f'{page}.png'}", "--window-size=1280,2400", path.as_uri()],
                        capture_output=True, timeout=120)
-        html_text = dom.stdout
-        if not re.search(r'<img[^>]+src="[^"]*_images/', html_text):  # output figures live in _images/
-            problems.append(f"{page}: no figure")
-        outputs = " ".join(re.findall(r'<div class="cell_output[^"]*">(.*?)</div>\s*</div>', html_text, re.S))
-        if "Traceback" in html_text and TRACEBACK.search(re.sub(r"<[^>]+>", "", outputs or html_text)):
-            problems.append(f"{page}: a Python traceback in an output cell")
+        measured = re.search(r'data-wide-tables="(\d+)"', dom.stdout)
+        problems += page_problems(page, dom.stdout, measured.group(1) if measured else None)
         if not (shots / f"{page}.png").exists():
             problems.append(f"{page}: no screenshot")
     return problems

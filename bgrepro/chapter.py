@@ -26,14 +26,45 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         """Without MyST-NB: show the value, glue nothing."""
         return value if display else None
 
-__all__ = ["glue", "np", "paper", "pd", "plots", "plt", "setup", "show", "studies", "verdict_box"]
+__all__ = ["glue", "np", "number", "paper", "pd", "plots", "plt", "setup", "show", "studies", "table_html",
+           "verdict_box"]
+
+
+def number(value) -> str:
+    """A table cell as the book prints it: an em dash for a missing number, one decimal from 1 up, three
+    significant digits below (a learning rate of 0.05 or a weight decay of 0.0005 stays what it is)."""
+    import math
+
+    if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
+        return "\u2014"
+    if isinstance(value, bool | np.bool_ | str):
+        return str(value)
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if isinstance(value, float | np.floating):
+        return f"{value:.1f}" if abs(value) >= 1 or value == 0 else f"{value:.3g}"
+    return str(value)
+
+
+def table_html(frame: pd.DataFrame) -> str:
+    """A DataFrame as a page shows it: `number` in every cell, scrolling sideways when wider than the page."""
+    inner = frame.style.format(number).to_html()
+    return f"<div class='table-scroll' style='overflow-x:auto;max-width:100%'>{inner}</div>"
 
 
 def setup(profile: str) -> Profile:
-    """Prepare a chapter's kernel and return its profile."""
+    """Prepare a chapter's kernel and return its profile: DataFrames display through `table_html`."""
     warnings.filterwarnings("ignore", category=UserWarning)
     np.set_printoptions(legacy="1.25")  # glue shows numpy scalars as plain numbers
     pd.set_option("display.precision", 1)
+    try:
+        from IPython import get_ipython
+
+        shell = get_ipython()
+    except ImportError:  # pragma: no cover - IPython comes with the book tools
+        shell = None
+    if shell is not None:
+        shell.display_formatter.formatters["text/html"].for_type(pd.DataFrame, table_html)
     return get_profile(profile)
 
 

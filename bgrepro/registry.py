@@ -559,8 +559,9 @@ def resolve_outputs(outputs: tuple[str, ...] | None, n_outputs: int, data_classe
         if n_outputs == 1000 and tuple(data_classes) == CLASS_FOLDERS:
             pass  # an ImageNet classifier with named outputs on IN-9: the paper's mapping below
         else:
-            raise ValueError(f"{source}'s {len(outputs)} classes ({_few(outputs)}) are not the data's {k} "
-                             f"({_few(data_classes)}); pass --class-map FILE (JSON: model output -> data class)")
+            raise ValueError(f"{source}: the model was trained on {len(outputs)} classes ({_few(outputs)}) but the "
+                             f"data has {k} ({_few(data_classes)}); pass --class-map FILE (JSON: model output -> "
+                             "data class)")
     if n_outputs == 1000 and tuple(data_classes) == CLASS_FOLDERS:
         groups = [k] * 1000
         for c, indices in enumerate(IMAGENET_INDICES):

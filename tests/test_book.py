@@ -59,10 +59,10 @@ def test_chapter_has_figures_parameters_and_no_errors(executed, name):
     assert any("image/png" in o.get("data", {}) for o in outputs), f"{name}: no figure"
     injected = next(c for c in cells if "injected-parameters" in c["metadata"].get("tags", []))
     assert 'profile = "tiny"' in "".join(injected["source"])
-    # the page reads as text, tables and figures: every other code cell is collapsed (or removed)
+    # the page reads as text, tables and figures: every code cell, the values that ran too, is collapsed (or removed)
     for cell in cells:
         tags = set(cell.get("metadata", {}).get("tags", []))
-        if cell["cell_type"] == "code" and "injected-parameters" not in tags:
+        if cell["cell_type"] == "code":
             assert tags & {"hide-input", "remove-cell", "remove-input"}, "".join(cell["source"])[:80]
 
 
@@ -84,3 +84,18 @@ def test_chapter_cells_are_calls_not_logic(name):
             continue
         code = [ln for ln in cell.splitlines() if ln.strip() and not ln.startswith(":tags:")]
         assert len(code) <= 8, f"{name}.md: a {len(code)}-line cell: {code[0]}"
+
+
+def test_the_book_check_fails_a_page_a_reader_would_not_trust():
+    from bgrepro.book import page_problems
+
+    figure = ('<figure class="align-default" id="fig-x"><img src="_images/a.png"><figcaption><p>'
+              '<span class="caption-number">Fig. 3 </span><span class="caption-text">x</span></p></figcaption>'
+              '</figure>')
+    assert page_problems("p", f"<main>{figure}<table><tr><td>\u2014</td></tr></table></main>", "0") == []
+    bare = '<main><div class="cell_output"><img src="_images/b.png"></div></main>'
+    assert page_problems("p", f"<main>{figure}</main>{bare}", "0") == ["p: 1 figure(s) without a numbered caption"]
+    assert page_problems("p", f"<main>{figure}<td>NaN</td></main>", "0") == ["p: NaN shown where a number is missing"]
+    assert page_problems("p", f"<main>{figure}<pre>x = float('NaN')</pre></main>", "0") == []  # code is not output
+    assert page_problems("p", f"<main>{figure}</main>", "2") == ["p: 2 table(s) wider than the page"]
+    assert page_problems("p", "<main><p>text</p></main>", "0") == ["p: no figure"]
