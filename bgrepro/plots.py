@@ -89,7 +89,15 @@ def variants_figure(root: Path, image_id: str | None = None, split: str = "val",
     rows = [r for r in read_manifest(root) if r["split"] == split and r["variant"] in VARIANT_TITLES]
     if not rows:
         raise ValueError(f"{root}: the manifest lists no variant images in split {split!r}")
-    first = rows[0] if image_id is None else next((r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id), None)
+    if image_id is None:  # the first image whose Mixed-Same and Mixed-Rand backgrounds differ (they may coincide)
+        backgrounds: dict[tuple, dict] = {}
+        for r in rows:
+            if r["variant"] in ("mixed_same", "mixed_rand"):
+                backgrounds.setdefault((r["fg_id"], r["label"]), {})[r["variant"]] = r["bg_id"]
+        differ = next((key for key, bg in backgrounds.items() if len(set(bg.values())) > 1), None)
+        first = next((r for r in rows if differ and (r["fg_id"], r["label"]) == differ), rows[0])
+    else:
+        first = next((r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id), None)
     if first is None:
         raise ValueError(f"{root}: no image {image_id!r} in split {split!r}")
     image_id, label = first["fg_id"] or first["bg_id"], first["label"]  # file names may repeat across classes
@@ -101,9 +109,11 @@ def variants_figure(root: Path, image_id: str | None = None, split: str = "val",
         batch = torch.from_numpy(np.stack(list(images.values()))).permute(0, 3, 1, 2).contiguous()
         predicted = dict(zip(images, (classes[int(c)] for c in predict(model, batch, device="cpu"))))
         truth = classes[int(next(iter(mine.values()))["label"])]
-    fig, axes = plt.subplots(1, len(VARIANT_TITLES), figsize=(len(VARIANT_TITLES) * 1.6, 2.2 if predicted else 2.0),
+    columns = 4  # two rows of four: readable in the page's column
+    rows_n = -(-len(VARIANT_TITLES) // columns)
+    fig, axes = plt.subplots(rows_n, columns, figsize=(columns * 1.9, rows_n * (2.25 if predicted else 2.05)),
                              squeeze=False)
-    for ax, (variant, title) in zip(axes[0], VARIANT_TITLES.items()):
+    for ax, (variant, title) in zip(axes.flat, VARIANT_TITLES.items()):
         ax.set_xticks([])
         ax.set_yticks([])
         ax.set_title(title, fontsize=9)
@@ -200,7 +210,19 @@ def map_grid(images, masks, maps: dict, captions: dict | None = None, boxes: dic
     for ax in axes.flat:
         ax.set_xticks([])
         ax.set_yticks([])
-    return _finish(fig, out)
+    fig.tight_layout(pad=0.3)
+    if names:  # what the colours of the maps mean
+        from matplotlib.cm import ScalarMappable
+        from matplotlib.colors import Normalize
+
+        label = "map, scaled to its image's maximum" if overlay else "map value"
+        bar = fig.colorbar(ScalarMappable(Normalize(0, 1), cmap="jet"), ax=list(axes[:, 2:].flat), shrink=0.8,
+                           pad=0.02, fraction=0.03)
+        bar.set_label(label, fontsize=7)
+        bar.ax.tick_params(labelsize=6)
+    if out is not None:
+        fig.savefig(out, dpi=110, bbox_inches="tight")
+    return fig
 
 
 def habitat_matrices(root: Path, correlation: float, split: str = "train", out: Path | None = None):

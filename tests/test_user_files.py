@@ -168,24 +168,29 @@ def test_single_file_outputs_never_replace_a_users_file(photos, tiny_variants, t
     assert inside.read_bytes() == tiny_checkpoint.read_bytes()
 
 
-def test_fetch_never_replaces_a_users_file_in_dest(tmp_path, capsys):
+def _fetch_of(tmp_path: Path, files: dict[str, bytes]) -> list:
+    """`data fetch` of a served tar archive holding `files`, into tmp_path/dest."""
     import io
     import tarfile
 
-    served = tmp_path / "served" / "test.tar"
-    served.parent.mkdir()
+    served = tmp_path / "served.tar"
     with tarfile.open(served, "w") as tar:
-        for name, data in (("val/cat/a.jpg", b"archive a"), ("README.txt", b"archive readme")):
+        for name, data in files.items():
             info = tarfile.TarInfo(name)
             info.size = len(data)
             tar.addfile(info, io.BytesIO(data))
     manifest = tmp_path / "manifest.json"
     manifest.write_text(json.dumps({"archives": [{"name": "test", "url": served.as_uri(), "filename": "test.tar",
                                                   "sha256": None}]}))
+    return ["data", "fetch", "in9", "--manifest", manifest, "--dest", tmp_path / "dest"]
+
+
+def test_fetch_never_replaces_a_users_file_in_dest(tmp_path, capsys):
+    fetch = _fetch_of(tmp_path, {"val/cat/a.jpg": b"archive a", "README.txt": b"archive readme"})
+    manifest = fetch[4]
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "README.txt").write_text("my readme\n")
-    fetch = ["data", "fetch", "in9", "--manifest", manifest, "--dest", dest]
     _refused(fetch, capsys, str(dest / "README.txt"), "not unpacked by bgrepro")
     assert (dest / "README.txt").read_text() == "my readme\n" and not (dest / "val").exists()
     (dest / "README.txt").unlink()
@@ -533,22 +538,10 @@ def test_a_failed_rerun_keeps_the_last_good_output(photos, tiny_variants, capsys
 
 
 def test_fetch_checks_every_target_before_anything_moves(tmp_path, capsys):
-    import io
-    import tarfile
-
-    served = tmp_path / "served.tar"
-    with tarfile.open(served, "w") as tar:
-        for name in ("extra/b.txt", "original/val/cat/a.jpg"):
-            info = tarfile.TarInfo(name)
-            info.size = 1
-            tar.addfile(info, io.BytesIO(b"x"))
-    manifest = tmp_path / "manifest.json"
-    manifest.write_text(json.dumps({"archives": [{"name": "t", "url": served.as_uri(), "filename": "t.tar",
-                                                  "sha256": None}]}))
+    fetch = _fetch_of(tmp_path, {"extra/b.txt": b"x", "original/val/cat/a.jpg": b"x"})
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "original").write_text("a user's file where the archive has a folder\n")
-    fetch = ["data", "fetch", "in9", "--manifest", manifest, "--dest", dest]
     _refused(fetch, capsys, str(dest / "original"), "needs a folder")
     assert not (dest / "extra").exists()  # nothing moved
     (dest / "original").unlink()
