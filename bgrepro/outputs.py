@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -77,6 +78,8 @@ def fingerprint(path: Path | str | None) -> str | None:
             return f"dataset:{layout.data_identity(path)}:{listing}:{count} files"
         listing, count = _listing(path, visible)
         return f"listing:{listing}:{count} files"
+    if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(path)) and not str(path).startswith((".", "/")):
+        return f"hub:{path}"  # a Hugging Face hub id: the library's cache keeps its revision
     raise FileNotFoundError(f"{path}: not found")
 
 
@@ -194,9 +197,18 @@ def locked(out: Path | str) -> Iterator[None]:
         raise BlockingIOError(f"{out}: lies inside {busy}, which another bgrepro run is writing; wait for it to "
                               "end, or choose another output")
     while True:
+        if path.is_symlink():
+            raise FileExistsError(f"{path}: a link in the way of bgrepro's lock for {out}; move it away")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
+        except PermissionError:  # a folder the user may write into, in a parent they may not: lock elsewhere
+            fallback = Path.home() / ".cache" / "bgrepro" / "locks" / (
+                hashlib.sha256(str(path).encode()).hexdigest()[:32] + LOCK_SUFFIX)
+            if path == fallback:
+                raise PermissionError(f"{out}: no place to write bgrepro's lock ({path})") from None
+            path = fallback
+            continue
         except OSError as err:
             raise PermissionError(f"{out}: output folder is not writable ({err.strerror or err})") from None
         if not _ours_lock(fd):
@@ -285,9 +297,9 @@ def files_under(folder: Path) -> set[str]:
 def user_files(folder: Path) -> set[str]:
     """Files in a bgrepro output folder that bgrepro did not write there (a user's notes, say)."""
     owned = owned_files(folder)
-    if owned is None:
-        return set()
-    return {f for f in files_under(folder) - owned if f not in (layout.OWNED,)}
+    if owned is None:  # no list (deleted, or never written): nothing can be told apart, so all is the user's
+        owned = set()
+    return {f for f in files_under(folder) - owned if f not in (layout.OWNED, layout.MARKER)}
 
 
 def record_owned(folder: Path, keep_out: set[str] = frozenset()) -> None:
@@ -416,13 +428,19 @@ def replace_with(out: Path, stage: Path, command: str) -> None:
 
 
 @contextmanager
-def set_aside(folder: Path, names: Iterable[str]) -> Iterator[None]:
-    """Move a bgrepro output's named entries aside while it is recomputed in place: gone when the block
-    succeeds, put back when it fails (a failed rerun never destroys the last good output); an interrupted
-    block leaves them aside, and the next successful run removes them."""
+def set_aside(folder: Path, names: Iterable[str], owned: set[str] | None = None) -> Iterator[None]:
+    """Move a bgrepro output's named entries aside while it is recomputed in place: put back when the block
+    fails (a failed rerun never destroys the last good output), removed when it succeeds, except the files
+    under them that bgrepro did not write (`owned`, relative to `folder`; None: every file under the names
+    is bgrepro's), which go back where they were (or, where the new output took their place, stay in
+    `.bgrepro-previous/`, said in a note). Entries an interrupted run left aside stay the last good output."""
     folder = Path(folder)
     aside = folder / ".bgrepro-previous"
-    present = [n for n in names if os.path.lexists(folder / n) and not os.path.lexists(aside / n)]
+    names = list(names)
+    for name in names:
+        if os.path.lexists(aside / name) and os.path.lexists(folder / name):  # the interrupted run's partial copy
+            _remove_path(folder / name)
+    present = [n for n in names if os.path.lexists(folder / n)]
     if present:
         aside.mkdir(exist_ok=True)
     for name in present:
@@ -430,16 +448,39 @@ def set_aside(folder: Path, names: Iterable[str]) -> Iterator[None]:
     try:
         yield
     except Exception:
-        for name in present:
-            target = folder / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                target.unlink(missing_ok=True)
-            os.replace(aside / name, target)
-        shutil.rmtree(aside, ignore_errors=True)
+        if aside.is_dir():
+            for entry in list(aside.iterdir()):
+                _remove_path(folder / entry.name)
+                os.replace(entry, folder / entry.name)
+            shutil.rmtree(aside, ignore_errors=True)
         raise
-    shutil.rmtree(aside, ignore_errors=True)
+    if not aside.is_dir():
+        return
+    kept = []
+    if owned is not None:
+        for rel in sorted(files_under(aside)):
+            if rel not in owned:  # the user's: back where it was, unless the new output took the place
+                target = folder / rel
+                if os.path.lexists(target) or any(p.is_file() for p in target.parents if p != folder and
+                                                  folder in p.parents):
+                    kept.append(rel)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                os.replace(aside / rel, target)
+    if kept:
+        for rel in set(files_under(aside)) - set(kept):
+            (aside / rel).unlink()
+        notice(f"{len(kept)} file(s) of yours were where the new output put its own; they are kept in {aside}")
+    else:
+        shutil.rmtree(aside, ignore_errors=True)
+
+
+def _remove_path(path: Path) -> None:
+    """Delete a file, link or folder of bgrepro's."""
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        path.unlink()
 
 
 # -------------------------------------------------------------------------------------------- single files

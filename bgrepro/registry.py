@@ -312,7 +312,16 @@ def _state_dict_of(payload) -> dict | None:
     return None
 
 
+#: The usual names of a classifier's last layer (torchvision and timm), tried before the last 2-D weight.
+_HEADS = ("fc.weight", "head.weight", "head.fc.weight", "classifier.weight", "classifier.1.weight",
+          "classifier.6.weight", "classifier.3.weight", "heads.head.weight", "last_linear.weight")
+
+
 def _output_count(state: dict) -> int:
+    """The class count of a state dict: rows of its head (by the usual names, else its last 2-D weight)."""
+    named = next((state[k] for k in _HEADS if k in state and state[k].ndim == 2), None)
+    if named is not None:
+        return int(named.shape[0])
     heads = [v for k, v in state.items() if k.endswith("weight") and v.ndim == 2]
     if not heads:
         raise ValueError("no classifier weight (a 2-D `...weight`) in the state dict")
@@ -328,28 +337,39 @@ def _architecture(path: Path, arch: str | None, state: dict) -> tuple[nn.Module,
     tv = TORCHVISION_ARCHS.get(arch, arch)
     import torchvision
 
+    tried = []
     if tv in torchvision.models.list_models():
         net = torchvision.models.get_model(tv, weights=None, num_classes=outputs)
         preprocess = Preprocess(224, IMAGENET_MEAN, IMAGENET_STD, "bilinear",
                                 "torchvision's ImageNet convention (224 px, ImageNet mean and std)")
-    else:
-        import timm
+        try:
+            net.load_state_dict(state)
+            return net, preprocess
+        except (RuntimeError, ValueError) as err:
+            tried.append(err)  # perhaps timm's network of the same name
+    import timm
 
-        if not timm.is_model(arch):
-            raise ValueError(f"{path}: unknown architecture {arch!r} (neither torchvision's nor timm's)")
-        net = timm.create_model(arch, pretrained=False, num_classes=outputs)
-        cfg = timm.data.resolve_data_config({}, model=net)
-        preprocess = Preprocess(int(cfg["input_size"][-1]), tuple(float(v) for v in cfg["mean"]),
-                                tuple(float(v) for v in cfg["std"]),
-                                "bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear",
-                                f"timm's pretrained config of {arch}")
+    if not timm.is_model(arch):
+        if tried:
+            raise ValueError(f"{path}: the weights do not fit {arch} with {outputs} outputs "
+                             f"({_first_mismatch(tried[0])}); is --arch right?") from None
+        raise ValueError(f"{path}: unknown architecture {arch!r} (neither torchvision's nor timm's)")
+    net = timm.create_model(arch, pretrained=False, num_classes=outputs)
+    cfg = timm.data.resolve_data_config({}, model=net)
+    preprocess = Preprocess(int(cfg["input_size"][-1]), tuple(float(v) for v in cfg["mean"]),
+                            tuple(float(v) for v in cfg["std"]),
+                            "bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear",
+                            f"timm's pretrained config of {arch}")
     try:
         net.load_state_dict(state)
     except (RuntimeError, ValueError) as err:
-        first = next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), first_line(err))
-        raise ValueError(f"{path}: the weights do not fit {arch} with {outputs} outputs ({first[:160]}); is "
-                         "--arch right?") from None
+        raise ValueError(f"{path}: the weights do not fit {arch} with {outputs} outputs "
+                         f"({_first_mismatch(tried[0] if tried else err)}); is --arch right?") from None
     return net, preprocess
+
+
+def _first_mismatch(err: BaseException) -> str:
+    return next((ln.strip() for ln in str(err).splitlines()[1:] if ln.strip()), first_line(err))[:160]
 
 
 def _side_of(size) -> int | None:

@@ -153,14 +153,28 @@ def _report_folder(out: Path, args: dict, inputs: dict, overwrite: bool):
     files a user put into OUT are never touched."""
     from contextlib import nullcontext
 
-    from .outputs import RECOMPUTE, RESUME, decide, locked, notice, set_aside, write_marker
+    from .outputs import (
+        RECOMPUTE,
+        RESUME,
+        decide,
+        files_under,
+        locked,
+        notice,
+        owned_files,
+        record_owned,
+        set_aside,
+        write_marker,
+    )
 
     with locked(out):
         action, why = decide(out, "report", args, inputs, overwrite, "report")
         existed = out.exists()
         if action != RESUME and why:
             notice(f"{why}: {'recomputing the report' if action == RECOMPUTE else 'replacing it'}")
-        with set_aside(out, _report_entries(out)) if action != RESUME and existed else nullcontext():
+        # what the last report wrote is set aside; files a user put among it go back when the new one is done
+        owned = owned_files(out) if existed else None
+        yours = (files_under(out) - (owned or set()) - {layout.MARKER, layout.OWNED}) if existed else set()
+        with set_aside(out, _report_entries(out), owned or set()) if action != RESUME and existed else nullcontext():
             try:
                 out.mkdir(parents=True, exist_ok=True)
             except OSError as err:
@@ -169,13 +183,14 @@ def _report_folder(out: Path, args: dict, inputs: dict, overwrite: bool):
             atomic_write_text(layout.report_path(out, "args"), json.dumps(args, indent=2, sort_keys=True) + "\n")
             try:
                 yield out
-                shutil.rmtree(out / ".bgrepro-previous", ignore_errors=True)  # left by an interrupted recompute
             except Exception:
                 if action != RESUME:  # as it was before this run: absent, empty, or the last report (set aside)
                     _clear_report(out)
                     if not existed:
                         shutil.rmtree(out, ignore_errors=True)
                 raise
+        # what this run wrote is bgrepro's; the user's files (and any kept aside) stay the user's
+        record_owned(out, yours | {f for f in files_under(out) if f.startswith(".bgrepro-previous/")})
 
 
 def _inputs(cfg: ReportConfig) -> dict:
@@ -185,7 +200,7 @@ def _inputs(cfg: ReportConfig) -> dict:
     return {"--images": Path(cfg.images), "--masks": cfg.masks, "--boxes": cfg.boxes,
             "--checkpoint": [Path(c) for c in cfg.checkpoints], "--localizer-weights": cfg.localizer_weights,
             "--pretrained": weights_file(cfg.pretrained) if cfg.pretrained else None,
-            "--classes": cfg.classes_file, "--class-map": cfg.class_map, "--predictions": cfg.predictions}
+            "--classes": cfg.classes_file, "--class-map": cfg.class_map}
 
 
 # ------------------------------------------------------------------------------------------------ the data
@@ -269,6 +284,8 @@ def _given_models(cfg: ReportConfig, classes: tuple[str, ...]) -> list[_Run]:
         variant = (loaded.meta.get("config") or {}).get("variant") or loaded.meta.get("variant")
         name = (f"{Path(path).name}: {loaded.meta['arch']} trained on {VARIANT_NAMES.get(variant, variant)}"
                 if variant else f"{Path(path).name} ({loaded.format})")
+        if any(r.group == name for r in runs):  # two files of one name: told apart, never pooled as seeds
+            name = f"{name} [{path}]"
         runs.append(_Run(name, None, loaded.net, {"checkpoint": str(path), **loaded.info(),
                                                   **({"arch": loaded.meta["arch"]} if "arch" in loaded.meta else {})}))
     if cfg.pretrained and tuple(classes) == CLASS_FOLDERS:
@@ -452,6 +469,8 @@ CRITERIA = {
     "prefers_other": "the BG-Gap's 95% interval lies below 0",
     "imprecise": "the BG-Gap's 95% interval is wider than 10 points",
     "breaks": "some background fools most foregrounds: challenge accuracy below half of Original accuracy",
+    "no_evidence": "the BG-Gap's 95% interval includes 0",
+    "holds": "challenge accuracy at least half of Original accuracy",
 }
 #: The paper's range of BG-Gaps (points) for the models of its Table 2, to size ours against.
 PAPER_GAPS = (6.0, 22.0)
@@ -523,11 +542,12 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
         raise FileNotFoundError(f"{cfg.masks}: mask folder not found")
     if cfg.localizer_weights is not None and not Path(cfg.localizer_weights).is_file():
         raise FileNotFoundError(f"{cfg.localizer_weights}: --localizer-weights file not found")
+    from .registry import detect_format
+
     for path in cfg.checkpoints:
-        if not Path(path).is_file():
-            raise FileNotFoundError(f"{path}: checkpoint not found")
+        detect_format(path)  # a file or Hugging Face folder that exists, or a hub id; else one line naming it
     inputs = _inputs(cfg)
-    check_no_overlap(cfg_out, inputs)
+    check_no_overlap(cfg_out, {**inputs, "--predictions": cfg.predictions})
     if cfg.predictions is not None and not Path(cfg.predictions).is_file():
         raise FileNotFoundError(f"{cfg.predictions}: predictions file not found")
     source, split_rule, train_models = _open_source(cfg)

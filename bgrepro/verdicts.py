@@ -40,7 +40,7 @@ CRITERIA = {
     "3": "the Original-trained model's challenge accuracy: reproduced below 50% (most foregrounds fooled), not "
          "reproduced otherwise",
     "4a": "the Mixed-Rand-trained model's BG-Gap: reproduced within 2 points of 0 and below the Original-trained "
-          "model's, partly when at most half of it, not reproduced otherwise",
+          "model's, partly when at most half of it in size, not reproduced otherwise",
     "4b": "Original accuracy of the Mixed-Rand-trained model against the Original-trained one, both trained on the "
           "same images: reproduced when lower, not reproduced otherwise",
     "4c": "Grad-CAM's share on the foreground: reproduced when the Mixed-Rand-trained model's exceeds the "
@@ -89,6 +89,9 @@ def _known(*values) -> bool:
 def claim_1(on_original: dict[str, float], chance: float, bar: float = 40.0) -> Verdict:
     """Backgrounds suffice: every background-only model's accuracy (%) on Original, judged each."""
     shown = ", ".join(f"{name} {value:.1f}%" for name, value in on_original.items())
+    if not on_original or not _known(*on_original.values()):
+        return Verdict("1", "accuracy on Original of each background-only model", shown or "n/a", f"over {bar:g}%",
+                       NO_COUNTERPART, "a background-only model has no accuracy")
     below_chance = [n for n, v in on_original.items() if v <= chance]
     below_bar = [n for n, v in on_original.items() if v < bar]
     if below_chance:
@@ -127,7 +130,7 @@ def claim_4a(gap_mixed: float, gap_original: float) -> Verdict:
     """Mixed-Rand training removes the gap: both models' BG-Gaps (points)."""
     if abs(gap_mixed) <= 2 and gap_mixed < gap_original:
         verdict, reason = REPRODUCED, f"the gap falls from {gap_original:.1f} to {gap_mixed:.1f} points"
-    elif gap_original > 0 and gap_mixed <= gap_original / 2:
+    elif gap_original > 0 and abs(gap_mixed) <= gap_original / 2:
         verdict, reason = PARTLY, f"the gap falls from {gap_original:.1f} to {gap_mixed:.1f} points, not to about 0"
     else:
         verdict, reason = NOT_REPRODUCED, f"the gap goes from {gap_original:.1f} to {gap_mixed:.1f} points"
@@ -171,9 +174,11 @@ def claim_6(slopes: dict[str, float], difference_ci: list[float] | None, n_model
     bootstrap interval (over models) of Mixed-Rand's minus Only-BG-T's."""
     rand, bgt = slopes.get("mixed_rand"), slopes.get("only_bg_t")
     shown = ", ".join(f"{k} {v:+.2f}" for k, v in slopes.items())
-    if n_models < 4 or not _known(rand, bgt):
+    if n_models < 4 or not _known(rand, bgt, *slopes.values()):
+        why = (f"{n_models} models are too few to fit a trend" if n_models < 4 else
+               "the zoo has no slope for Mixed-Rand or Only-BG-T (or one is undefined)")
         return Verdict("6", "slopes against Original accuracy", shown or "n/a", "every variant positive (Fig. 8)",
-                       NO_COUNTERPART, f"{n_models} models are too few to fit a trend")
+                       NO_COUNTERPART, why)
     falling = [k for k, v in slopes.items() if v <= 0]
     sure = difference_ci is not None and difference_ci[0] > 0
     if not falling and rand > bgt and sure:

@@ -312,6 +312,8 @@ def test_report_after_adding_photos_equals_a_fresh_report(tmp_path, capsys):
     out = tmp_path / "report"
     assert _run(["report", "--images", photos, "--out", out, *args], capsys)[0] == 0
     before = json.loads((out / "report.json").read_text())
+    (out / "models" / "notes.md").write_text("my notes on the models\n")  # a user's files among the report's own
+    (out / "data" / "README.txt").write_text("my readme\n")
     more = make_photos(tmp_path / "b" / "photos", per_class=8)  # three more photos per class, boxes for all
     for folder in more.iterdir():
         for file in folder.iterdir():
@@ -324,11 +326,13 @@ def test_report_after_adding_photos_equals_a_fresh_report(tmp_path, capsys):
     assert _run(["report", "--images", photos, "--out", fresh_out, *args], capsys)[0] == 0
     fresh = json.loads((fresh_out / "report.json").read_text())
     assert after["data"]["images"] == fresh["data"]["images"] == 24 != before["data"]["images"]
+    assert (out / "models" / "notes.md").read_text() == "my notes on the models\n"  # kept through the recompute
+    assert (out / "data" / "README.txt").read_text() == "my readme\n"
     assert _numbers(after) == _numbers(fresh)
     train = {p.relative_to(out / "data" / "original" / "train") for p in (out / "data/original/train").rglob("*.*")}
     test = {p.relative_to(out / "data" / "original" / "val") for p in (out / "data/original/val").rglob("*.*")}
     assert train and test and not train & test  # no test photo in training
-    models = sorted(p.name for p in (out / "models").iterdir())
+    models = sorted(p.name for p in (out / "models").iterdir() if p.name != "notes.md")
     assert models == sorted(p.name for p in (fresh_out / "models").iterdir())
 
 

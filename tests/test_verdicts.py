@@ -29,6 +29,8 @@ def test_claims_3_to_5_flip_at_their_criteria():
     assert v.claim_4a(2.1, 10.0).verdict == v.PARTLY and v.claim_4a(5.0, 10.0).verdict == v.PARTLY
     assert v.claim_4a(5.1, 10.0).verdict == v.NOT_REPRODUCED
     assert v.claim_4a(1.0, 0.5).verdict == v.NOT_REPRODUCED  # no gap to remove in the first place
+    assert v.claim_4a(-20.0, 10.0).verdict == v.NOT_REPRODUCED  # overshooting is not removing
+    assert v.claim_1({"Only-BG-B": float("nan")}, 11.1).verdict == v.NO_COUNTERPART
     assert v.claim_4b(86.3, 85.4).verdict == v.REPRODUCED and v.claim_4b(85.4, 86.3).verdict == v.NOT_REPRODUCED
     assert v.claim_4c(30.0, 30.1).verdict == v.REPRODUCED and v.claim_4c(30.1, 30.0).verdict == v.NOT_REPRODUCED
     assert v.claim_4c(None, 30.0).verdict == v.NO_COUNTERPART

@@ -240,6 +240,7 @@ def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys)
     assert main([*outside, "--out", str(out), "--list-images"]) == 0
     capsys.readouterr()
     listing = (out / "images.csv").read_text().splitlines()[1:]
+    built = (out / "data" / listing[0]).stat().st_ino
     loaded = load_for_data(out / "data", tmp_path / "m.pth", arch="resnet18", input_size=SIDE,
                            mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
     from bgrepro.io import read_image
@@ -253,6 +254,7 @@ def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys)
     (tmp_path / "preds.csv").write_text("\n".join(rows) + "\n")
     assert main([*outside, "--out", str(out), "--predictions", str(tmp_path / "preds.csv")]) == 0
     predicted = json.loads(capsys.readouterr().out)["models"][0]
+    assert (out / "data" / listing[0]).stat().st_ino == built  # the listed data scored, not rebuilt
     for key in ("accuracy", "accuracy_ci95", "per_class", "bg_gap", "finegrained"):
         assert predicted[key] == reports["m.pth"][key], key
     assert predicted["challenge_accuracy"] is None and "need the model" in predicted["skipped"][0]
