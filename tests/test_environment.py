@@ -28,3 +28,18 @@ def test_environment_yml_names_every_dependency():
     missing = {n for n in wanted if CONDA_NAMES.get(n, n) not in listed}
     assert not missing, f"environment.yml lacks {sorted(missing)}"
     assert "-e ." in (ROOT / "environment.yml").read_text()  # the package itself
+
+
+def test_the_pages_workflow_runs_the_readmes_commands_and_publishes_the_book():
+    import yaml
+
+    workflow = yaml.safe_load((ROOT / ".github" / "workflows" / "book.yml").read_text())
+    steps = workflow["jobs"]["build"]["steps"]
+    commands = [s["run"] for s in steps if "run" in s]
+    assert commands == ["make test", "make reproduce"]
+    readme = (ROOT / "README.md").read_text()
+    assert all(f"{c}   #" in readme or f"{c} " in readme for c in commands)  # the README's two commands
+    upload = next(s for s in steps if s.get("uses", "").startswith("actions/upload-pages-artifact"))
+    assert upload["with"]["path"] == "book/_build/html"
+    assert "BGREPRO_REPOSITORY_URL" in workflow["jobs"]["build"]["env"]
+    assert workflow["jobs"]["deploy"]["steps"][0]["uses"].startswith("actions/deploy-pages")
