@@ -467,7 +467,6 @@ def _run_eval(args: argparse.Namespace) -> int:
         arrays = correctness_from_predictions(predicted, args.data, args.split, str(args.predictions))
         result = summarize(*arrays, args.bootstrap, args.seed)
         result.update(model=args.predictions.name, format="predictions", weights=str(args.predictions))
-        model = None
     else:
         from .evaluate import correctness
         from .inference import Inference
@@ -482,21 +481,13 @@ def _run_eval(args: argparse.Namespace) -> int:
             from .outputs import fingerprint
 
             result["weights_sha256"] = fingerprint(args.checkpoint).removeprefix("sha256:")
-    result["finegrained"] = _finegrained(*arrays, args.data)
+    from .finegrained import shares
+
+    result["finegrained"] = shares(*arrays, args.data)
     result["written_by"] = "bgrepro eval"
     atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
     print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
     return 0
-
-
-def _finegrained(correct: dict, ids: dict, labels: dict, classes: list, data: Path) -> dict | None:
-    """The fine-grained shares (%) from per-image correctness, when the four variants it needs are there."""
-    from . import finegrained
-
-    if not set(finegrained.VARIANTS_USED) <= correct.keys():
-        return None
-    table = finegrained.categorize(finegrained.correctness_table(correct, ids, labels["original"], classes, data))
-    return {k: float(v) for k, v in finegrained.summary(table)["share %"].items()}
 
 
 def _add_challenge(sub) -> None:

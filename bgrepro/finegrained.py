@@ -60,6 +60,16 @@ def correctness_table(correct: dict, ids: dict, labels: np.ndarray, classes: lis
     return table
 
 
+def shares(correct: dict, ids: dict, labels: dict, classes: list[str], root: Path | str = "the data"
+           ) -> dict[str, float] | None:
+    """Share (%) of the test images in each category, from per-variant correctness, ids and labels (as
+    `evaluate.correctness` gives them); None when a variant the categories need is missing."""
+    if not set(VARIANTS_USED) <= correct.keys():
+        return None
+    table = categorize(correctness_table(correct, ids, labels["original"], classes, root))
+    return {k: float(v) for k, v in summary(table)["share %"].items()}
+
+
 def categorize(table: pd.DataFrame) -> pd.DataFrame:
     """Add the `category` (see the module docstring) and `split_2x2` columns."""
     o, f, b, r = (table[v].to_numpy() for v in VARIANTS_USED)

@@ -268,11 +268,6 @@ def is_ours(folder: Path, command: str) -> bool:
     return mark is not None and mark["command"] == command
 
 
-def visible_entries(folder: Path) -> list[Path]:
-    """What a folder holds."""
-    return list(Path(folder).iterdir())
-
-
 def _comparable(args: dict | None) -> dict:
     """Arguments as compared: plain JSON, options left at None dropped (an option added in a later version
     does not make an older output look like another configuration)."""
@@ -315,7 +310,7 @@ def decide(out: Path, command: str, args: dict, inputs: dict, overwrite: bool, w
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"{option} {out}: exists and is not a folder")
-    if not out.is_dir() or not visible_entries(out):
+    if not out.is_dir() or not any(out.iterdir()):
         return FRESH, ""
     mark = read_marker(out)
     if mark is None:
@@ -402,7 +397,7 @@ def replace_with(out: Path, stage: Path, command: str) -> None:
     old = out.parent / f".{out.name}.replaced"
     moved = False
     if out.is_dir():
-        if visible_entries(out):
+        if any(out.iterdir()):
             if not is_ours(out, command):  # checked by `decide`; checked again before anything moves
                 raise FileExistsError(f"{out}: holds files that bgrepro did not make; nothing was replaced")
             keep = sorted(user_files(out))
@@ -439,7 +434,7 @@ def set_aside(folder: Path, names: Iterable[str], owned: set[str] | None = None)
     names = list(names)
     for name in names:
         if os.path.lexists(aside / name) and os.path.lexists(folder / name):  # the interrupted run's partial copy
-            _remove_path(folder / name)
+            remove_path(folder / name)
     present = [n for n in names if os.path.lexists(folder / n)]
     if present:
         aside.mkdir(exist_ok=True)
@@ -450,7 +445,7 @@ def set_aside(folder: Path, names: Iterable[str], owned: set[str] | None = None)
     except Exception:
         if aside.is_dir():
             for entry in list(aside.iterdir()):
-                _remove_path(folder / entry.name)
+                remove_path(folder / entry.name)
                 os.replace(entry, folder / entry.name)
             shutil.rmtree(aside, ignore_errors=True)
         raise
@@ -475,7 +470,7 @@ def set_aside(folder: Path, names: Iterable[str], owned: set[str] | None = None)
         shutil.rmtree(aside, ignore_errors=True)
 
 
-def _remove_path(path: Path) -> None:
+def remove_path(path: Path) -> None:
     """Delete a file, link or folder of bgrepro's."""
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)
@@ -523,5 +518,5 @@ def command_args(args, exclude: Iterable[str] = ()) -> dict:
 
 __all__ = ["FRESH", "RESUME", "RECOMPUTE", "fingerprint", "identity_of", "check_location", "check_no_overlap",
            "locked", "lock_path", "read_marker", "write_marker", "is_ours", "decide", "staged_output",
-           "replace_with", "set_aside", "owned_files", "user_files", "record_owned", "check_file_output",
+           "replace_with", "set_aside", "remove_path", "owned_files", "user_files", "record_owned", "check_file_output",
            "command_args", "notice"]

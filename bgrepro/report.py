@@ -136,12 +136,10 @@ def _report_entries(out: Path) -> list[str]:
 
 def _clear_report(out: Path) -> None:
     """Remove what a report run writes into OUT, nothing else."""
+    from .outputs import remove_path
+
     for name in _report_entries(out):
-        item = Path(out) / name
-        if item.is_dir() and not item.is_symlink():
-            shutil.rmtree(item)
-        else:
-            item.unlink(missing_ok=True)
+        remove_path(Path(out) / name)
 
 
 @contextmanager
@@ -356,9 +354,8 @@ def _analyse(run: _Run, data: Path, fig_dir: Path, cfg: ReportConfig, challenge_
         else:
             skipped.append(f"Grad-CAM needs the model's gradients, which its format ({run.info.get('format')}) "
                            "does not give; not run")
-    table = finegrained.categorize(finegrained.correctness_table(correct, ids, labels["original"], classes, data))
     return {"correct": correct, "ids": ids, "labels": labels, "classes": classes,
-            "finegrained": finegrained.summary(table)["share %"].to_dict(),
+            "finegrained": finegrained.shares(correct, ids, labels, classes, data),
             "challenge_accuracy": None if fooled is None else fooled.challenge_accuracy,
             "challenge_per_class": {} if fooled is None else dict(zip(fooled.classes, fooled.per_class())),
             "foreground_share": None if salient is None else salient["foreground_share"],

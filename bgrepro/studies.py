@@ -28,6 +28,8 @@ class Study:
     numbers: dict = field(default_factory=dict)
     tables: dict = field(default_factory=dict)
     records: dict = field(default_factory=dict)
+    #: The claims this section judges (`bgrepro.verdicts.Verdict`), computed from its numbers.
+    verdicts: list = field(default_factory=list)
 
 
 def two_models(data: Path, profile: str | None = None, seed: int = 0) -> dict[str, TrainConfig]:
@@ -168,12 +170,12 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     summaries = {name: fg.summary(t) for name, t in tables.items()}
     overview = pd.concat({n: s["share %"] for n, s in summaries.items()}, axis=1)
     needed = overview.loc[["background overrides", "background needed"], "trained on Original"].sum()
-    note = claim_verdicts.claim_5(float(needed)).sentence()
+    judged = claim_verdicts.claim_5(float(needed))
     two_way = pd.concat({n: 100 * t["split_2x2"].value_counts(normalize=True).reindex(list(fg.SPLIT_2X2))
                          for n, t in tables.items()}, axis=1)
     by_class = fg.summary(tables["trained on Original"], by_class=True)
-    return Study(overview, {"bg_needed_orig": needed, "fine_note": note}, {"2x2": two_way, "by class": by_class},
-                 summaries)
+    return Study(overview, {"bg_needed_orig": needed, "fine_note": judged.sentence()},
+                 {"2x2": two_way, "by class": by_class}, summaries, [judged])
 
 
 # ----------------------------------------------------------------------------- Sec. 6: progress
@@ -188,8 +190,9 @@ def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: 
     rand, bgt = fits.loc["mixed_rand", "slope"], fits.loc["only_bg_t", "slope"]
     diff = "mixed_rand - only_bg_t"
     ci = list(intervals.loc[diff]) if diff in intervals.index else None
-    note = claim_verdicts.claim_6({k: float(fits.loc[k, "slope"]) for k in fits.index}, ci, len(zoo)).sentence()
-    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": note}, {"fits": fits})
+    judged = claim_verdicts.claim_6({k: float(fits.loc[k, "slope"]) for k in fits.index}, ci, len(zoo))
+    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": judged.sentence()}, {"fits": fits},
+                 verdicts=[judged])
 
 
 # ----------------------------------------------------------------------------- localization
@@ -291,21 +294,12 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
         shares = experiments.saliency_on_foreground(models)
         return v.claim_4c(shares.loc["all test images", "trained on Original"],
                           shares.loc["all test images", "trained on Mixed-Rand"])
-    if claim == "5":
-        from .finegrained import categorize, summary
-
-        fine = summary(categorize(experiments.finegrained_correctness(original)))
-        return v.claim_5(float(fine.loc[["background overrides", "background needed"], "share %"].sum()))
-    if claim == "6":
+    if claim == "5":  # the fine-grained chapter's own verdict
+        return finegrained(data, profile, seed).verdicts[0]
+    if claim == "6":  # the progress chapter's, on the same zoo (with the ImageNet models on disk)
         from .models import available_pretrained
-        from .progress import linear_fits, slope_intervals, zoo_table
 
-        zoo = zoo_table(data, profile, seed, pretrained=available_pretrained())
-        fits = linear_fits(zoo)
-        intervals = slope_intervals(zoo)
-        diff = "mixed_rand - only_bg_t"
-        ci = list(intervals.loc[diff]) if diff in intervals.index else None
-        return v.claim_6({k: float(fits.loc[k, "slope"]) for k in fits.index}, ci, len(zoo))
+        return progress(data, profile, seed, pretrained=available_pretrained()).verdicts[0]
     if claim == "RPS":
         table = localization(data, profile, seed, synth).table
         rps, caam = table.loc["RPS"], table.loc["CAAM (channel sum)"]
