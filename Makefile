@@ -21,7 +21,7 @@ VARIANTS_DIR := $(DATA)
 endif
 BOOK_HTML := book/_build/html
 
-.PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-gpu bench-lease clean
+.PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-scale bench-gpu bench-lease clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
@@ -32,6 +32,7 @@ help:
 	@echo "make lab        JupyterLab on book/ (the chapters open as notebooks)"
 	@echo "make fullcheck  every chapter at 224 px with the full profile's architectures on 2+2 images per class (CPU, ~15 min)"
 	@echo "make bench      throughput benchmarks (variant builder; training vs ImageFolder; challenge vs official)"
+	@echo "make bench-scale build, eval and the sampled challenge on 5k/20k/50k images: time and memory growth"
 	@echo "make bench-gpu  every stage at IN-9's size on a GPU -> bench/results/gpu.json (bench/gpu.py)"
 	@echo "make bench-lease one 9-minute GPU command: the challenge at 4,050 x 4,050, claims at IN-9's test size"
 	@echo "make clean      remove results/ and generated data (keeps .venv)"
@@ -107,6 +108,11 @@ bench: data
 	$(BIN)/python bench/train_throughput.py --data $(VARIANTS_DIR)
 	$(BIN)/python bench/challenge_throughput.py --data $(VARIANTS_DIR) --profile $(PROFILE)
 	$(BIN)/python bench/saliency_throughput.py --data $(VARIANTS_DIR) --profile $(PROFILE)
+	$(BIN)/python bench/scale.py --out bench/results/scale.json
+
+# time and peak memory of build, eval and the sampled challenge on 5k, 20k and 50k images at 64 px
+bench-scale: setup
+	$(BIN)/python bench/scale.py --out bench/results/scale.json
 
 clean:
 	rm -rf results data/synth-* data/variants-*

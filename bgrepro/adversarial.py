@@ -14,6 +14,19 @@ foreground only once it is fooled keeps the answer exact: an unfooled foreground
 background, so the fooled set is the one an exhaustive search finds (`challenge_reference`, the
 official script's method, is that search; a test compares the two). With `all_pairs=True` every
 pair is evaluated, which the per-background counts (Figs. 3-4) need.
+
+A challenge you can afford: all foregrounds against all backgrounds is N x M composites at worst
+(10^10 for a 100,000-image collection). `load_challenge_data(..., foregrounds=n)` takes a stratified,
+seeded sample of n foregrounds (each class its share); the challenge accuracy then comes with an exact
+(Clopper-Pearson) 95% interval, conservative for a stratified sample drawn without replacement.
+`backgrounds=m` tries only m backgrounds of each class: fewer backgrounds can only fool fewer
+foregrounds, so the result is an upper bound on the challenge accuracy, and says so. Backgrounds beyond
+`BACKGROUNDS_IN_MEMORY` bytes are not decoded at once but streamed from disk in chunks (the next chunk
+decoded while one is searched): the search runs chunk by chunk, a foreground leaving once fooled, so
+the fooled set is the same exact one and memory holds the foregrounds and one chunk.
+
+Under torchrun the foregrounds are split over the ranks (`distributed.shard`); each searches its own
+against every background, and the fooled sets are joined in order: the same result as one process.
 """
 
 from __future__ import annotations
@@ -26,8 +39,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import composite, layout
-from .datasets import ImageSet, list_variant, load_variant
+from . import composite, distributed, layout
+from .datasets import ImageListing, ImageSet, list_variant, load_variant
 from .inference import Inference
 from .io import read_image, read_mask
 
@@ -50,6 +63,36 @@ class ChallengeResult:
     #: Foregrounds still unfooled but not yet tried on every background when a `time_limit` stopped the
     #: search (0: complete, the fooled set exact). Then `fooled` is a lower bound on the exact one.
     undecided: int = 0
+    #: How many foregrounds (backgrounds) the sampled ones were drawn from; None: all of them were used.
+    foregrounds_total: int | None = None
+    backgrounds_total: int | None = None
+
+    @property
+    def interval(self) -> list[float] | None:
+        """95% interval of the challenge accuracy when the foregrounds are a sample (None otherwise)."""
+        if self.foregrounds_total is None:
+            return None
+        return clopper_pearson(int((~self.fooled).sum()), len(self.fooled))
+
+    @property
+    def upper_bound(self) -> bool:
+        """Whether only some of the backgrounds were tried: the accuracy is then an upper bound."""
+        return self.backgrounds_total is not None
+
+    def reading(self) -> str:
+        """What the number means, in words (a sample, a bound, or the exact challenge)."""
+        parts = []
+        if self.foregrounds_total is not None:
+            lo, hi = self.interval
+            parts.append(f"{len(self.fg_ids)} of {self.foregrounds_total} foregrounds, a stratified sample: the "
+                         f"challenge accuracy of all of them lies in [{100 * lo:.1f}%, {100 * hi:.1f}%] "
+                         "(95%, Clopper-Pearson)")
+        if self.backgrounds_total is not None:
+            parts.append(f"{len(self.bg_ids)} of {self.backgrounds_total} backgrounds tried: an upper bound on the "
+                         "challenge accuracy (more backgrounds can only fool more foregrounds)")
+        if self.undecided:
+            parts.append(f"stopped by the time limit with {self.undecided} foregrounds undecided: an upper bound")
+        return "; ".join(parts) or "every foreground against every background: the exact challenge accuracy"
 
     @property
     def challenge_accuracy(self) -> float:
@@ -110,6 +153,11 @@ class ChallengeResult:
             "all_pairs": self.pairs is not None,
             "complete": self.undecided == 0,
             "undecided": int(self.undecided),
+            "foregrounds_total": self.foregrounds_total or len(self.fg_ids),
+            "backgrounds_total": self.backgrounds_total or len(self.bg_ids),
+            "ci95": self.interval,
+            "upper_bound": self.upper_bound or self.undecided > 0,
+            "reading": self.reading(),
         }
         if self.pairs is not None:
             out["background_ids"] = list(self.bg_ids)
@@ -120,21 +168,96 @@ class ChallengeResult:
         return out
 
 
-def load_challenge_data(root: Path, split: str = "val") -> tuple[ImageSet, ImageSet]:
-    """Foregrounds (Original images with fg_mask masks) and Only-BG-T backgrounds of a dataset split."""
+#: Backgrounds up to this many decoded bytes are decoded at once; more are streamed from disk in chunks.
+BACKGROUNDS_IN_MEMORY = 256 * 2**20
+#: Backgrounds per chunk when they are streamed.
+BACKGROUND_CHUNK = 2048
+
+
+def clopper_pearson(successes: int, n: int, level: float = 0.95) -> list[float]:
+    """The exact binomial interval of a proportion (conservative: it covers at least `level`)."""
+    from scipy.stats import beta
+
+    tail = (1 - level) / 2
+    lo = 0.0 if successes == 0 else float(beta.ppf(tail, successes, n - successes + 1))
+    hi = 1.0 if successes == n else float(beta.ppf(1 - tail, successes + 1, n - successes))
+    return [lo, hi]
+
+
+def sample_foregrounds(labels, n: int, seed: int = 0) -> np.ndarray:
+    """Sorted positions of a stratified sample of `n` of the items with these labels: each class gets its
+    share of n (largest remainders), drawn without replacement, seeded; every item when n covers them all."""
+    labels = np.asarray(labels)
+    if n >= len(labels):
+        return np.arange(len(labels))
+    classes, counts = np.unique(labels, return_counts=True)
+    quota = counts * n / len(labels)
+    take = np.floor(quota).astype(int)
+    take[np.argsort(-(quota - take), kind="stable")[:n - int(take.sum())]] += 1
+    rng = np.random.default_rng([seed, 1])
+    return np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), size=t, replace=False)
+                                   for c, t in zip(classes, take)]))
+
+
+def sample_per_class(labels, m: int, seed: int = 0) -> np.ndarray:
+    """Sorted positions of `m` items of each class (all of a class with fewer), seeded."""
+    labels = np.asarray(labels)
+    rng = np.random.default_rng([seed, 2])
+    picked = []
+    for c in np.unique(labels):
+        members = np.flatnonzero(labels == c)
+        picked.append(members if len(members) <= m else rng.choice(members, size=m, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+def budget_sample(n_foregrounds: int, n_backgrounds: int, n_classes: int, budget: int,
+                  least_foregrounds: int = 200) -> tuple[int | None, int | None]:
+    """(foregrounds, backgrounds per class) whose challenge costs at most `budget` composites even when no
+    foreground is ever fooled (None: all of them). Foregrounds are sampled first, down to
+    `least_foregrounds`; only then are the backgrounds sampled too."""
+    if n_foregrounds * n_backgrounds <= budget:
+        return None, None
+    fgs = max(min(n_foregrounds, least_foregrounds), budget // max(n_backgrounds, 1))
+    sampled = None if fgs >= n_foregrounds else fgs
+    if fgs * n_backgrounds <= budget:
+        return sampled, None
+    return sampled, max(1, budget // (fgs * max(n_classes, 1)))
+
+
+def load_challenge_data(root: Path, split: str = "val", foregrounds: int | None = None,
+                        backgrounds: int | None = None, seed: int = 0, stream: bool | None = None
+                        ) -> tuple[ImageSet, ImageSet | ImageListing]:
+    """Foregrounds (Original images with fg_mask masks) and Only-BG-T backgrounds of a dataset split.
+
+    `foregrounds`: a stratified sample of that many (only they are decoded); `backgrounds`: that many of
+    each class. The backgrounds come decoded, or as a listing streamed in chunks when they take more than
+    `BACKGROUNDS_IN_MEMORY` bytes (`stream` forces either)."""
     for need in ("original", layout.MASKS, "only_bg_t"):
         if not layout.split_dir(root, need, split).is_dir():
             raise FileNotFoundError(f"{layout.split_dir(root, need, split)}: missing; the challenge needs original/, "
                                     "fg_mask/ and only_bg_t/ (build them with `bgrepro build`)")
-    foregrounds = load_variant(root, "original", split, with_masks=True)
+    fg_list = ImageListing.of(root, "original", split)
     try:
-        backgrounds = load_variant(root, "only_bg_t", split)
+        bg_list = ImageListing.of(root, "only_bg_t", split)
     except ValueError as err:
         raise ValueError(f"no backgrounds: {err}") from None
-    if foregrounds.images.shape[1:] != backgrounds.images.shape[1:]:
-        raise ValueError(f"{root}: foregrounds are {tuple(foregrounds.images.shape[2:])} but Only-BG-T "
-                         f"backgrounds are {tuple(backgrounds.images.shape[2:])}; they must be one size")
-    return foregrounds, backgrounds
+    if foregrounds is not None and foregrounds < len(fg_list):
+        fg_list = fg_list.subset(sample_foregrounds(fg_list.labels.numpy(), foregrounds, seed))
+    if backgrounds is not None:
+        keep = sample_per_class(bg_list.labels.numpy(), backgrounds, seed)
+        if len(keep) < len(bg_list):
+            bg_list = bg_list.subset(keep)
+    fg_shape, bg_shape = fg_list.shape(), bg_list.shape()
+    if fg_shape != bg_shape:
+        raise ValueError(f"{root}: foregrounds are {fg_shape} but Only-BG-T backgrounds are {bg_shape}; they must "
+                         "be one size")
+    fgs = (fg_list.load(with_masks=True) if fg_list.sampled_from else
+           load_variant(root, "original", split, with_masks=True))
+    if stream is None:
+        stream = len(bg_list) * 3 * bg_shape[0] * bg_shape[1] > BACKGROUNDS_IN_MEMORY
+    if stream:
+        return fgs, bg_list
+    return fgs, (bg_list.load() if bg_list.sampled_from else load_variant(root, "only_bg_t", split))
 
 
 def _check_outputs(model: torch.nn.Module, probe: torch.Tensor, num_classes: int) -> None:
@@ -149,23 +272,26 @@ def _check_outputs(model: torch.nn.Module, probe: torch.Tensor, num_classes: int
 
 
 class _Scorer:
-    """Predictions for (foreground, background) index pairs, composited on the device in batches."""
+    """Predictions for (foreground, background) index pairs, composited on the device in batches; the
+    backgrounds are those of the current chunk (`use`)."""
 
-    def __init__(self, model, foregrounds: ImageSet, backgrounds: ImageSet, device, batch_size: int,
-                 precision: str) -> None:
+    def __init__(self, model, foregrounds: ImageSet, device, batch_size: int, precision: str) -> None:
         if foregrounds.masks is None:
             raise ValueError("the foregrounds need their masks (load_variant(..., with_masks=True))")
-        if len(backgrounds) == 0:
-            raise ValueError("no backgrounds to try")
         self.inference = Inference.at(device, precision, batch_size)
         self.device = self.inference.device
         self.model = self.inference.prepare(model)
         self.fg = foregrounds.images.to(self.device)
         self.masks = foregrounds.masks.to(self.device)
-        self.bg = backgrounds.images.to(self.device)
+        self.bg = None
         self.batch_size = self.inference.batch_size
         self.num_classes = len(foregrounds.classes)
-        _check_outputs(self.model, self.inference.floats(self.fg[:1]), self.num_classes)
+
+    def check(self, probe: torch.Tensor) -> None:
+        _check_outputs(self.model, self.inference.floats(probe[:1]), self.num_classes)
+
+    def use(self, backgrounds: torch.Tensor) -> None:
+        self.bg = backgrounds.to(self.device)
 
     @torch.inference_mode()
     def logits(self, images: torch.Tensor) -> torch.Tensor:
@@ -181,96 +307,132 @@ class _Scorer:
         return torch.cat(preds) if preds else fi.new_empty(0)
 
     def wrong_on_every_background(self, fgs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """bool (len(fgs), M): whether each background makes the model misclassify each foreground."""
+        """bool (len(fgs), M): whether each background of the chunk makes the model misclassify each foreground."""
         m = len(self.bg)
         fi = fgs.repeat_interleave(m)
         bi = torch.arange(m, device=self.device).repeat(len(fgs))
         return (self.predict_pairs(fi, bi) != labels[fi]).view(len(fgs), m)
 
     def background_probabilities(self) -> torch.Tensor:
-        """Softmax of the model on each background alone (M, K)."""
+        """Softmax of the model on each background of the chunk alone (M, K)."""
         return torch.cat([self.logits(self.bg[k:k + self.batch_size]).softmax(1)
                           for k in range(0, len(self.bg), self.batch_size)])
 
 
-def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageSet, *, all_pairs: bool = False,
-              device=None, batch_size: int | None = None, precision: str = "fp32", progress: bool = True,
-              first_step: int = 2, max_step: int = 256, pilot: int = 2,
-              time_limit: float | None = None) -> ChallengeResult:
+def _background_chunks(backgrounds: ImageSet | ImageListing, chunk: int | None):
+    """(start, uint8 images) of the backgrounds: one chunk for a decoded set unless `chunk` is given."""
+    if isinstance(backgrounds, ImageListing):
+        yield from backgrounds.chunks(chunk or BACKGROUND_CHUNK)
+        return
+    size = chunk or max(len(backgrounds), 1)
+    for start in range(0, len(backgrounds), size):
+        yield start, backgrounds.images[start:start + size]
+
+
+def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageSet | ImageListing, *,
+              all_pairs: bool = False, device=None, batch_size: int | None = None, precision: str = "fp32",
+              progress: bool = True, first_step: int = 2, max_step: int = 256, pilot: int = 2,
+              time_limit: float | None = None, chunk: int | None = None) -> ChallengeResult:
     """The backgrounds challenge: which foregrounds does some background make the model misclassify?
 
-    Early stopping (default): `pilot` foregrounds per class first meet every background; the share
-    of them each background fools sets the order in which the other foregrounds of that class try
-    the backgrounds, in rounds of `step` backgrounds (doubling each round up to `max_step`); a
-    foreground leaves as soon as it is fooled. With `all_pairs`, every pair is evaluated.
+    Early stopping (default): in each chunk of backgrounds (all of them, for decoded backgrounds),
+    `pilot` unfooled foregrounds per class first meet every background of the chunk; the share of them
+    each background fools sets the order in which the other foregrounds of that class try the chunk's
+    backgrounds, in rounds of `step` backgrounds (doubling each round up to `max_step`); a foreground
+    leaves as soon as it is fooled. With `all_pairs`, every pair is evaluated. `backgrounds` is a decoded
+    set or a listing streamed from disk `chunk` backgrounds at a time (default `BACKGROUND_CHUNK`).
     `batch_size` defaults to 1024 on CUDA and 256 on the CPU; `precision` is fp32 unless a lower one
     (bf16, fp16, or "auto": bf16 on CUDA) is asked for: one flipped prediction among thousands of
-    backgrounds marks a foreground fooled, so the paper's number needs fp32.
+    backgrounds marks a foreground fooled, so the paper's number needs fp32. Under torchrun each rank
+    searches its block of the foregrounds and every rank returns the whole result.
     """
     t0 = time.perf_counter()
-    scorer = _Scorer(model, foregrounds, backgrounds, device, batch_size, precision)
-    n, m, k = len(foregrounds), len(backgrounds), scorer.num_classes
-    labels = foregrounds.labels.to(scorer.device)
-    composites, undecided = 0, 0
-    pairs = None
-    if all_pairs:
-        pairs_t = torch.zeros(n, m, dtype=torch.bool)
-        per_chunk = max(1, (8 * scorer.batch_size) // m)
-        bar = tqdm(total=n, desc="challenge (all pairs)", unit="fg", disable=not progress)
-        for start in range(0, n, per_chunk):
-            fgs = torch.arange(start, min(start + per_chunk, n), device=scorer.device)
-            pairs_t[start:start + len(fgs)] = scorer.wrong_on_every_background(fgs, labels).cpu()
-            composites += len(fgs) * m
-            bar.update(len(fgs))
-        bar.close()
-        pairs = pairs_t.numpy()
-        fooled = pairs.any(axis=1)
-    else:
-        fooled_t = torch.zeros(n, dtype=torch.bool, device=scorer.device)
-        bar = tqdm(total=n, desc="challenge", unit="fg", disable=not progress)
-        # pilot: a few foregrounds per class meet every background; how often each background fools
-        # them orders the backgrounds for the rest (their own answers are exact, as in all_pairs)
-        pilots = torch.cat([torch.nonzero(labels == c).flatten()[:pilot] for c in range(k)])
-        rates = torch.zeros(k, m, device=scorer.device)
+    if len(backgrounds) == 0:
+        raise ValueError("no backgrounds to try")
+    n, m = len(foregrounds), len(backgrounds)
+    block = distributed.shard(n)
+    mine = foregrounds if not distributed.active() else foregrounds.subset(list(range(n))[block])
+    scorer = _Scorer(model, mine, device, batch_size, precision)
+    scorer.check(foregrounds.images)
+    labels = mine.labels.to(scorer.device)
+    k, n_mine = scorer.num_classes, len(mine)
+    fooled_t = torch.zeros(n_mine, dtype=torch.bool, device=scorer.device)
+    pairs_t = torch.zeros(n_mine, m, dtype=torch.bool) if all_pairs else None
+    alive = torch.arange(n_mine, device=scorer.device)
+    composites, stopped = 0, False
+    show = progress and distributed.is_main()
+    bar = tqdm(total=n_mine, desc="challenge (all pairs)" if all_pairs else "challenge",
+               unit="fg", disable=not show)
+    chunks = _background_chunks(backgrounds, chunk)
+    for start, images in chunks:
+        scorer.use(images)
+        size = len(images)
+        if all_pairs:
+            per_block = max(1, (8 * scorer.batch_size) // size)
+            for first in range(0, n_mine, per_block):
+                fgs = torch.arange(first, min(first + per_block, n_mine), device=scorer.device)
+                wrong = scorer.wrong_on_every_background(fgs, labels)
+                pairs_t[first:first + len(fgs), start:start + size] = wrong.cpu()
+                composites += len(fgs) * size
+            if start + size >= m:
+                bar.update(n_mine)
+            continue
+        if time_limit is not None and time.perf_counter() - t0 > time_limit:
+            stopped = True
+            break
+        # pilot: a few unfooled foregrounds per class meet every background of the chunk; how often each
+        # background fools them orders the chunk's backgrounds for the rest
+        pilots = torch.cat([alive[labels[alive] == c][:pilot] for c in range(k)]) if len(alive) else alive
+        rates = torch.zeros(k, size, device=scorer.device)
         if len(pilots):
             wrong = scorer.wrong_on_every_background(pilots, labels)
-            composites += len(pilots) * m
-            fooled_t[pilots] = wrong.any(1)
+            composites += len(pilots) * size
+            fooled_t[pilots[wrong.any(1)]] = True
             rates.index_add_(0, labels[pilots], wrong.float())
             rates /= torch.bincount(labels[pilots], minlength=k).clamp(min=1)[:, None]
-            bar.update(len(pilots))
-        # class c's order: the pilots' fooling rate for class c, then for any class, then the
-        # background alone's (low) probability of class c
+            bar.update(int(wrong.any(1).sum()))
+        # class c's order: the pilots' fooling rate for class c, then for any class, then the background
+        # alone's (low) probability of class c
         probs = scorer.background_probabilities()[:, :k].T
-        composites += m
+        composites += size
         score = rates + 0.5 * rates.mean(0, keepdim=True) + 1e-3 * (1 - probs)
-        order = torch.argsort(score, dim=1, descending=True, stable=True)  # (K, M)
-        alive = torch.ones(n, dtype=torch.bool, device=scorer.device)
-        alive[pilots] = False
-        alive = torch.nonzero(alive).flatten()
+        order = torch.argsort(score, dim=1, descending=True, stable=True)  # (K, size)
+        searching = alive[~torch.isin(alive, pilots) & ~fooled_t[alive]]
         pos, step = 0, first_step
-        while len(alive) and pos < m:
+        while len(searching) and pos < size:
             if time_limit is not None and time.perf_counter() - t0 > time_limit:
+                stopped = True
                 break
-            take = min(step, m - pos)
-            fi = alive.repeat_interleave(take)
-            bi = order[labels[alive], pos:pos + take].reshape(-1)
-            wrong = (scorer.predict_pairs(fi, bi) != labels[fi]).view(len(alive), take).any(1)
+            take = min(step, size - pos)
+            fi = searching.repeat_interleave(take)
+            bi = order[labels[searching], pos:pos + take].reshape(-1)
+            wrong = (scorer.predict_pairs(fi, bi) != labels[fi]).view(len(searching), take).any(1)
             composites += len(fi)
-            fooled_t[alive[wrong]] = True
-            alive = alive[~wrong]
+            fooled_t[searching[wrong]] = True
+            searching = searching[~wrong]
             pos += take
             step = min(2 * step, max_step)
-            bar.update(int(wrong.sum()) + (len(alive) if pos >= m else 0))
-            bar.set_postfix(standing=len(alive), tried=pos)
-        bar.close()
-        fooled = fooled_t.cpu().numpy()
-        undecided = len(alive) if pos < m else 0
+            bar.update(int(wrong.sum()))
+            bar.set_postfix(standing=len(searching), tried=start + pos)
+        alive = alive[~fooled_t[alive]]
+        if stopped:
+            break
+    chunks.close()
+    if not all_pairs and not stopped:
+        bar.update(len(alive))
+    bar.close()
+    if all_pairs:
+        pairs = distributed.gather(pairs_t.numpy())
+        fooled = pairs.any(axis=1)
+    else:
+        pairs = None
+        fooled = distributed.gather(fooled_t.cpu().numpy())
     return ChallengeResult(
         fg_ids=list(foregrounds.ids), fg_labels=foregrounds.labels.numpy().copy(), bg_ids=list(backgrounds.ids),
-        bg_labels=backgrounds.labels.numpy().copy(), fooled=fooled, composites=composites,
+        bg_labels=backgrounds.labels.numpy().copy(), fooled=fooled, composites=distributed.gather(composites),
         seconds=time.perf_counter() - t0, pairs=pairs, classes=tuple(foregrounds.classes),
-        undecided=undecided,
+        undecided=distributed.gather(len(alive) if stopped else 0),
+        foregrounds_total=foregrounds.sampled_from, backgrounds_total=backgrounds.sampled_from,
     )
 
 

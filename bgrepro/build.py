@@ -9,7 +9,10 @@
 Two phases, both parallel over processes and resumable: (1) per source image: load it (GrabCut
 for box-only sources), write `original`, `fg_mask` and the single-image variants, and a small
 record under DIR/.build/; (2) per mixed variant and foreground: paste the foreground on the
-Only-BG-T of its paired background. Pairings are a deterministic function of the seed. Every file
+Only-BG-T of its paired background. Pairings are a deterministic function of the seed. Under torchrun
+each rank builds its block of the images and of the composites (a collection too big for one
+machine's cores builds on several sharing a file system); rank 0 stages, writes the manifest, and
+commits. Every file
 is written atomically; an interrupted build run again skips what is finished and ends with the
 same bytes as an uninterrupted one.
 """
@@ -27,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import composite, layout
+from . import composite, distributed, layout
 from .classes import VARIANTS
 from .io import (
     atomic_write_bytes,
@@ -241,9 +244,11 @@ def build(
                          f"only the original variant can be built, not {', '.join(variants[1:])}")
     args = {"source": source.describe(), "variants": list(variants), "splits": list(splits), "seed": seed,
             "format": fmt}
-    with staged_output(out, "build", args, inputs=identity_of(inputs), overwrite=overwrite, what="build",
-                       record=layout.BUILD_ARGS) as work:
-        report = _build_into(work, out.name, source, records, variants, splits, seed, fmt, workers, progress)
+    stage = lambda: staged_output(out, "build", args, inputs=identity_of(inputs), overwrite=overwrite,  # noqa: E731
+                                  what="build", record=layout.BUILD_ARGS)
+    with distributed.main_first(stage) as work:  # under torchrun: rank 0 locks and stages, every rank builds
+        report = _build_into(work, out.name, source, records, variants, splits, seed, fmt, workers,
+                             progress and distributed.is_main())
     report.out = out
     report.seconds = time.perf_counter() - t0
     return report
@@ -251,11 +256,17 @@ def build(
 
 def _build_into(out: Path, name: str, source: Source, records: list[Record], variants: tuple[str, ...],
                 splits: tuple[str, ...], seed: int, fmt: str, workers: int | None, progress: bool) -> BuildReport:
-    remove_stale_parts(out)
+    if distributed.is_main():
+        remove_stale_parts(out)
+    distributed.barrier()
     workers = max(1, min(workers or mp.cpu_count(), len(records)))
     _STATE.update(source=source, out=out, fmt=fmt, single=tuple(v for v in SINGLE_VARIANTS if v in variants))
     report = BuildReport(out)
-    phase1 = run_tasks(_single, records, workers, f"build {name}: images", progress, _set_state, (dict(_STATE),))
+    # under torchrun each rank builds its block of the images, then of the composites; every rank learns
+    # every image's record, and rank 0 alone writes the manifest
+    phase1 = distributed.map_blocks(
+        lambda block: run_tasks(_single, block, workers, f"build {name}: images", progress, _set_state,
+                                (dict(_STATE),)), records)
     metas = [m for m, _ in phase1]
     report.written += sum(n for _, n in phase1)
     ok = [m for m in metas if m["status"] == "ok"]
@@ -280,10 +291,12 @@ def _build_into(out: Path, name: str, source: Source, records: list[Record], var
                                  f"{len(metas)} images") from None
             pairs[variant, split] = list(zip(fgs, backgrounds))
     tasks = [(v, fg, bg) for (v, _), pl in pairs.items() for fg, bg in pl]
-    report.written += sum(run_tasks(_mixed, tasks, workers, f"build {name}: mixed", progress,
-                                    _set_state, (dict(_STATE),)))
-    _write_manifest(out, source, fmt, ok, variants, pairs, report)
-    _write_rejections(out, [m for m in metas if m["status"] == "rejected"])
+    report.written += sum(distributed.map_blocks(
+        lambda block: run_tasks(_mixed, block, workers, f"build {name}: mixed", progress, _set_state,
+                                (dict(_STATE),)), tasks))
+    _write_manifest(out, source, fmt, ok, variants, pairs, report)  # counts on every rank, the file on rank 0
+    if distributed.is_main():
+        _write_rejections(out, [m for m in metas if m["status"] == "rejected"])
     report.skipped = sum(report.counts.values()) - report.written
     return report
 
@@ -311,6 +324,8 @@ def _write_manifest(out, source, fmt, ok, variants, pairs, report) -> None:
                          fg["id"] if has_fg else "", fg["label"] if has_fg else "",
                          bg["id"] if has_bg else "", bg["label"] if has_bg else ""])
             report.counts[variant, fg["split"]] += 1
+    if not distributed.is_main():
+        return
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(MANIFEST_COLUMNS)

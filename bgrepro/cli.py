@@ -234,6 +234,10 @@ def _run_build(args: argparse.Namespace) -> int:
         raise ValueError("--preview shows the eight variants, which IN-9L (--in9l, Original only) does not have")
     report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
                    workers=args.workers or None, fmt=args.format, overwrite=args.overwrite)
+    from .distributed import is_main
+
+    if not is_main():
+        return 0
     print(report.summary())
     if args.preview:
         from .plots import variants_figure
@@ -403,9 +407,14 @@ def _output_folder(args: argparse.Namespace, command: str, inputs: dict, option:
     if path is None:
         yield None
         return
-    check_no_overlap(path, inputs, option)
-    with staged_output(path, command, command_args(args, exclude), inputs=identity_of(inputs),
-                       overwrite=args.overwrite, what=f"`bgrepro {command}` output", option=option) as work:
+    from .distributed import main_first
+
+    def stage():
+        check_no_overlap(path, inputs, option)
+        return staged_output(path, command, command_args(args, exclude), inputs=identity_of(inputs),
+                             overwrite=args.overwrite, what=f"`bgrepro {command}` output", option=option)
+
+    with main_first(stage) as work:  # under torchrun: rank 0 writes, the other ranks compute beside it
         yield work
 
 
@@ -456,7 +465,9 @@ def _run_eval(args: argparse.Namespace) -> int:
     beside = args.checkpoint or args.predictions
     record = args.record or (beside.parent / "eval.json" if beside and Path(beside).exists() else
                              Path("results") / f"eval-{name_hint}.json")
-    check_file_output(record, "eval", inputs, "--record")
+    from .distributed import is_main, on_main
+
+    on_main(lambda: check_file_output(record, "eval", inputs, "--record"))
     if args.predictions:
         from .layout import class_folders
         from .registry import read_classes
@@ -485,8 +496,9 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     result["finegrained"] = shares(*arrays, args.data)
     result["written_by"] = "bgrepro eval"
-    atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
-    print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
+    if is_main():
+        atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
+        print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
     return 0
 
 
@@ -497,6 +509,15 @@ def _add_challenge(sub) -> None:
     _add_model_args(p)
     p.add_argument("--all-pairs", action="store_true",
                    help="evaluate every (foreground, background) pair: per-background counts and figures")
+    p.add_argument("--foregrounds", type=_positive, default=None, metavar="N",
+                   help="a stratified, seeded sample of N foregrounds (default: all); the challenge accuracy then "
+                        "comes with its 95%% interval")
+    p.add_argument("--backgrounds", type=_positive, default=None, metavar="M",
+                   help="try M backgrounds of each class (default: all); the result is then an upper bound on the "
+                        "challenge accuracy")
+    p.add_argument("--seed", type=_non_negative, default=0, help="seed of the samples")
+    p.add_argument("--chunk", type=_positive, default=None,
+                   help="backgrounds decoded at a time when they are streamed from disk (default 2048)")
     p.add_argument("--batch-size", type=_positive, default=None, help="composites per forward pass")
     p.add_argument("--device", type=_device, default=None, help="cuda or cpu (default: cuda when available)")
     p.add_argument("--out", type=Path, default=None,
@@ -516,16 +537,22 @@ def _challenge(args: argparse.Namespace, out: Path | None) -> int:
     import json
 
     from .adversarial import challenge, load_challenge_data
+    from .distributed import is_main
     from .inference import default_device
     from .io import atomic_write_text
 
     model, name, info = _load_model(args)
-    foregrounds, backgrounds = load_challenge_data(args.data, args.split)
+    foregrounds, backgrounds = load_challenge_data(args.data, args.split, args.foregrounds, args.backgrounds,
+                                                   args.seed, stream=True if args.chunk else None)
     device = args.device or default_device()
     result = challenge(model, foregrounds, backgrounds, all_pairs=args.all_pairs, device=device,
-                       batch_size=args.batch_size, precision=args.precision, progress=not args.json)
+                       batch_size=args.batch_size, precision=args.precision, progress=not args.json,
+                       chunk=args.chunk)
     summary = {"model": name, **info, "precision": args.precision,
-               "precision_check": _precision_check(model, foregrounds.images, args), **result.to_json()}
+               "precision_check": _precision_check(model, foregrounds.images, args), "seed": args.seed,
+               **result.to_json()}
+    if not is_main():
+        return 0
     if out:
         atomic_write_text(out / "challenge.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
         if args.all_pairs:
@@ -536,9 +563,12 @@ def _challenge(args: argparse.Namespace, out: Path | None) -> int:
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0
-    print(f"{name}: challenge accuracy {100 * result.challenge_accuracy:.1f}% "
-          f"({len(result.fooled_ids)} of {len(result.fg_ids)} foregrounds fooled by some of "
-          f"{len(result.bg_ids)} backgrounds; {result.composites} composites in {result.seconds:.1f} s)")
+    interval = "" if result.interval is None else " [{:.1f}, {:.1f}]".format(*(100 * v for v in result.interval))
+    print(f"{name}: challenge accuracy {'at most ' if summary['upper_bound'] else ''}"
+          f"{100 * result.challenge_accuracy:.1f}%{interval} ({len(result.fooled_ids)} of {len(result.fg_ids)} "
+          f"foregrounds fooled by some of {len(result.bg_ids)} backgrounds; {result.composites} composites in "
+          f"{result.seconds:.1f} s)")
+    print(f"  {result.reading()}")
     width = max(len(c) for c in result.classes) + 2
     for folder, share in zip(result.classes, result.per_class()):
         print(f"  {folder:<{width}} fooled " + ("  (no foreground)" if share is None else f"{100 * share:5.1f}%"))
@@ -614,6 +644,10 @@ def _run_localize(args: argparse.Namespace) -> int:
             write_masks_to=masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
             resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
             offline=args.offline, refine=args.refine, progress=not args.json, arch=args.arch)
+    from .distributed import is_main
+
+    if not is_main():
+        return 0
     if summary.get("warning"):
         print(f"warning: {summary['warning']}", file=sys.stderr)
     if args.json:
@@ -659,6 +693,10 @@ def _run_saliency(args: argparse.Namespace) -> int:
         summary = {"model": name, **info, **saliency_report(model, args.data, args.split, args.per_class,
                                                             args.examples, out, progress=not args.json,
                                                             layer=args.target_layer)}
+    from .distributed import is_main
+
+    if not is_main():
+        return 0
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0
@@ -726,6 +764,10 @@ def _add_report(sub) -> None:
     p.add_argument("--profile", choices=sorted(PROFILES), default=None, help="scale of training (default smoke)")
     p.add_argument("--epochs", type=_positive, default=None, help="training epochs (default: the profile's)")
     p.add_argument("--bootstrap", type=_resamples, default=1000, help="resamples of the 95%% intervals")
+    p.add_argument("--challenge-budget", type=_non_negative, default=None, metavar="COMPOSITES",
+                   help="the most composites the challenge may cost (default 1,000,000 on a CPU, 25,000,000 on a "
+                        "GPU): beyond it a stratified sample of the foregrounds (with a 95%% interval), then of the "
+                        "backgrounds (an upper bound); 0: the whole challenge")
     from .sources import PAPER_FILTERS
 
     for key, default in PAPER_FILTERS.items():
@@ -748,9 +790,14 @@ def _run_report(args: argparse.Namespace) -> int:
         arch=args.arch, pretrained=args.pretrained, offline=args.offline, size=args.size,
         val_fraction=args.val_fraction, seed=args.seed, seeds=args.seeds, profile=args.profile, epochs=args.epochs,
         filters={k: getattr(args, k) for k in PAPER_FILTERS if getattr(args, k) is not None},
-        bootstrap=args.bootstrap, classes_file=args.classes, class_map=args.class_map, input_size=args.input_size,
+        bootstrap=args.bootstrap, challenge_budget=args.challenge_budget, classes_file=args.classes,
+        class_map=args.class_map, input_size=args.input_size,
         mean=args.mean, std=args.std, predictions=args.predictions, list_images=args.list_images)
     report = make_report(config, overwrite=args.overwrite, progress=not args.json)
+    from .distributed import is_main
+
+    if not is_main():
+        return 0
     if "listing" in report:
         print(f"the images to score, relative to {report['data']}: {report['listing']}; score them with your model "
               "and run the same command with --predictions FILE (columns path, prediction)")
@@ -788,8 +835,14 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bgrepro: interrupted", file=sys.stderr)
         return 130
+    from .distributed import Stopped, active, finish, rank
+
+    code = 2
     try:
-        return args.func(args)
+        code = args.func(args)
+        return code
+    except Stopped:  # under torchrun: rank 0 stopped with an error and said it
+        return 2
     except KeyboardInterrupt:
         print(f"bgrepro {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
         return 130
@@ -802,8 +855,11 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("BGREPRO_DEBUG"):
             raise
-        print(f"bgrepro {args.command}: error: {_describe(err)}", file=sys.stderr)
+        where = f" (rank {rank()})" if active() else ""
+        print(f"bgrepro {args.command}{where}: error: {_describe(err)}", file=sys.stderr)
         return 2
+    finally:
+        finish(code == 0)
 
 
 def _describe(err: BaseException) -> str:

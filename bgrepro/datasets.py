@@ -20,6 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +44,8 @@ class ImageSet:
     masks: torch.Tensor | None = None  # bool (N, H, W)
     #: The dataset's class folder names, in label order.
     classes: tuple[str, ...] = ()
+    #: The size of the set this one was sampled from (None: not a sample).
+    sampled_from: int | None = None
 
     def __len__(self) -> int:
         return len(self.labels)
@@ -50,13 +53,13 @@ class ImageSet:
     def to(self, device) -> ImageSet:
         """The same set on another device."""
         return ImageSet(self.images.to(device), self.labels.to(device), self.ids,
-                        None if self.masks is None else self.masks.to(device), self.classes)
+                        None if self.masks is None else self.masks.to(device), self.classes, self.sampled_from)
 
     def subset(self, keep) -> ImageSet:
         """The images at the given positions, in that order."""
         keep = torch.as_tensor(keep, dtype=torch.long)
         return ImageSet(self.images[keep], self.labels[keep], [self.ids[int(i)] for i in keep],
-                        None if self.masks is None else self.masks[keep], self.classes)
+                        None if self.masks is None else self.masks[keep], self.classes, self.sampled_from)
 
     def first_positions(self, per_class: int) -> list[int]:
         """Positions of the first `per_class` images of each class, in set order."""
@@ -121,27 +124,117 @@ def _disk_cache(items: list[tuple[Path, int]], shape: tuple[int, int, int, int],
     return torch.from_numpy(np.load(path, mmap_mode="c"))
 
 
+def _decode_into(images: torch.Tensor, paths: Sequence[Path], threads: int, what: Path) -> None:
+    """Decode `paths` into the uint8 tensor `images` (N, 3, H, W) in threads; every image must be H x W."""
+    h, w = images.shape[2:]
+
+    def one(i: int) -> None:
+        array = read_image(paths[i])
+        if array.shape != (h, w, 3):
+            raise ValueError(f"{paths[i]}: image is {array.shape[1]}x{array.shape[0]} but the first image "
+                             f"of {what} is {w}x{h}; a set needs one size")
+        images[i] = torch.from_numpy(array).permute(2, 0, 1)
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one, range(len(paths))))
+
+
+def _decode_masks(files: Sequence[Path], shape: tuple[int, int], threads: int) -> torch.Tensor:
+    masks = torch.empty((len(files), *shape), dtype=torch.bool)
+
+    def one_mask(i: int) -> None:
+        masks[i] = torch.from_numpy(read_mask(files[i], shape))
+
+    with ThreadPoolExecutor(threads) as pool:
+        list(pool.map(one_mask, range(len(files))))
+    return masks
+
+
+def _threads(threads: int | None) -> int:
+    return threads or min(16, os.cpu_count() or 1)  # decoders release the GIL
+
+
+@dataclass
+class ImageListing:
+    """A variant's split as files, decoded on demand chunk by chunk: a set read in constant memory.
+
+    `sampled_from` is the size of the listing it was sampled from (None: not a sample)."""
+
+    root: Path
+    variant: str
+    split: str
+    items: list[tuple[Path, int]]
+    classes: tuple[str, ...]
+    sampled_from: int | None = None
+
+    @classmethod
+    def of(cls, root: Path, variant: str, split: str) -> ImageListing:
+        classes = layout.class_folders(root)
+        return cls(Path(root), variant, split, list_variant(root, variant, split, classes), classes)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        return torch.tensor([label for _, label in self.items], dtype=torch.long)
+
+    @property
+    def ids(self) -> list[str]:
+        return [f"{p.parent.name}/{p.stem}" for p, _ in self.items]
+
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of the first image (every image of a set has it)."""
+        return read_image(self.items[0][0]).shape[:2]
+
+    def subset(self, keep, sampled: bool = True) -> ImageListing:
+        """The files at the given positions, in that order (a sample of this listing when `sampled`)."""
+        return ImageListing(self.root, self.variant, self.split, [self.items[int(i)] for i in keep], self.classes,
+                            (self.sampled_from or len(self)) if sampled else self.sampled_from)
+
+    def decode(self, start: int = 0, stop: int | None = None, threads: int | None = None) -> torch.Tensor:
+        """uint8 (n, 3, H, W) of the files from `start` to `stop`."""
+        paths = [p for p, _ in self.items[start:stop]]
+        h, w = self.shape()
+        images = torch.empty((len(paths), 3, h, w), dtype=torch.uint8)
+        _decode_into(images, paths, _threads(threads), layout.split_dir(self.root, self.variant, self.split))
+        return images
+
+    def chunks(self, size: int) -> Iterator[tuple[int, torch.Tensor]]:
+        """(start, uint8 images) chunk by chunk, the next chunk decoded while this one is used."""
+        starts = list(range(0, len(self), max(1, size)))
+        with ThreadPoolExecutor(1) as pool:
+            ahead = pool.submit(self.decode, starts[0], starts[0] + size) if starts else None
+            for k, start in enumerate(starts):
+                images = ahead.result()
+                if k + 1 < len(starts):
+                    ahead = pool.submit(self.decode, starts[k + 1], starts[k + 1] + size)
+                yield start, images
+
+    def load(self, with_masks: bool = False, threads: int | None = None) -> ImageSet:
+        """Every file decoded into one ImageSet (with the fg_mask masks if asked)."""
+        images = self.decode(threads=threads)
+        masks = None
+        if with_masks:
+            files = [layout.mask_path(self.root, self.split, p.parent.name, p.stem) for p, _ in self.items]
+            masks = _decode_masks(files, tuple(images.shape[2:]), _threads(threads))
+        return ImageSet(images, self.labels, self.ids, masks, self.classes, self.sampled_from)
+
+
 def load_variant(root: Path, variant: str, split: str, with_masks: bool = False,
                  threads: int | None = None) -> ImageSet:
     """Decode a variant's split once into uint8 (in memory, or memory-mapped when it does not fit),
     with fg_mask masks if asked."""
     classes = layout.class_folders(root)
     items = list_variant(root, variant, split, classes)
-    threads = threads or min(16, os.cpu_count() or 1)  # decoders release the GIL
+    threads = _threads(threads)
     h, w, _ = read_image(items[0][0]).shape
     shape = (len(items), 3, h, w)
     base = layout.split_dir(root, variant, split)
+    paths = [p for p, _ in items]
 
     def fill(images: torch.Tensor) -> None:
-        def one(i: int) -> None:
-            array = read_image(items[i][0])
-            if array.shape != (h, w, 3):
-                raise ValueError(f"{items[i][0]}: image is {array.shape[1]}x{array.shape[0]} but the first image "
-                                 f"of {base} is {w}x{h}; a set needs one size")
-            images[i] = torch.from_numpy(array).permute(2, 0, 1)
-
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one, range(len(items))))
+        _decode_into(images, paths, threads, base)
 
     if np.prod(shape) <= host_budget():
         images = torch.empty(shape, dtype=torch.uint8)
@@ -152,14 +245,8 @@ def load_variant(root: Path, variant: str, split: str, with_masks: bool = False,
     ids = [f"{p.parent.name}/{p.stem}" for p, _ in items]
     masks = None
     if with_masks:
-        mask_files = [layout.mask_path(root, split, p.parent.name, p.stem) for p, _ in items]
-        masks = torch.empty((len(items), h, w), dtype=torch.bool)
-
-        def one_mask(i: int) -> None:
-            masks[i] = torch.from_numpy(read_mask(mask_files[i], (h, w)))
-
-        with ThreadPoolExecutor(threads) as pool:
-            list(pool.map(one_mask, range(len(items))))
+        masks = _decode_masks([layout.mask_path(root, split, p.parent.name, p.stem) for p, _ in items], (h, w),
+                              threads)
     return ImageSet(images, labels, ids, masks, classes)
 
 

@@ -2,6 +2,11 @@
 
 BG-Gap = accuracy(Mixed-Same) - accuracy(Mixed-Rand): how much a model loses when the background
 of its image no longer comes from the image's class.
+
+Memory: a test set up to `IN_MEMORY` decoded bytes is decoded once and kept (later models reuse it);
+a larger one is streamed from disk in chunks of `CHUNK` images (the next decoded while one is scored),
+so peak memory is one chunk whatever the collection's size. Under torchrun each rank scores its block
+of every set and the predictions are joined in order (`distributed`): the same numbers as one process.
 """
 
 from __future__ import annotations
@@ -13,13 +18,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from . import layout
+from . import distributed, layout
 from .classes import VARIANTS
-from .datasets import ImageSet, load_variant
+from .datasets import ImageListing, ImageSet, load_variant
 from .inference import Inference
 
 #: Extra test sets evaluated when present beside the variants (IN-9L's val split).
 EXTRA_SETS = ("in9l",)
+#: Test sets up to this many decoded bytes are decoded once and kept; larger ones are streamed.
+IN_MEMORY = 256 * 2**20
+#: Images decoded at a time when a set is streamed.
+CHUNK = 2048
 
 
 @lru_cache(maxsize=32)
@@ -83,11 +92,27 @@ def correctness(model: torch.nn.Module, root: Path, variants: list[str] | None =
     if not variants:
         raise FileNotFoundError(f"{root}: no variant folders with a {split!r} split")
     correct, ids, labels, classes = {}, {}, {}, []
-    for variant in tqdm(variants, desc="evaluate", disable=not progress):
-        data = test_set(root, variant, split)
-        correct[variant] = (predict(model, data.images, inference=inference) == data.labels).numpy()
-        ids[variant], labels[variant], classes = list(data.ids), data.labels.numpy(), list(data.classes)
+    prepared = inference.prepare(model)
+    for variant in tqdm(variants, desc="evaluate", disable=not (progress and distributed.is_main())):
+        listing = ImageListing.of(root, variant, split)
+        h, w = listing.shape()
+        if distributed.active() or len(listing) * 3 * h * w > IN_MEMORY:
+            preds = predict_listing(prepared, listing, inference)
+        else:
+            preds = inference.logits(prepared, test_set(root, variant, split).images).argmax(1)
+        truth = listing.labels
+        correct[variant] = (preds == truth).numpy()
+        ids[variant], labels[variant], classes = listing.ids, truth.numpy(), list(listing.classes)
     return correct, ids, labels, classes
+
+
+def predict_listing(prepared: torch.nn.Module, listing: ImageListing, inference: Inference,
+                    chunk: int = CHUNK) -> torch.Tensor:
+    """Predicted class of every file of a listing, decoded `chunk` at a time (a prepared model); under
+    torchrun each rank predicts its block and every rank gets them all, in order."""
+    block = listing.subset(range(len(listing))[distributed.shard(len(listing))], sampled=False)
+    preds = [inference.logits(prepared, images).argmax(1) for _, images in block.chunks(chunk)]
+    return distributed.gather(torch.cat(preds) if preds else torch.empty(0, dtype=torch.long))
 
 
 def image_listing(root: Path, split: str = "val") -> list[str]:

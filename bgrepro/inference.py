@@ -19,8 +19,10 @@ PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def default_device() -> torch.device:
-    """CUDA when available, else the CPU."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    """CUDA when available (under torchrun, this rank's own GPU), else the CPU."""
+    from .distributed import local_device
+
+    return local_device()
 
 
 @dataclass(frozen=True)

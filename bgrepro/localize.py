@@ -45,6 +45,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from . import distributed
 from .inference import Inference
 from .models import Normalize, feature_trunk, safe_load
 from .registry import SELF_SUPERVISED, self_supervised_weights
@@ -298,25 +299,36 @@ def estimate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | 
                 keep[torch.nonzero(labels == c).flatten()[:per_class]] = True
             images, labels = images[keep], labels[keep]
     images = resize_images(images, size)
-    v_sum = u_sum = None
-    v_cls = u_cls = counts = None
-    k = 0
-    for feats in features(net, images, batch_size, device, progress):
+    # sums per batch, batches shared out over the ranks (torchrun) and added in batch order on every rank:
+    # the same w* as one process
+    block = distributed.shard_batches(len(images), batch_size)
+    parts = []
+    for j, feats in enumerate(features(net, images[block], batch_size, device, progress and distributed.is_main())):
         raw = feats.mean(dim=(2, 3))  # (B, C): mean raw feature per image
         unit = F.normalize(feats, dim=1).mean(dim=(2, 3))  # mean normalised feature per image
-        if v_sum is None:
-            v_sum = torch.zeros(raw.shape[1], dtype=torch.float64)
-            u_sum = torch.zeros_like(v_sum)
-            v_cls = torch.zeros(num_classes or 1, raw.shape[1], dtype=torch.float64)
-            u_cls, counts = torch.zeros_like(v_cls), torch.zeros(num_classes or 1, dtype=torch.float64)
-        v_sum += raw.sum(0).double()
-        u_sum += unit.sum(0).double()
+        part = {"n": len(raw), "v": raw.sum(0).double(), "u": unit.sum(0).double()}
         if labels is not None:
-            lab = labels[k:k + len(raw)].long()
-            v_cls.index_add_(0, lab, raw.double())
-            u_cls.index_add_(0, lab, unit.double())
-            counts += torch.bincount(lab, minlength=num_classes).double()
-        k += len(raw)
+            start = block.start + j * batch_size
+            lab = labels[start:start + len(raw)].long()
+            part["v_cls"] = torch.zeros(num_classes, raw.shape[1], dtype=torch.float64).index_add_(0, lab, raw.double())
+            part["u_cls"] = torch.zeros_like(part["v_cls"]).index_add_(0, lab, unit.double())
+            part["counts"] = torch.bincount(lab, minlength=num_classes).double()
+        parts.append(part)
+    v_sum = u_sum = v_cls = u_cls = counts = None
+    k = 0
+    for part in distributed.gather(parts):
+        if v_sum is None:
+            v_sum, u_sum = torch.zeros_like(part["v"]), torch.zeros_like(part["u"])
+            if labels is not None:
+                v_cls, u_cls = torch.zeros_like(part["v_cls"]), torch.zeros_like(part["u_cls"])
+                counts = torch.zeros_like(part["counts"])
+        v_sum += part["v"]
+        u_sum += part["u"]
+        if labels is not None:
+            v_cls += part["v_cls"]
+            u_cls += part["u_cls"]
+            counts += part["counts"]
+        k += part["n"]
     if v_sum is None:
         raise ValueError("no images to estimate w* from")
     w = _closed_form(v_sum / k, u_sum / k).float()
@@ -340,9 +352,18 @@ def activation_maps(net: torch.nn.Module, images: torch.Tensor, rps: RPS | None,
                     classes: torch.Tensor | None = None, batch_size: int = 128, device=None,
                     progress: bool = False) -> torch.Tensor:
     """Maps (N, H, W) in [0, 1]: RPS (<w*, f/|f|>; per image class's w* when `classes` is given), or the
-    baseline CAAM (the channel sum of f, as in the published code) when `rps` is None."""
+    baseline CAAM (the channel sum of f, as in the published code) when `rps` is None. Under torchrun each
+    rank maps its block of whole batches and every rank gets all the maps, in order."""
+    block = distributed.shard_batches(len(images), batch_size)
+    return distributed.gather(_maps(net, images[block], rps, None if classes is None else classes[block], batch_size,
+                                    device, progress and distributed.is_main()))
+
+
+def _maps(net: torch.nn.Module, images: torch.Tensor, rps: RPS | None, classes: torch.Tensor | None,
+          batch_size: int, device=None, progress: bool = False) -> torch.Tensor:
+    """`activation_maps` of this process's images (not shared out over ranks)."""
     size = tuple(images.shape[2:])
-    out, k = [], 0
+    out, k = [torch.empty((0, *size))], 0
     for feats in features(net, images, batch_size, device, progress):
         if rps is None:
             scores = feats.sum(dim=1)
@@ -666,16 +687,17 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
         raise FileNotFoundError(f"{image_root}: no images")
     target = lambda path: out / path.relative_to(image_root).with_suffix(".npy")  # noqa: E731
     todo = [p for p in files if not target(p).exists()]  # resume
+    distributed.barrier()  # every rank has listed what is left before any writes
+    todo = todo[distributed.shard(len(todo))]  # under torchrun: each rank its block of the images
     if batch_size is None:
         batch_size = 64 if torch.cuda.is_available() or size <= 64 else 1
     done = 0
-    with tqdm(total=len(todo), desc="rps masks", disable=not progress) as bar:
+    with tqdm(total=len(todo), desc="rps masks", disable=not (progress and distributed.is_main())) as bar:
         for k in range(0, len(todo), batch_size):
             chunk = todo[k:k + batch_size]
             photos = [read_image(p) for p in chunk]
             small = np.stack([cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA) for rgb in photos])
-            heats = activation_maps(net, torch.from_numpy(small).permute(0, 3, 1, 2).contiguous(), rps,
-                                    batch_size=batch_size)
+            heats = _maps(net, torch.from_numpy(small).permute(0, 3, 1, 2).contiguous(), rps, None, batch_size)
             for path, rgb, heat in zip(chunk, photos, heats):
                 full = cv2.resize(heat.numpy(), (rgb.shape[1], rgb.shape[0]), interpolation=cv2.INTER_LINEAR)
                 mask = masks_from_maps(full[None], threshold)[0]
@@ -686,7 +708,8 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
                 save_mask(target(path), mask)
                 done += 1
             bar.update(len(chunk))
-    return done
+    return distributed.gather(done)
+
 
 
 # ----------------------------------------------------------------------------- the command's experiment
@@ -771,7 +794,7 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
         summary["warning"] = (f"{backbone_spec}: a supervised backbone (a trained classifier's trunk or ImageNet "
                               "classification weights); RPS as published uses self-supervised ones (DINO, MoCo: "
                               "--weights FILE), so these maps and masks are not the method's")
-    if out:
+    if out and distributed.is_main():
         rps.save(Path(out) / "rps.pt")
     if official:
         images, labels, masks, _ = _dataset_images(Path(data), split, size, progress)
@@ -805,7 +828,7 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
         summary["masks_written"] = write_masks(net, rps, root, write_masks_to, side, mask_threshold,
                                                progress=progress, refine=refine)
         summary["refine"] = refine
-    if out:
+    if out and distributed.is_main():
         atomic_write_text(Path(out) / "localize.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
     return summary
 

@@ -81,6 +81,10 @@ class ReportConfig:
     epochs: int | None = None
     filters: dict = field(default_factory=dict)
     bootstrap: int = 1000
+    #: Composites the challenge may cost at worst (a foreground never fooled meets every background): beyond
+    #: it the foregrounds, then the backgrounds, are sampled (`adversarial.budget_sample`). None: the
+    #: default of the device (`challenge_budget_default`); 0: the whole challenge.
+    challenge_budget: int | None = None
 
     def __post_init__(self) -> None:
         if self.masks is not None and self.boxes is not None:
@@ -357,6 +361,7 @@ def _analyse(run: _Run, data: Path, fig_dir: Path, cfg: ReportConfig, challenge_
     return {"correct": correct, "ids": ids, "labels": labels, "classes": classes,
             "finegrained": finegrained.shares(correct, ids, labels, classes, data),
             "challenge_accuracy": None if fooled is None else fooled.challenge_accuracy,
+            "challenge_ci95": None if fooled is None else fooled.interval,
             "challenge_per_class": {} if fooled is None else dict(zip(fooled.classes, fooled.per_class())),
             "foreground_share": None if salient is None else salient["foreground_share"],
             "mask_area": None if salient is None else salient["mask_area"],
@@ -414,6 +419,8 @@ class ModelResult:
     skipped: list[str] = field(default_factory=list)
     #: What the numbers say (`conclude`), set once every number is in.
     conclusion: list[dict] = field(default_factory=list)
+    #: 95% interval of the challenge accuracy when the foregrounds were sampled (one seed), else None.
+    challenge_ci95: list | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -445,6 +452,7 @@ def _model_entry(group: str, runs: list[_Run], analyses: list[dict], pooled: dic
         per_class={v: {c: _pct(a) for c, a in pc.items()} for v, pc in result["per_class"].items()},
         bg_gap=_pct(result["bg_gap"]), bg_gap_ci95=_pct_pair(result.get("bg_gap_ci95")), bg_gap_seeds=_spread(gaps),
         challenge_accuracy=_pct(_mean(challenged)), challenge_seeds=_spread(challenged),
+        challenge_ci95=_pct_pair(first["challenge_ci95"]) if len(analyses) == 1 else None,
         fooled_per_class={c: _pct(_mean([a["challenge_per_class"][c] for a in analyses]))
                           for c in first["challenge_per_class"]},
         foreground_share=_pct(_mean(shares)), foreground_share_seeds=_spread([s for s in shares if s is not None]),
@@ -523,6 +531,32 @@ def conclude(result: ModelResult, n_classes: int, seeds: int = 1, trained: bool 
 
 
 # ------------------------------------------------------------------------------------------------- the report
+#: The report's challenge budget in composites: about 3 minutes of a small CNN at 64 px on 2 CPU cores
+#: (measured by `bench/scale.py`), and 25 times that on a GPU (IN-9's 4,050 x 4,050 fits whole).
+CHALLENGE_BUDGET = {"cpu": 1_000_000, "cuda": 25_000_000}
+
+
+def challenge_budget_default() -> int:
+    """The challenge budget of this machine's device (`CHALLENGE_BUDGET`)."""
+    from .inference import default_device
+
+    return CHALLENGE_BUDGET.get(default_device().type, CHALLENGE_BUDGET["cpu"])
+
+
+def _challenge_plan(cfg: ReportConfig, data: Path) -> dict:
+    """What the report's challenge tries within its budget: how many foregrounds and backgrounds, of how many."""
+    from .adversarial import budget_sample
+    from .datasets import ImageListing
+
+    budget = challenge_budget_default() if cfg.challenge_budget is None else cfg.challenge_budget
+    n_fg = len(ImageListing.of(data, "original", "val"))
+    n_bg = len(ImageListing.of(data, "only_bg_t", "val"))
+    n_classes = len(layout.class_folders(data))
+    fgs, bgs = (None, None) if budget == 0 else budget_sample(n_fg, n_bg, n_classes, budget)
+    return {"budget": budget or None, "foregrounds": fgs, "backgrounds_per_class": bgs, "of_foregrounds": n_fg,
+            "of_backgrounds": n_bg}
+
+
 def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = True) -> dict:
     """Build, train (unless models are given), analyse and write OUT/report.json and OUT/report.html;
     returns the report's JSON object."""
@@ -560,7 +594,12 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
         if cfg.pretrained:
             start_from_imagenet(model, arch, cfg.pretrained, cfg.offline)
     args = cfg.args()
-    with _report_folder(cfg_out, args, identity_of(inputs), overwrite):
+    from . import distributed
+
+    progress = progress and distributed.is_main()
+    main = distributed.is_main()
+    # under torchrun: rank 0 holds the folder and writes; every rank builds, trains and analyses its share
+    with distributed.main_first(lambda: _report_folder(cfg_out, args, identity_of(inputs), overwrite)):
         masks_info = {"from": "the given masks" if cfg.masks else
                       "GrabCut from the given boxes (the paper's procedure)" if cfg.boxes else None, "warning": None}
         if cfg.masks is None and cfg.boxes is None:
@@ -572,7 +611,8 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
             from .evaluate import image_listing
 
             listing = layout.report_path(cfg_out, "listing")
-            atomic_write_text(listing, "path\n" + "".join(f"{p}\n" for p in image_listing(data, "val")))
+            if main:
+                atomic_write_text(listing, "path\n" + "".join(f"{p}\n" for p in image_listing(data, "val")))
             return {"listing": str(listing), "data": str(data)}
         runs = given
         if train_models:
@@ -585,7 +625,10 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
                 runs.append(run)
         from .adversarial import load_challenge_data
 
-        challenge_data = load_challenge_data(data, "val")
+        plan = _challenge_plan(cfg, data)
+        challenge_data = load_challenge_data(data, "val", plan["foregrounds"], plan["backgrounds_per_class"],
+                                             cfg.seed)
+        plan["reading"] = _challenge_reading(plan)
         groups: dict[str, list[tuple[_Run, dict]]] = {}
         for k, run in enumerate(runs):
             fig_dir = layout.report_path(cfg_out, "models", f"analysis-{k}")
@@ -607,15 +650,33 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
                      "rejections_file": str((data / "rejections.csv").relative_to(cfg_out))},
             "units": "accuracies, intervals and shares in %; intervals are 95% percentile bootstraps over test images",
             "criteria": CRITERIA,
+            "challenge": plan,
             "models": models,
             "arguments": args,
             "seconds": round(time.perf_counter() - t0, 1),
         }
+        if not main:
+            return strict_json(report)
         figures = _figures(report, groups, pooled, data, cfg)
         atomic_write_text(layout.report_path(cfg_out, "json"),
                           json.dumps(strict_json(report), indent=2, allow_nan=False) + "\n")
         atomic_write_text(layout.report_path(cfg_out, "html"), render_html(report, figures))
     return strict_json(report)
+
+
+def _challenge_reading(plan: dict) -> str:
+    """The challenge's sample and budget, in words."""
+    if plan["foregrounds"] is None and plan["backgrounds_per_class"] is None:
+        return (f"every one of the {plan['of_foregrounds']} test foregrounds against every one of the "
+                f"{plan['of_backgrounds']} backgrounds: the exact challenge accuracy")
+    text = f"within a budget of {plan['budget']:,} composites: "
+    text += (f"every one of the {plan['of_foregrounds']} test foregrounds" if plan["foregrounds"] is None else
+             f"a stratified sample of {plan['foregrounds']} of the {plan['of_foregrounds']} test foregrounds (the "
+             "accuracy comes with its 95% interval)")
+    if plan["backgrounds_per_class"] is not None:
+        text += (f", each against {plan['backgrounds_per_class']} backgrounds of each class of the "
+                 f"{plan['of_backgrounds']}: an upper bound on the challenge accuracy")
+    return text + " (--challenge-budget 0: the whole challenge)"
 
 
 # -------------------------------------------------------------------------------------------------- figures
@@ -679,8 +740,10 @@ def summary_lines(report: dict) -> list[str]:
     for m in report["models"]:
         gap = m["bg_gap"]
         lines.append(f"  {m['name']}: Original {_pct_text(m['accuracy'].get('original'))}, BG-Gap "
-                     f"{_fmt(gap['value'])}{_interval(gap['ci95'])}, challenge {_pct_text(m['challenge_accuracy'])}, "
-                     f"Grad-CAM on foreground {_pct_text(m['foreground_share'])}")
+                     f"{_fmt(gap['value'])}{_interval(gap['ci95'])}, challenge {_pct_text(m['challenge_accuracy'])}"
+                     f"{_interval(m.get('challenge_ci95'))}, Grad-CAM on foreground {_pct_text(m['foreground_share'])}")
+    if report.get("challenge"):
+        lines.append(f"  challenge: {report['challenge']['reading']}")
     return lines
 
 

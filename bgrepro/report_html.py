@@ -91,7 +91,8 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
     parts.append(_figure(figures, "bg_gap", "BG-Gap: bars with the paired 95% bootstrap interval over test images; "
                                             "dots are single seeds."))
     parts.append("<h2>The backgrounds challenge</h2><p>For every test foreground, each Only-BG-T test background is "
-                 "tried until one makes the model predict another class.</p>")
+                 "tried until one makes the model predict another class. What was tried: "
+                 f"{html.escape(report.get('challenge', {}).get('reading', 'every pair'))}.</p>")
     parts.append(_figure(figures, "challenge", "Share of each class's foregrounds that some background fools."))
     parts.append("<h2>Is the background needed? (fine-grained)</h2><p>Each test image by what the model gets right: "
                  "the foreground alone (Only-FG), the image, and the foreground on another class's background "

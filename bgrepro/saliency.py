@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .inference import Inference
 from .models import feature_trunk
 
@@ -126,6 +127,17 @@ def gradcam(model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor 
     return torch.cat(maps)
 
 
+def sharded_gradcam(model: torch.nn.Module, images: torch.Tensor, layer: str | None = None, batch_size: int = 128,
+                    progress: bool = False) -> torch.Tensor:
+    """`gradcam` of every image; under torchrun each rank explains its block of whole batches and every
+    rank gets all the maps, in order (the same maps as one process)."""
+    block = distributed.shard_batches(len(images), batch_size)
+    mine = images[block]
+    maps = (gradcam(model, mine, layer=layer, batch_size=batch_size, progress=progress and distributed.is_main())
+            if len(mine) else torch.empty((0, *images.shape[2:])))
+    return distributed.gather(maps)
+
+
 def _outputs_tokens(model: torch.nn.Module, layer: torch.nn.Module, probe: torch.Tensor) -> bool:
     """Whether a layer's output is a sequence of tokens (N, T, C) rather than a feature map."""
     shape = {}
@@ -179,7 +191,7 @@ def saliency_report(model: torch.nn.Module, data: Path, split: str = "val", per_
     from .io import atomic_write_text
 
     test = load_variant(data, "original", split, with_masks=True).first_per_class(per_class)
-    maps = gradcam(model, test.images, layer=layer, progress=progress)
+    maps = sharded_gradcam(model, test.images, layer=layer, progress=progress)
     share = foreground_share(maps, test.masks)
     labels = test.labels.numpy()
 
@@ -191,7 +203,7 @@ def saliency_report(model: torch.nn.Module, data: Path, split: str = "val", per_
                "foreground_share": mean(share), "mask_area": float(test.masks.float().mean()),
                "per_class": {c: mean(share[labels == k]) for k, c in enumerate(test.classes)},
                "no_saliency": int(np.isnan(share).sum())}
-    if out is not None:
+    if out is not None and distributed.is_main():
         out = Path(out)
         pick = test.first_positions(1)[:examples]
         figure = saliency_figure(test.images[pick], test.masks[pick], {"Grad-CAM": maps[pick]},

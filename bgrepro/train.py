@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -102,12 +101,9 @@ def _lr_lambda(config: TrainConfig, total_steps: int, steps_per_epoch: int):
 
 
 def _distributed() -> tuple[int, int]:
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    if world > 1 and not torch.distributed.is_initialized():
-        backend = "nccl" if torch.cuda.is_available() else "gloo"
-        torch.distributed.init_process_group(backend)
-    rank = torch.distributed.get_rank() if world > 1 else 0
-    return rank, world
+    from . import distributed
+
+    return distributed.rank(), distributed.world_size()
 
 
 def train(config: TrainConfig, run_dir: Path, device=None, progress: bool = True,
@@ -199,8 +195,7 @@ def _remove_run(run_dir: Path, marker: bool = False) -> None:
 def _train(config: TrainConfig, run_dir: Path, rank: int, world: int, device, progress: bool,
            stop_after_epoch: int | None, offline: bool) -> Path:
     if world > 1 and torch.cuda.is_available():
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-        torch.cuda.set_device(device)
+        device = default_device()  # this rank's GPU
     device = torch.device(device) if device is not None else default_device()
     cuda = device.type == "cuda"
     final = run_dir / "checkpoint.pt"

@@ -1,0 +1,173 @@
+"""Several processes, one result: torch.distributed under torchrun (NCCL on GPUs, gloo on CPUs).
+
+`torchrun --nproc_per_node N -m bgrepro challenge | eval | saliency | localize | build | report ...` runs
+N copies of the command. Every heavy stage splits its items over the ranks in contiguous blocks
+(`shard`), computes its own block, and gathers the blocks in rank order (`gather`), so that every rank
+ends with the whole result, the same numbers as one process. Outputs are written by rank 0 alone
+(`is_main`): it takes the output's lock and checks (`main_first`), and the other ranks follow its
+answer, stopping quietly (`Stopped`) when it refused. Without torchrun (no `WORLD_SIZE`, or 1) every
+function here is the identity of one process and no process group is made.
+
+Files are read and written by path, so ranks on several machines need the data and the output on a
+shared file system, as torchrun's own multi-node training does.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+
+import numpy as np
+import torch
+
+
+class Stopped(Exception):
+    """Raised on the other ranks when rank 0 stopped with an error (which rank 0 alone reports)."""
+
+
+def world_size() -> int:
+    """How many processes run this command (torchrun's WORLD_SIZE; 1 without torchrun)."""
+    try:
+        return max(1, int(os.environ.get("WORLD_SIZE", "1")))
+    except ValueError:
+        return 1
+
+
+def rank() -> int:
+    """This process's rank (0 without torchrun); makes the process group on first use."""
+    if world_size() == 1:
+        return 0
+    _init()
+    return torch.distributed.get_rank()
+
+
+def _init() -> None:
+    if torch.distributed.is_initialized():
+        return
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_device())
+        torch.distributed.init_process_group("nccl")
+    else:
+        torch.distributed.init_process_group("gloo")
+
+
+def local_device() -> torch.device:
+    """This rank's device: its own GPU (LOCAL_RANK) when there are GPUs, else the CPU."""
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
+    return torch.device("cpu")
+
+
+def is_main() -> bool:
+    """Whether this process writes the outputs (rank 0, or the only process)."""
+    return rank() == 0
+
+
+def active() -> bool:
+    """Whether this command runs over several processes."""
+    return world_size() > 1
+
+
+def shard(n: int) -> slice:
+    """This rank's contiguous block of `n` items (blocks differ in size by at most one)."""
+    world = world_size()
+    r = rank()
+    return slice(n * r // world, n * (r + 1) // world)
+
+
+def shard_batches(n: int, batch_size: int) -> slice:
+    """This rank's block of `n` items in whole batches of `batch_size`: the batches one process would make,
+    shared out, so that batched results (and sums taken batch by batch) equal one process's."""
+    batches = -(-n // batch_size)
+    block = shard(batches)
+    return slice(min(n, block.start * batch_size), min(n, block.stop * batch_size))
+
+
+def barrier() -> None:
+    if active():
+        rank()
+        torch.distributed.barrier()
+
+
+def finish(ok: bool) -> None:
+    """End the process group (if one was made): after the others when this rank succeeded, so that no rank
+    leaves while one still needs it, and without waiting after an error."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        if ok:
+            torch.distributed.barrier()
+        torch.distributed.destroy_process_group()
+
+
+def _all(obj):
+    out = [None] * world_size()
+    torch.distributed.all_gather_object(out, obj)
+    return out
+
+
+def gather(part):
+    """Every rank's block of a result, joined in rank order, on every rank: tensors and arrays are
+    concatenated along their first axis (on the CPU), lists joined, numbers summed."""
+    if not active():
+        return part
+    rank()
+    if isinstance(part, torch.Tensor):
+        return torch.cat([p for p in _all(part.cpu())])
+    if isinstance(part, np.ndarray):
+        return np.concatenate(_all(part))
+    if isinstance(part, (int, float)):
+        return sum(_all(part))
+    if isinstance(part, list):
+        return [x for block in _all(part) for x in block]
+    raise TypeError(f"cannot gather {type(part).__name__}")
+
+
+def broadcast(obj):
+    """Rank 0's `obj` on every rank."""
+    if not active():
+        return obj
+    rank()
+    box = [obj]
+    torch.distributed.broadcast_object_list(box, src=0)
+    return box[0]
+
+
+@contextmanager
+def main_first(enter: Callable[[], object]) -> Iterator[object]:
+    """Enter the context `enter()` (an output's lock and checks) on rank 0 alone; the other ranks learn
+    whether it succeeded, and raise `Stopped` when it did not. Yields the context's value on every rank
+    (rank 0's, broadcast: a staging folder's path, say; writes stay rank 0's, `is_main`)."""
+    if not active():
+        with enter() as value:
+            yield value
+        return
+    if not is_main():
+        state, value = broadcast(None)
+        if state != "ok":
+            raise Stopped()
+        yield value
+        barrier()  # rank 0 has put the output in place
+        return
+    stack = ExitStack()
+    try:
+        value = stack.enter_context(enter())
+    except BaseException:
+        broadcast(("stopped", None))
+        raise
+    broadcast(("ok", value))
+    with stack:
+        yield value
+    barrier()
+
+
+def on_main(fn: Callable[[], object]) -> object:
+    """`fn()` (a check) on rank 0 alone; the other ranks stop quietly when it raised. Its value on rank 0,
+    None elsewhere."""
+    with main_first(lambda: nullcontext(fn())) as value:
+        return value
+
+
+def map_blocks(fn: Callable[[Sequence], list], items: Sequence) -> list:
+    """`fn(items)` computed block by block over the ranks and joined in order: `fn` maps a block of items
+    to a list of the same length."""
+    return gather(list(fn(items[shard(len(items))])))
