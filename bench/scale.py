@@ -8,7 +8,7 @@ against the smallest collection, measured in the same run: linear growth is 4x a
 if weak, classifier, so that the challenge's early stopping meets foregrounds that resist).
 
 The full challenge (every foreground against every background) costs N x M composites when no
-background fools a foreground; it is measured on samples of 1,000 and 2,000 foregrounds with as many
+background fools a foreground; it is measured on samples of 500 and 1,000 foregrounds with as many
 backgrounds, and its worst case given for each collection beside the sampled challenge's fixed cost.
 
     python bench/scale.py --out bench/results/scale.json [--sizes 5000,20000,50000] [--work DIR]
@@ -54,12 +54,12 @@ def main() -> None:
     # the model: a small CNN on its own synthetic training set
     model_data = work / "model-data"
     if not (model_data / "manifest.csv").exists():
-        timed(["synth", "--out", str(work / "model-synth"), "--size", "64", "--train-per-class", "300",
+        timed(["synth", "--out", str(work / "model-synth"), "--size", "64", "--train-per-class", "600",
                "--test-per-class", "5", "--overwrite"], work / "model-synth.log")
         timed(["build", "--source", "synthetic", "--in", str(work / "model-synth"), "--out", str(model_data),
                "--fg-masks", "exact", "--variants", "original", "--overwrite"], work / "model-build.log")
     timed(["train", "--data", str(model_data), "--variant", "original", "--out", str(work / "model"),
-           "--profile", "smoke", "--epochs", "4"], work / "train.log")
+           "--profile", "smoke", "--epochs", "10"], work / "train.log")
     model = work / "model" / "checkpoint.pt"
     rows = []
     for n in sizes:
@@ -85,15 +85,15 @@ def main() -> None:
         row["images"] = record["n"]["original"]
         row["challenge_full_worst_composites"] = row["images"] ** 2
         row["eval_accuracy_original"] = record["accuracy"]["original"]
+        row = {"images": row.pop("images"), **row}
         rows.append(row)
         if not args.keep:
             shutil.rmtree(synth, ignore_errors=True)
-        row = {"images": row.pop("images"), **row}
         print(json.dumps(row), flush=True)
     # the full challenge's quadratic cost, on samples of the smallest collection
     full = []
     smallest = work / f"data-{sizes[0]}"
-    for k in (1000, 2000):
+    for k in (500, 1000):
         result = timed(["challenge", "--data", str(smallest), "--checkpoint", str(model), "--foregrounds", str(k),
                         "--backgrounds", str(k // 9), "--out", str(work / f"full-{k}"), "--overwrite"],
                        work / f"full-{k}.log")

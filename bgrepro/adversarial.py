@@ -23,7 +23,8 @@ seeded sample of n foregrounds (each class its share); the challenge accuracy th
 foregrounds, so the result is an upper bound on the challenge accuracy, and says so. Backgrounds beyond
 `BACKGROUNDS_IN_MEMORY` bytes are not decoded at once but streamed from disk in chunks (the next chunk
 decoded while one is searched): the search runs chunk by chunk, a foreground leaving once fooled, so
-the fooled set is the same exact one and memory holds the foregrounds and one chunk.
+the fooled set is the same exact one and memory holds the foregrounds and two chunks (with
+`all_pairs`, also the foregrounds x backgrounds matrix of answers).
 
 Under torchrun the foregrounds are split over the ranks (`distributed.shard`); each searches its own
 against every background, and the fooled sets are joined in order: the same result as one process.
@@ -84,9 +85,10 @@ class ChallengeResult:
         parts = []
         if self.foregrounds_total is not None:
             lo, hi = self.interval
+            against = "the backgrounds tried" if self.backgrounds_total is not None else "every background"
             parts.append(f"{len(self.fg_ids)} of {self.foregrounds_total} foregrounds, a stratified sample: the "
-                         f"challenge accuracy of all of them lies in [{100 * lo:.1f}%, {100 * hi:.1f}%] "
-                         "(95%, Clopper-Pearson)")
+                         f"challenge accuracy of all of them against {against} lies in [{100 * lo:.1f}%, "
+                         f"{100 * hi:.1f}%] (95%, Clopper-Pearson)")
         if self.backgrounds_total is not None:
             parts.append(f"{len(self.bg_ids)} of {self.backgrounds_total} backgrounds tried: an upper bound on the "
                          "challenge accuracy (more backgrounds can only fool more foregrounds)")
@@ -168,6 +170,19 @@ class ChallengeResult:
         return out
 
 
+#: The challenge's default budget in composites at worst, by device (`bgrepro report`, the book's ImageNet
+#: challenge): about 3 minutes of a small CNN at 64 px on 2 CPU cores (`bench/scale.py`), and 25 times that
+#: on a GPU, where IN-9's 4,050 x 4,050 fits whole.
+CHALLENGE_BUDGET = {"cpu": 1_000_000, "cuda": 25_000_000}
+
+
+def challenge_budget_default() -> int:
+    """The challenge budget of this machine's device (`CHALLENGE_BUDGET`)."""
+    from .inference import default_device
+
+    return CHALLENGE_BUDGET.get(default_device().type, CHALLENGE_BUDGET["cpu"])
+
+
 #: Backgrounds up to this many decoded bytes are decoded at once; more are streamed from disk in chunks.
 BACKGROUNDS_IN_MEMORY = 256 * 2**20
 #: Backgrounds per chunk when they are streamed.
@@ -193,8 +208,9 @@ def sample_foregrounds(labels, n: int, seed: int = 0) -> np.ndarray:
     classes, counts = np.unique(labels, return_counts=True)
     quota = counts * n / len(labels)
     take = np.floor(quota).astype(int)
-    take[np.argsort(-(quota - take), kind="stable")[:n - int(take.sum())]] += 1
     rng = np.random.default_rng([seed, 1])
+    # the largest remainders get the foregrounds left over; equal remainders are ordered by the seed
+    take[np.lexsort((rng.random(len(classes)), -(quota - take)))[:n - int(take.sum())]] += 1
     return np.sort(np.concatenate([rng.choice(np.flatnonzero(labels == c), size=t, replace=False)
                                    for c, t in zip(classes, take)]))
 
@@ -214,14 +230,18 @@ def budget_sample(n_foregrounds: int, n_backgrounds: int, n_classes: int, budget
                   least_foregrounds: int = 200) -> tuple[int | None, int | None]:
     """(foregrounds, backgrounds per class) whose challenge costs at most `budget` composites even when no
     foreground is ever fooled (None: all of them). Foregrounds are sampled first, down to
-    `least_foregrounds`; only then are the backgrounds sampled too."""
+    `least_foregrounds`; only then are the backgrounds sampled too, down to one per class; a budget too
+    small even for that takes fewer foregrounds (at least one)."""
     if n_foregrounds * n_backgrounds <= budget:
         return None, None
+    n_classes = max(n_classes, 1)
     fgs = max(min(n_foregrounds, least_foregrounds), budget // max(n_backgrounds, 1))
+    if fgs * n_classes > budget:  # not even one background per class for `least_foregrounds`
+        fgs = max(1, budget // n_classes)
     sampled = None if fgs >= n_foregrounds else fgs
     if fgs * n_backgrounds <= budget:
         return sampled, None
-    return sampled, max(1, budget // (fgs * max(n_classes, 1)))
+    return sampled, max(1, budget // (fgs * n_classes))
 
 
 def load_challenge_data(root: Path, split: str = "val", foregrounds: int | None = None,
@@ -359,7 +379,7 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
     fooled_t = torch.zeros(n_mine, dtype=torch.bool, device=scorer.device)
     pairs_t = torch.zeros(n_mine, m, dtype=torch.bool) if all_pairs else None
     alive = torch.arange(n_mine, device=scorer.device)
-    composites, stopped = 0, False
+    composites, stopped, finished = 0, False, 0
     show = progress and distributed.is_main()
     bar = tqdm(total=n_mine, desc="challenge (all pairs)" if all_pairs else "challenge",
                unit="fg", disable=not show)
@@ -416,6 +436,8 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
             bar.set_postfix(standing=len(searching), tried=start + pos)
         alive = alive[~fooled_t[alive]]
         if stopped:
+            if start + size >= m and len(pilots):  # the last chunk's pilots have met every background
+                finished = int((~fooled_t[pilots]).sum())
             break
     chunks.close()
     if not all_pairs and not stopped:
@@ -431,7 +453,7 @@ def challenge(model: torch.nn.Module, foregrounds: ImageSet, backgrounds: ImageS
         fg_ids=list(foregrounds.ids), fg_labels=foregrounds.labels.numpy().copy(), bg_ids=list(backgrounds.ids),
         bg_labels=backgrounds.labels.numpy().copy(), fooled=fooled, composites=distributed.gather(composites),
         seconds=time.perf_counter() - t0, pairs=pairs, classes=tuple(foregrounds.classes),
-        undecided=distributed.gather(len(alive) if stopped else 0),
+        undecided=distributed.gather(len(alive) - finished if stopped else 0),
         foregrounds_total=foregrounds.sampled_from, backgrounds_total=backgrounds.sampled_from,
     )
 

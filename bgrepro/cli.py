@@ -432,11 +432,13 @@ def _load_model(args: argparse.Namespace):
 
 
 def _precision_check(model, images, args) -> dict | None:
-    """fp32 flips of an opt-in lower precision on the first images of a set (None for fp32)."""
+    """fp32 flips of an opt-in lower precision on the first images of a set (None for fp32); `images` may be a
+    function that gives them, called only then."""
     from .inference import Inference, precision_check
 
     if args.precision == "fp32":
         return None
+    images = images() if callable(images) else images
     return precision_check(model, images, Inference.at(getattr(args, "device", None), args.precision))
 
 
@@ -455,8 +457,11 @@ def _run_eval(args: argparse.Namespace) -> int:
     from .outputs import check_file_output
 
     if args.list_images:
-        print("path")
-        print("\n".join(image_listing(args.data, args.split)))
+        from .distributed import is_main
+
+        if is_main():
+            print("path")
+            print("\n".join(image_listing(args.data, args.split)))
         return 0
     if args.predictions and (args.checkpoint or args.arch):
         raise ValueError("--predictions replaces the model: pass it without --checkpoint and --arch")
@@ -483,11 +488,11 @@ def _run_eval(args: argparse.Namespace) -> int:
         from .inference import Inference
 
         model, name, info = _load_model(args)
-        arrays = correctness(model, args.data, None, args.split, Inference.at(None, args.precision), False)
+        arrays = correctness(model, args.data, None, args.split, Inference.at(None, args.precision), False, keep=False)
         result = summarize(*arrays, args.bootstrap, args.seed)
         result.update(model=name, **info, precision=args.precision,
-                      precision_check=_precision_check(model, test_set(args.data, "original", args.split).images,
-                                                       args))
+                      precision_check=_precision_check(
+                          model, lambda: test_set(args.data, "original", args.split).images, args))
         if args.checkpoint and Path(args.checkpoint).is_file():  # which file, exactly, was scored
             from .outputs import fingerprint
 
@@ -835,7 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bgrepro: interrupted", file=sys.stderr)
         return 130
-    from .distributed import Stopped, active, finish, rank
+    from .distributed import Stopped, active, finish, rank_label
 
     code = 2
     try:
@@ -855,7 +860,7 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("BGREPRO_DEBUG"):
             raise
-        where = f" (rank {rank()})" if active() else ""
+        where = f" (rank {rank_label()})" if active() else ""
         print(f"bgrepro {args.command}{where}: error: {_describe(err)}", file=sys.stderr)
         return 2
     finally:

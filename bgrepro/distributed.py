@@ -52,6 +52,13 @@ def _init() -> None:
         torch.distributed.init_process_group("gloo")
 
 
+def rank_label() -> str:
+    """This process's rank for messages, without making a process group (which may be what failed)."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return str(torch.distributed.get_rank())
+    return os.environ.get("RANK", "?")
+
+
 def local_device() -> torch.device:
     """This rank's device: its own GPU (LOCAL_RANK) when there are GPUs, else the CPU."""
     if torch.cuda.is_available():
@@ -161,8 +168,8 @@ def main_first(enter: Callable[[], object]) -> Iterator[object]:
 
 
 def on_main(fn: Callable[[], object]) -> object:
-    """`fn()` (a check) on rank 0 alone; the other ranks stop quietly when it raised. Its value on rank 0,
-    None elsewhere."""
+    """`fn()` (a check) on rank 0 alone; the other ranks stop quietly when it raised. Its value, rank 0's, on
+    every rank."""
     with main_first(lambda: nullcontext(fn())) as value:
         return value
 

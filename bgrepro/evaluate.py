@@ -4,9 +4,11 @@ BG-Gap = accuracy(Mixed-Same) - accuracy(Mixed-Rand): how much a model loses whe
 of its image no longer comes from the image's class.
 
 Memory: a test set up to `IN_MEMORY` decoded bytes is decoded once and kept (later models reuse it);
-a larger one is streamed from disk in chunks of `CHUNK` images (the next decoded while one is scored),
-so peak memory is one chunk whatever the collection's size. Under torchrun each rank scores its block
-of every set and the predictions are joined in order (`distributed`): the same numbers as one process.
+a larger one, and every one of a single model's evaluation (`bgrepro eval`), is streamed from disk in
+chunks of `CHUNK` images (the next decoded while one is scored), so peak memory is two chunks whatever
+the collection's size (and the bootstrap's resamples are drawn in blocks: `BOOTSTRAP_BLOCK`). Under
+torchrun each rank scores its block of every set and the predictions are joined in order
+(`distributed`): the same numbers as one process.
 """
 
 from __future__ import annotations
@@ -55,6 +57,24 @@ def predict(model: torch.nn.Module, images: torch.Tensor, batch_size: int | None
     return (inference or Inference.at(device, precision, batch_size)).predict(model, images)
 
 
+#: Bootstrap draws held in memory at once: the resamples are drawn in blocks of rows, so memory stays flat
+#: however many test images there are (the same draws, and numbers, as all at once).
+BOOTSTRAP_BLOCK = 4_000_000
+
+
+def _resampled_means(rng: np.random.Generator, arrays: list[np.ndarray], resamples: int) -> list[np.ndarray]:
+    """The mean of each array over `resamples` bootstrap resamples of its positions (the same resamples for
+    every array, paired), drawn `BOOTSTRAP_BLOCK` at a time."""
+    n = len(arrays[0])
+    rows = max(1, BOOTSTRAP_BLOCK // max(n, 1))
+    means = [[] for _ in arrays]
+    for start in range(0, resamples, rows):
+        draws = rng.integers(0, n, size=(min(rows, resamples - start), n))
+        for out, values in zip(means, arrays):
+            out.append(values[draws].mean(axis=1))
+    return [np.concatenate(m) if m else np.empty(0) for m in means]
+
+
 def bootstrap_intervals(correct: dict[str, np.ndarray], ids: dict[str, list[str]], resamples: int = 1000,
                         seed: int = 0, level: float = 0.95) -> tuple[dict[str, list[float]], list[float] | None]:
     """Percentile bootstrap intervals over test images: one per set's accuracy, and one for the BG-Gap
@@ -68,8 +88,7 @@ def bootstrap_intervals(correct: dict[str, np.ndarray], ids: dict[str, list[str]
 
     out = {}
     for name, hits in correct.items():
-        draws = rng.integers(0, len(hits), size=(resamples, len(hits)))
-        out[name] = interval(hits[draws].mean(axis=1))
+        out[name] = interval(_resampled_means(rng, [hits], resamples)[0])
     gap = None
     if {"mixed_same", "mixed_rand"} <= correct.keys():
         same = dict(zip(ids["mixed_same"], correct["mixed_same"]))
@@ -78,15 +97,18 @@ def bootstrap_intervals(correct: dict[str, np.ndarray], ids: dict[str, list[str]
         if shared:
             a = np.array([same[i] for i in shared], dtype=np.float64)
             b = np.array([rand[i] for i in shared], dtype=np.float64)
-            draws = rng.integers(0, len(shared), size=(resamples, len(shared)))
-            gap = interval(a[draws].mean(axis=1) - b[draws].mean(axis=1))
+            mean_a, mean_b = _resampled_means(rng, [a, b], resamples)
+            gap = interval(mean_a - mean_b)
     return out, gap
 
 
 def correctness(model: torch.nn.Module, root: Path, variants: list[str] | None = None, split: str = "val",
-                inference: Inference | None = None, progress: bool = False) -> tuple[dict, dict, dict, list[str]]:
+                inference: Inference | None = None, progress: bool = False,
+                keep: bool = True) -> tuple[dict, dict, dict, list[str]]:
     """Per variant, whether the model is right on each test image (bool array), the images' ids and true
-    classes, and the class names."""
+    classes, and the class names. `keep`: decode a set of up to `IN_MEMORY` bytes once and keep it for the
+    next model (the book and the report score several); without it (one model, `bgrepro eval`) every set
+    is streamed and memory holds one chunk."""
     inference = inference or Inference.at(None)
     variants = variants or available_variants(root, split)
     if not variants:
@@ -96,7 +118,7 @@ def correctness(model: torch.nn.Module, root: Path, variants: list[str] | None =
     for variant in tqdm(variants, desc="evaluate", disable=not (progress and distributed.is_main())):
         listing = ImageListing.of(root, variant, split)
         h, w = listing.shape()
-        if distributed.active() or len(listing) * 3 * h * w > IN_MEMORY:
+        if not keep or distributed.active() or len(listing) * 3 * h * w > IN_MEMORY:
             preds = predict_listing(prepared, listing, inference)
         else:
             preds = inference.logits(prepared, test_set(root, variant, split).images).argmax(1)
@@ -108,9 +130,12 @@ def correctness(model: torch.nn.Module, root: Path, variants: list[str] | None =
 
 def predict_listing(prepared: torch.nn.Module, listing: ImageListing, inference: Inference,
                     chunk: int = CHUNK) -> torch.Tensor:
-    """Predicted class of every file of a listing, decoded `chunk` at a time (a prepared model); under
-    torchrun each rank predicts its block and every rank gets them all, in order."""
-    block = listing.subset(range(len(listing))[distributed.shard(len(listing))], sampled=False)
+    """Predicted class of every file of a listing, decoded about `chunk` at a time (a prepared model); under
+    torchrun each rank predicts its block of whole batches and every rank gets them all, in order (the same
+    batches as one process, so the same numbers)."""
+    chunk = max(1, chunk // inference.batch_size) * inference.batch_size  # chunks of whole batches
+    block = listing.subset(range(len(listing))[distributed.shard_batches(len(listing), inference.batch_size)],
+                           sampled=False)
     preds = [inference.logits(prepared, images).argmax(1) for _, images in block.chunks(chunk)]
     return distributed.gather(torch.cat(preds) if preds else torch.empty(0, dtype=torch.long))
 

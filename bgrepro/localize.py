@@ -299,35 +299,43 @@ def estimate(net: torch.nn.Module, images: torch.Tensor, labels: torch.Tensor | 
                 keep[torch.nonzero(labels == c).flatten()[:per_class]] = True
             images, labels = images[keep], labels[keep]
     images = resize_images(images, size)
-    # sums per batch, batches shared out over the ranks (torchrun) and added in batch order on every rank:
-    # the same w* as one process
+    # running sums over this process's images (under torchrun: its block of whole batches), then the ranks'
+    # sums added in rank order on every rank; memory is one set of sums whatever the number of images
     block = distributed.shard_batches(len(images), batch_size)
-    parts = []
+    sums = None
     for j, feats in enumerate(features(net, images[block], batch_size, device, progress and distributed.is_main())):
         raw = feats.mean(dim=(2, 3))  # (B, C): mean raw feature per image
         unit = F.normalize(feats, dim=1).mean(dim=(2, 3))  # mean normalised feature per image
-        part = {"n": len(raw), "v": raw.sum(0).double(), "u": unit.sum(0).double()}
+        if sums is None:
+            sums = {"n": 0, "v": torch.zeros(raw.shape[1], dtype=torch.float64)}
+            sums["u"] = torch.zeros_like(sums["v"])
+            if labels is not None:
+                sums["v_cls"] = torch.zeros(num_classes, raw.shape[1], dtype=torch.float64)
+                sums["u_cls"] = torch.zeros_like(sums["v_cls"])
+                sums["counts"] = torch.zeros(num_classes, dtype=torch.float64)
+        sums["n"] += len(raw)
+        sums["v"] += raw.sum(0).double()
+        sums["u"] += unit.sum(0).double()
         if labels is not None:
             start = block.start + j * batch_size
             lab = labels[start:start + len(raw)].long()
-            part["v_cls"] = torch.zeros(num_classes, raw.shape[1], dtype=torch.float64).index_add_(0, lab, raw.double())
-            part["u_cls"] = torch.zeros_like(part["v_cls"]).index_add_(0, lab, unit.double())
-            part["counts"] = torch.bincount(lab, minlength=num_classes).double()
-        parts.append(part)
+            sums["v_cls"].index_add_(0, lab, raw.double())
+            sums["u_cls"].index_add_(0, lab, unit.double())
+            sums["counts"] += torch.bincount(lab, minlength=num_classes).double()
     v_sum = u_sum = v_cls = u_cls = counts = None
     k = 0
-    for part in distributed.gather(parts):
+    for part in distributed.gather([sums] if sums is not None else []):
         if v_sum is None:
-            v_sum, u_sum = torch.zeros_like(part["v"]), torch.zeros_like(part["u"])
+            v_sum, u_sum = part["v"].clone(), part["u"].clone()
             if labels is not None:
-                v_cls, u_cls = torch.zeros_like(part["v_cls"]), torch.zeros_like(part["u_cls"])
-                counts = torch.zeros_like(part["counts"])
-        v_sum += part["v"]
-        u_sum += part["u"]
-        if labels is not None:
-            v_cls += part["v_cls"]
-            u_cls += part["u_cls"]
-            counts += part["counts"]
+                v_cls, u_cls, counts = part["v_cls"].clone(), part["u_cls"].clone(), part["counts"].clone()
+        else:
+            v_sum += part["v"]
+            u_sum += part["u"]
+            if labels is not None:
+                v_cls += part["v_cls"]
+                u_cls += part["u_cls"]
+                counts += part["counts"]
         k += part["n"]
     if v_sum is None:
         raise ValueError("no images to estimate w* from")
@@ -732,6 +740,17 @@ def _dataset_images(root: Path, split: str, size: int | None, progress: bool):
     return images, data.labels, masks, list(data.classes)
 
 
+def _trained_without_labels(path: str) -> bool:
+    """Whether a file is a bgrepro checkpoint of a self-supervised backbone (`selfsup.train_simsiam`)."""
+    from .selfsup import is_self_supervised
+
+    try:
+        payload = safe_load(Path(path), "checkpoint")
+    except (OSError, ValueError):
+        return False
+    return isinstance(payload, dict) and isinstance(payload.get("meta"), dict) and is_self_supervised(payload["meta"])
+
+
 def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = None, split: str = "val",
                      estimate_split: str = "train", estimate_on: Path | None = None, rps_file: Path | None = None,
                      class_wise: str = "none", size: int | None = None, out: Path | None = None,
@@ -788,7 +807,8 @@ def localize_dataset(data: Path, backbone_spec: str, *, weights: Path | None = N
                        per_class=per_class)
     summary: dict = {"backbone": backbone_spec, "class_wise": class_wise, "resnet_stride": resnet_stride,
                      "estimate_size": estimate_size}
-    if is_checkpoint or (weights is None and backbone_spec not in SELF_SUPERVISED):
+    if (is_checkpoint and not _trained_without_labels(backbone_spec.removeprefix("checkpoint:"))) or (
+            not is_checkpoint and weights is None and backbone_spec not in SELF_SUPERVISED):
         # the method's backbones are self-supervised (DINO, MoCo); a classifier's trunk or torchvision's
         # supervised ImageNet weights give maps that are not the method's (worse than a centred box on COCO)
         summary["warning"] = (f"{backbone_spec}: a supervised backbone (a trained classifier's trunk or ImageNet "

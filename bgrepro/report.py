@@ -531,21 +531,9 @@ def conclude(result: ModelResult, n_classes: int, seeds: int = 1, trained: bool 
 
 
 # ------------------------------------------------------------------------------------------------- the report
-#: The report's challenge budget in composites: about 3 minutes of a small CNN at 64 px on 2 CPU cores
-#: (measured by `bench/scale.py`), and 25 times that on a GPU (IN-9's 4,050 x 4,050 fits whole).
-CHALLENGE_BUDGET = {"cpu": 1_000_000, "cuda": 25_000_000}
-
-
-def challenge_budget_default() -> int:
-    """The challenge budget of this machine's device (`CHALLENGE_BUDGET`)."""
-    from .inference import default_device
-
-    return CHALLENGE_BUDGET.get(default_device().type, CHALLENGE_BUDGET["cpu"])
-
-
 def _challenge_plan(cfg: ReportConfig, data: Path) -> dict:
     """What the report's challenge tries within its budget: how many foregrounds and backgrounds, of how many."""
-    from .adversarial import budget_sample
+    from .adversarial import budget_sample, challenge_budget_default
     from .datasets import ImageListing
 
     budget = challenge_budget_default() if cfg.challenge_budget is None else cfg.challenge_budget
@@ -733,6 +721,8 @@ def summary_lines(report: dict) -> list[str]:
     """The report in a few printed lines: what its numbers say, then the numbers."""
     d = report["data"]
     lines = [f"{d['kept']} of {d['images']} photos kept, {len(report['classes'])} classes"]
+    # backgrounds sampled: the challenge accuracy (and its interval) is an upper bound
+    bound = "at most " if (report.get("challenge") or {}).get("backgrounds_per_class") is not None else ""
     for m in report["models"]:
         for finding in m.get("conclusion") or []:
             lines.append(f"  {m['name']}: {finding['text']}"
@@ -740,8 +730,9 @@ def summary_lines(report: dict) -> list[str]:
     for m in report["models"]:
         gap = m["bg_gap"]
         lines.append(f"  {m['name']}: Original {_pct_text(m['accuracy'].get('original'))}, BG-Gap "
-                     f"{_fmt(gap['value'])}{_interval(gap['ci95'])}, challenge {_pct_text(m['challenge_accuracy'])}"
-                     f"{_interval(m.get('challenge_ci95'))}, Grad-CAM on foreground {_pct_text(m['foreground_share'])}")
+                     f"{_fmt(gap['value'])}{_interval(gap['ci95'])}, challenge {bound}"
+                     f"{_pct_text(m['challenge_accuracy'])}{_interval(m.get('challenge_ci95'))}, Grad-CAM on "
+                     f"foreground {_pct_text(m['foreground_share'])}")
     if report.get("challenge"):
         lines.append(f"  challenge: {report['challenge']['reading']}")
     return lines

@@ -48,6 +48,17 @@ def test_samples_are_stratified_seeded_and_budgeted():
     assert fgs == 200 and per_class == 500 and fgs * per_class * 10 <= 1_000_000
 
 
+def test_the_budget_is_never_exceeded_and_ties_follow_the_seed():
+    for n_fg, n_bg, k, budget in [(5000, 5000, 9, 1_000_000), (100_000, 100_000, 10, 1_000), (50, 50, 9, 20),
+                                  (4050, 4050, 9, 25_000_000), (300, 10_000, 3, 10_000)]:
+        fgs, per_class = budget_sample(n_fg, n_bg, k, budget)
+        cost = (fgs or n_fg) * (n_bg if per_class is None else min(n_bg, per_class * k))
+        assert cost <= budget or (fgs == 1 and per_class == 1), (n_fg, n_bg, k, budget, fgs, per_class)
+    labels = np.repeat(np.arange(9), 10)  # equal classes: which get the leftover foregrounds is the seed's
+    picked = {tuple(np.unique(labels[sample_foregrounds(labels, 5, seed=s)])) for s in range(20)}
+    assert len(picked) > 1 and all(len(p) == 5 for p in picked)
+
+
 def test_streamed_backgrounds_give_the_same_fooled_set(tiny_variants, tiny_checkpoint):
     model, _ = load_checkpoint(tiny_checkpoint)
     fgs, bgs = load_challenge_data(tiny_variants)
@@ -74,6 +85,9 @@ def test_a_sample_interval_covers_the_whole_challenge_and_fewer_backgrounds_boun
     assert lo <= whole.challenge_accuracy <= hi
     # a sampled foreground is fooled exactly when it is in the whole challenge
     assert set(sampled.fooled_ids) == set(sampled.fg_ids) & set(whole.fooled_ids)
+    both = challenge(model, *load_challenge_data(tiny_variants, foregrounds=n // 2, backgrounds=1, seed=1),
+                     progress=False)
+    assert "against the backgrounds tried" in both.reading() and "upper bound" in both.reading()
     few = challenge(model, *load_challenge_data(tiny_variants, backgrounds=1, seed=1), progress=False)
     assert few.upper_bound and len(few.bg_ids) == len(few.classes)
     assert few.challenge_accuracy >= whole.challenge_accuracy
