@@ -26,7 +26,8 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         """Without MyST-NB: show the value, glue nothing."""
         return value if display else None
 
-__all__ = ["glue", "np", "number", "paper", "pd", "plots", "plt", "setup", "show", "studies", "table_html",
+__all__ = ["glue", "imagenet_note", "np", "number", "paper", "pd", "plots", "plt", "setup", "show", "studies",
+           "table_html",
            "verdict_box"]
 
 
@@ -78,19 +79,35 @@ def show(study: studies.Study, table: str | None = None):
     return study.table
 
 
+def imagenet_note(data, pretrained: tuple[str, ...], what: str):
+    """Whether `what` (the paper's ImageNet-pretrained numbers) has a counterpart here, and if not, why and
+    the command that computes it: it needs IN-9's photographs and ImageNet weights."""
+    from IPython.display import Markdown
+
+    from .layout import data_kind
+
+    kind = data_kind(data)
+    if pretrained and kind == "in9":
+        return Markdown(f"{what}: computed here with the ImageNet weights on disk ({', '.join(pretrained)}).")
+    missing = []
+    if kind != "in9":
+        missing.append("IN-9's photographs (these numbers come from "
+                       + ("the synthetic stand-in, whose classes an ImageNet model was never taught)" if kind ==
+                          "synthetic" else f"{data})"))
+    if not pretrained:
+        missing.append("ImageNet weights, none of which is in this machine's torch cache")
+    return Markdown(f"{what}: no counterpart here; it needs {' and '.join(missing)}. With a network, "
+                    "`make reproduce DATA=in9` fetches IN-9, and `bgrepro eval --data data/in9 --arch resnet50 "
+                    "--pretrained` (or `--weights FILE` for a local file) fetches torchvision's original weights; the "
+                    "chapter then computes it beside the paper's.")
+
+
 def scale_text(profile: Profile, data) -> str:
     """What produced a page's numbers, and how to get the paper's scale, in one paragraph."""
-    from pathlib import Path
-
-    from .layout import BUILD_ARGS
+    from .layout import data_kind
 
     where = str(data)
-    try:
-        import json
-
-        kind = json.loads((Path(data) / BUILD_ARGS).read_text())["source"]["kind"]
-    except (OSError, ValueError, KeyError, TypeError):
-        kind = None
+    kind = data_kind(data)
     what = {"synthetic": "the embedded synthetic IN-9 (procedural objects on procedural habitats)",
             "in9": "the official IN-9 test sets"}.get(kind, f"the data in {where}")
     return (f"These numbers: {what}, {profile.image_size} px, the {profile.arch} network trained "

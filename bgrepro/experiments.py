@@ -156,6 +156,28 @@ def pretrained_record(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS) -
                                                       cfg["data"], precision=cfg["precision"])})
 
 
+def pretrained_challenge(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS, progress: bool = True) -> dict:
+    """The backgrounds challenge (fp32) of an ImageNet-pretrained model mapped to IN-9: the paper's 22.3% for
+    ResNet-50. Within the device's budget (`adversarial.challenge_budget_default`): whole on a GPU, on a
+    stratified sample of the foregrounds (with its 95% interval) on a CPU. The weights come from the local
+    cache only (as `pretrained_record`)."""
+    from .adversarial import budget_sample, challenge_budget_default
+    from .datasets import ImageListing
+
+    budget = challenge_budget_default()
+
+    def compute(cfg: dict) -> dict:
+        model = imagenet_model(cfg["arch"], tag=cfg["weights"], offline=True)
+        sizes = [len(ImageListing.of(cfg["data"], v, "val")) for v in ("original", "only_bg_t")]
+        fgs, bgs = budget_sample(*sizes, len(layout.class_folders(cfg["data"])), cfg["budget"])
+        result = challenge(model, *load_challenge_data(cfg["data"], "val", fgs, bgs), device=default_device(),
+                           precision="fp32", progress=progress)
+        return {"challenge": result.to_json()}
+
+    return cached("pretrained_challenge", {"arch": arch, "data": str(data), "weights": weights_tag,
+                                           "precision": "fp32", "budget": budget}, compute).metrics["challenge"]
+
+
 def pretrained_accuracy(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS) -> dict:
     """Accuracy per variant of an ImageNet-pretrained model mapped to IN-9 (`pretrained_record`)."""
     return pretrained_record(arch, data, weights_tag).metrics["evaluation"]["accuracy"]
@@ -298,8 +320,37 @@ def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = Tru
     return pd.DataFrame(columns)
 
 
+def simsiam_backbone(data: Path, profile: str | None = None, seed: int = 0, progress: bool = True) -> Record:
+    """A self-supervised backbone (SimSiam, `selfsup`) of the profile's architecture trained for its
+    `ssl_epochs` on the Original training images of `data`, without labels (a cached record: its
+    checkpoint, training time, last loss and collapse indicator)."""
+    from .models import safe_load
+    from .profiles import get_profile
+    from .selfsup import SimSiamConfig, train_simsiam
+
+    p = get_profile(profile)
+    config = SimSiamConfig(data=str(data), arch=p.arch, epochs=p.ssl_epochs, seed=seed,
+                           batch_size=min(128, 8 * p.batch_size))
+
+    def compute(cfg: dict) -> dict:
+        run_dir = results_dir() / "runs" / config_hash("simsiam", cfg)
+        checkpoint = train_simsiam(config, run_dir, progress=progress)
+        meta = safe_load(checkpoint)["meta"]
+        last = meta["history"][-1]
+        return {"checkpoint": str(checkpoint), "train_seconds": round(sum(h["seconds"] for h in meta["history"]), 1),
+                "loss": last["loss"], "z_std": last["z_std"], "collapse_reference": meta["collapse_reference"]}
+
+    return cached("simsiam", config.as_dict(), compute)
+
+
+#: The backbones RPS and CAAM are compared on: the self-supervised one (as published) and the classifier's.
+SELF_SUPERVISED_BACKBONE = "SimSiam, self-supervised"
+SUPERVISED_BACKBONE = "classifier trunk, supervised"
+
+
 def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", truth: Path | None = None,
-                     held_out_per_class: int = 10, progress: bool = True) -> pd.DataFrame:
+                     held_out_per_class: int = 10, progress: bool = True,
+                     ssl_checkpoint: Path | None = None) -> pd.DataFrame:
     """RPS vs the CAAM baseline (channel sum of the features) on the Original test set, with the trunk of the model
     trained by `config` as the frozen backbone; w* from one pass over the Original training set
     (class-agnostic; class-wise from labels and from the model's predictions), and zero-shot from the
@@ -309,7 +360,11 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", tru
 
     Metrics in % by the standard WSOL evaluation (`localize.localization_metrics`): MaxBoxAccV2 with each
     IoU at its best threshold on the test set (the standard's protocol), and `maxboxaccv2_held_out` at the
-    one threshold chosen on `held_out_per_class` training images per class (the published RPS protocol)."""
+    one threshold chosen on `held_out_per_class` training images per class (the published RPS protocol).
+
+    With `ssl_checkpoint` (a self-supervised backbone, `simsiam_backbone`), the same methods but the
+    classifier's own (class-wise from its predictions) also run on it: rows indexed by (backbone, method),
+    the self-supervised backbone's first."""
     from . import localize as loc
     from .datasets import load_variant, mask_boxes
     from .evaluate import predict
@@ -318,44 +373,54 @@ def rps_localization(config: TrainConfig, transfer_from: str = "mixed_rand", tru
 
     def compute(cfg: dict) -> dict:
         checkpoint = record.checkpoint
-        net = loc.backbone(f"checkpoint:{checkpoint}")
         train_set = load_variant(cfg["data"], "original", "train")
         test = load_variant(cfg["truth"] or cfg["data"], "original", "val", with_masks=True)
         held_out = load_variant(cfg["truth"] or cfg["data"], "original", "train",
                                 with_masks=True).first_per_class(cfg["held_out_per_class"])
-        t0 = time.perf_counter()
+        transfer = load_variant(cfg["data"], transfer_from, "train").images
         k = len(train_set.classes)
-        rps = loc.estimate(net, train_set.images, train_set.labels, num_classes=k)
-        seconds = time.perf_counter() - t0
         classifier, _ = load_checkpoint(checkpoint)
-        rps_pred = loc.estimate(net, train_set.images, predict(classifier, train_set.images), num_classes=k)
-        other = loc.estimate(net, load_variant(cfg["data"], transfer_from, "train").images)
-        methods = {  # name -> maps of a set
-            "CAAM (channel sum)": lambda s: loc.activation_maps(net, s.images, None),
-            "RPS": lambda s: loc.activation_maps(net, s.images, rps),
-            "RPS class-wise (labels)": lambda s: loc.activation_maps(net, s.images, rps, classes=s.labels),
-            "RPS class-wise (predictions)": lambda s: loc.activation_maps(net, s.images, rps_pred,
-                                                                          classes=predict(classifier, s.images)),
-            f"RPS zero-shot (w* from {transfer_from})": lambda s: loc.activation_maps(net, s.images, other),
-        }
+        backbones = {SUPERVISED_BACKBONE: checkpoint}
+        if cfg["ssl_checkpoint"]:
+            backbones = {SELF_SUPERVISED_BACKBONE: Path(cfg["ssl_checkpoint"]), **backbones}
+        rows, speed = [], None
         masks, held_boxes = test.masks.numpy(), mask_boxes(held_out.masks).numpy()
-        rows = {}
-        for name, maps_of in methods.items():
-            maps = maps_of(test).numpy()
-            # the published protocol: one threshold, chosen on held-out training images, scores the test set
-            threshold = loc.best_threshold(maps_of(held_out).numpy(), held_boxes)
-            held = loc.box_metrics(maps, mask_boxes(test.masks).numpy(), threshold=threshold)
-            rows[name] = {**loc.localization_metrics(maps, masks), "held_out_threshold": threshold,
-                          "maxboxaccv2_held_out": held["maxboxaccv2"]}
-            if name == "RPS":
-                rows[name]["mask_iou@0.5"] = 100 * float(loc.mask_iou(loc.masks_from_maps(maps), masks).mean())
-        return {"rows": rows, "estimate_images_per_s": len(train_set) / seconds, "n_train": len(train_set),
+        for backbone_name, path in backbones.items():
+            net = loc.backbone(f"checkpoint:{path}")
+            t0 = time.perf_counter()
+            rps = loc.estimate(net, train_set.images, train_set.labels, num_classes=k)
+            speed = speed or len(train_set) / (time.perf_counter() - t0)
+            other = loc.estimate(net, transfer)
+            methods = {  # name -> maps of a set
+                "CAAM (channel sum)": lambda s, net=net: loc.activation_maps(net, s.images, None),
+                "RPS": lambda s, net=net, rps=rps: loc.activation_maps(net, s.images, rps),
+                "RPS class-wise (labels)": lambda s, net=net, rps=rps: loc.activation_maps(net, s.images, rps,
+                                                                                           classes=s.labels),
+                f"RPS zero-shot (w* from {transfer_from})": lambda s, net=net, o=other: loc.activation_maps(
+                    net, s.images, o),
+            }
+            if backbone_name == SUPERVISED_BACKBONE:
+                rps_pred = loc.estimate(net, train_set.images, predict(classifier, train_set.images), num_classes=k)
+                methods["RPS class-wise (predictions)"] = lambda s, net=net, w=rps_pred: loc.activation_maps(
+                    net, s.images, w, classes=predict(classifier, s.images))
+            for name, maps_of in methods.items():
+                maps = maps_of(test).numpy()
+                # the published protocol: one threshold, chosen on held-out training images, scores the test set
+                threshold = loc.best_threshold(maps_of(held_out).numpy(), held_boxes)
+                held = loc.box_metrics(maps, mask_boxes(test.masks).numpy(), threshold=threshold)
+                row = {"backbone": backbone_name, "method": name, **loc.localization_metrics(maps, masks),
+                       "held_out_threshold": threshold, "maxboxaccv2_held_out": held["maxboxaccv2"]}
+                if name == "RPS":
+                    row["mask_iou@0.5"] = 100 * float(loc.mask_iou(loc.masks_from_maps(maps), masks).mean())
+                rows.append(row)
+        return {"rows": rows, "estimate_images_per_s": speed, "n_train": len(train_set),
                 "n_test": len(test), "n_held_out": len(held_out)}
 
     m = cached("rps_localization", {**config.as_dict(), "transfer_from": transfer_from,
                                     "truth": str(truth) if truth else None, "metrics": METRICS,
-                                    "held_out_per_class": held_out_per_class}, compute).metrics
-    table = pd.DataFrame(m["rows"]).T
+                                    "held_out_per_class": held_out_per_class,
+                                    "ssl_checkpoint": str(ssl_checkpoint) if ssl_checkpoint else None}, compute).metrics
+    table = pd.DataFrame(m["rows"]).set_index(["backbone", "method"])
     table.attrs["estimate_images_per_s"] = m["estimate_images_per_s"]
     table.attrs["n_held_out"] = m["n_held_out"]
     return table

@@ -146,3 +146,21 @@ def image_file(root: Path, variant: str, split: str, image_id: str) -> Path:
 def glob_escape(text: str) -> str:
     """`text` with glob's special characters escaped."""
     return re.sub(r"([*?\[])", r"[\1]", text)
+
+
+def data_kind(data) -> str | None:
+    """What a dataset was made from: its build's source kind (`synthetic`, `in9`, `folder`, ...), `in9` for the
+    official IN-9 sets as `bgrepro data fetch` unpacks them (no build record, IN-9's class folders), else None."""
+    import json
+
+    from . import classes as in9
+
+    if (Path(data) / BUILD_ARGS).is_file():
+        try:
+            return json.loads((Path(data) / BUILD_ARGS).read_text())["source"]["kind"]
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+    try:
+        return "in9" if class_folders(data) == tuple(in9.CLASS_FOLDERS) else None
+    except (OSError, ValueError):
+        return None

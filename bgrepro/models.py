@@ -83,10 +83,12 @@ class SmallCNN(nn.Module):
         return self.fc(torch.flatten(self.pool(self.features(x)), 1))
 
 
-SMALL_ARCHS = {
+SMALL_ARCHS = {  # stage widths: the zoo of the smoke scale varies width (narrow, wide) and depth (shallow, deep)
     "smallcnn": (16, 32, 64),
     "smallcnn_narrow": (8, 16, 32),
     "smallcnn_wide": (24, 48, 96),
+    "smallcnn_shallow": (16, 32),
+    "smallcnn_deep": (16, 32, 64, 128),
 }
 
 ARCHS = tuple(SMALL_ARCHS) + tuple(TORCHVISION_ARCHS)

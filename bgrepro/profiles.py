@@ -46,6 +46,8 @@ class Profile:
     #: Seeds of the default model (Original- and Mixed-Rand-trained) behind the spread of the BG-Gap and the
     #: challenge accuracy.
     spread_seeds: int = 1
+    #: SimSiam epochs of the self-supervised backbone trained on the training images for RPS (`selfsup`).
+    ssl_epochs: int = 1
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict form, for records and JSON."""
@@ -68,9 +70,11 @@ PROFILES: dict[str, Profile] = {
         zoo_epochs=(1, 2),
         table_archs=("smallcnn",),
         spread_seeds=2,
+        ssl_epochs=2,
     ),
-    # smoke: sized for `make reproduce` in <= 20 min on 2 CPU cores (12 models, 12 epochs each at most;
-    # the 20-epoch version with a wider net took 23-29 min, the machine's speed varying by a third)
+    # smoke: sized for `make reproduce` in <= 20 min on 2 CPU cores (every model 12 epochs, the zoo seven nets,
+    # the SimSiam backbone 30 epochs; a 20-epoch version with a wider net took 23-29 min, the machine's speed
+    # varying by a third)
     "smoke": Profile(
         name="smoke",
         image_size=40,
@@ -82,11 +86,14 @@ PROFILES: dict[str, Profile] = {
         lr=0.05,
         weight_decay=5e-4,
         gpu=False,
-        zoo_archs=("smallcnn_narrow", "smallcnn"),
-        zoo_epochs=(4, 8, 12),
+        # seven nets that differ in width, depth or architecture, each trained as long as the default model
+        zoo_archs=("smallcnn_shallow", "smallcnn_narrow", "smallcnn", "smallcnn_wide", "smallcnn_deep", "resnet18",
+                   "shufflenet_v2"),
+        zoo_epochs=(12,),
         table_archs=("smallcnn", "smallcnn_narrow"),  # the first is the one set beside the paper's
         challenge_pairs_per_class=10,
         spread_seeds=3,
+        ssl_epochs=30,
     ),
     "full": Profile(
         name="full",
@@ -104,6 +111,7 @@ PROFILES: dict[str, Profile] = {
         zoo_epochs=(30,),
         table_archs=("alexnet", "shufflenet_v2", "resnet50", "wide_resnet50_2", "vgg16_bn"),
         spread_seeds=3,
+        ssl_epochs=20,
     ),
 }
 #: The full profile's code path on a handful of images: 224 px, the full profile's architectures, one

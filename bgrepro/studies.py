@@ -53,8 +53,13 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -
     note = f"The {weakest} model transfers least to Original."
     if weakest == "no_fg":
         note += " It also sees the black silhouette of the object, a shape cue that Original images do not have."
+    side = pd.DataFrame({
+        "ours, own test set": [table.loc[v, "own test set"] for v in table.index],
+        "paper, own test set": [paper.TABLE5.loc[v, v] for v in table.index],
+        "ours, Original": table["original"].to_numpy(),
+        "paper, Original": [paper.TABLE5.loc[v, "original"] for v in table.index]}, index=table.index)
     return Study(table, {"best_bg_only": table["original"].max(), "worst_bg_only": table["original"].min(),
-                         "weakest_note": note, "chance": float(table["chance"].iloc[0])})
+                         "weakest_note": note, "chance": float(table["chance"].iloc[0])}, {"paper": side})
 
 
 # ----------------------------------------------------------------------------- Sec. 3: Mixed-Rand training
@@ -77,7 +82,16 @@ def mixed_rand(data: Path, profile: str | None = None, seed: int = 0) -> Study:
                "spread_bg_fly": spread_bg[fly], "spread_mixed": table.loc["spread", "mixed_rand"],
                "spread_fly": table.loc["spread", fly], "fg_orig": table.loc["only_fg", "original"],
                "fg_mixed": table.loc["only_fg", "mixed_rand"], "fg_fly": table.loc["only_fg", fly]}
-    return Study(table, numbers, {"beside the paper": side})
+    fig5 = ["original", "mixed_same", "mixed_rand", "mixed_next", "only_fg"]  # what Fig. 5's models are quoted on
+    matched = pd.DataFrame({
+        "ours, trained on Original": table.loc[fig5, "original"],
+        "paper, trained on Original": paper.TABLE5.loc["original", fig5],
+        "ours, trained on Mixed-Rand": table.loc[fig5, "mixed_rand"],
+        "paper, trained on Mixed-Rand": paper.TABLE5.loc["mixed_rand", fig5]})
+    cost = matched.loc["original"]
+    numbers.update(paper_cost=cost["paper, trained on Original"] - cost["paper, trained on Mixed-Rand"],
+                   our_cost=cost["ours, trained on Original"] - cost["ours, trained on Mixed-Rand"])
+    return Study(table, numbers, {"beside the paper": side, "matched": matched})
 
 
 def saliency(data: Path, profile: str | None = None, seed: int = 0) -> Study:
@@ -121,6 +135,13 @@ def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     comparison = pd.DataFrame({"ours": ours.values(),
                                "paper (its closest model)": [paper.CHALLENGE["ResNet-50 (IN-9L)"], None],
                                "paper model": ["ResNet-50 trained on IN-9L", "(not reported)"]}, index=list(ours))
+    from .models import available_pretrained
+
+    if layout.data_kind(data) == "in9" and "resnet50" in available_pretrained():  # the paper's ImageNet ResNet-50
+        imagenet = experiments.pretrained_challenge("resnet50", data)
+        comparison.loc["ImageNet-pretrained ResNet-50"] = [100 * imagenet["challenge_accuracy"],
+                                                          paper.CHALLENGE["ResNet-50 (ImageNet)"],
+                                                          f"ResNet-50, ImageNet-pretrained ({imagenet['reading']})"]
     comparison["difference"] = comparison["ours"] - comparison["paper (its closest model)"]
     classes = list(records["trained on Original"].fooled_per_class)
     names = [layout.short_name(c) for c in classes]
@@ -174,7 +195,8 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     two_way = pd.concat({n: 100 * t["split_2x2"].value_counts(normalize=True).reindex(list(fg.SPLIT_2X2))
                          for n, t in tables.items()}, axis=1)
     by_class = fg.summary(tables["trained on Original"], by_class=True)
-    return Study(overview, {"bg_needed_orig": needed, "fine_note": judged.sentence()},
+    return Study(overview, {"bg_needed_orig": needed, "fine_note": judged.sentence(),
+                            "paper_bg_needed": paper.FIG7_BACKGROUND_NEEDED},
                  {"2x2": two_way, "by class": by_class}, summaries, [judged])
 
 
@@ -210,36 +232,50 @@ LOCALIZATION_COLUMNS = {
 
 
 def localization(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
-    """RPS against the CAAM baseline (channel sum) with the Original-trained model's trunk (scored against
-    the exact synthetic masks when `synth` has them), and GrabCut / RPS mask quality ("masks")."""
+    """RPS against the CAAM baseline (channel sum) on two backbones: one trained here without labels
+    (SimSiam, as the method is published with self-supervised backbones) and the Original-trained model's
+    trunk (scored against the exact synthetic masks when `synth` has them); GrabCut / RPS mask quality
+    ("masks"); the self-supervised backbone's training in the numbers (ssl_*)."""
     config = TrainConfig.from_profile(data, profile, seed=seed)
     truth = _exact_truth(synth)
-    full = experiments.rps_localization(config, truth=truth)
+    ssl = experiments.simsiam_backbone(data, profile, seed)
+    full = experiments.rps_localization(config, truth=truth, ssl_checkpoint=Path(ssl.metrics["checkpoint"]))
     table = full[[c for c in LOCALIZATION_COLUMNS if c in full.columns]].rename(columns=LOCALIZATION_COLUMNS)
     tables = {}
     if synth and (Path(synth) / "annotations.csv").exists():
         tables["masks"] = experiments.mask_quality(synth, config)
-    numbers = {"rps_speed": full.attrs["estimate_images_per_s"], "n_held_out": full.attrs["n_held_out"]}
-    for key, row in (("rps", "RPS"), ("caam", "CAAM (channel sum)")):
-        numbers.update({f"{key}_pxap": full.loc[row, "pxap"], f"{key}_maxboxaccv2": full.loc[row, "maxboxaccv2"],
-                        f"{key}_held_out": full.loc[row, "maxboxaccv2_held_out"]})
+    numbers = {"rps_speed": full.attrs["estimate_images_per_s"], "n_held_out": full.attrs["n_held_out"],
+               "ssl_epochs": get_profile(profile).ssl_epochs, "ssl_seconds": ssl.metrics["train_seconds"],
+               "ssl_z_std": ssl.metrics["z_std"], "ssl_collapse_reference": ssl.metrics["collapse_reference"],
+               "ssl_loss": ssl.metrics["loss"]}
+    for prefix, backbone in (("", experiments.SELF_SUPERVISED_BACKBONE), ("sup_", experiments.SUPERVISED_BACKBONE)):
+        for key, method in (("rps", "RPS"), ("caam", "CAAM (channel sum)")):
+            row = full.loc[(backbone, method)]
+            numbers.update({f"{prefix}{key}_pxap": row["pxap"], f"{prefix}{key}_maxboxaccv2": row["maxboxaccv2"],
+                            f"{prefix}{key}_held_out": row["maxboxaccv2_held_out"]})
     return Study(table, numbers, tables)
 
 
 def localization_examples(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None,
                           count: int = 6):
-    """CAAM, RPS and class-wise RPS maps on the first test image of each of the first `count` classes."""
+    """CAAM and RPS maps of the self-supervised backbone, and RPS of the classifier's trunk, on the first test
+    image of each of the first `count` classes."""
     from . import localize as loc
     from .datasets import load_variant
 
     config = TrainConfig.from_profile(data, profile, seed=seed)
-    net = loc.backbone(f"checkpoint:{experiments.trained_model(config).checkpoint}")
+    supervised = loc.backbone(f"checkpoint:{experiments.trained_model(config).checkpoint}")
     rps = experiments.rps_predictor(config)
+    ssl_checkpoint = experiments.simsiam_backbone(data, profile, seed).metrics["checkpoint"]
+    ssl = loc.backbone(f"checkpoint:{ssl_checkpoint}")
+    train = load_variant(data, "original", "train")
+    ssl_rps = loc.estimate(ssl, train.images, train.labels, num_classes=len(train.classes))
     test = load_variant(_exact_truth(synth) or data, "original", "val", with_masks=True)
     pick = test.first_positions(1)[:count]  # the first image of each of the first classes
     images = test.images[pick]
-    maps = {"CAAM": loc.activation_maps(net, images, None), "RPS": loc.activation_maps(net, images, rps),
-            "RPS class-wise": loc.activation_maps(net, images, rps, classes=test.labels[pick])}
+    maps = {"CAAM (SimSiam)": loc.activation_maps(ssl, images, None),
+            "RPS (SimSiam)": loc.activation_maps(ssl, images, ssl_rps),
+            "RPS (classifier)": loc.activation_maps(supervised, images, rps)}
     return loc.maps_figure(images, test.masks[pick], maps)
 
 
@@ -300,12 +336,13 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
         from .models import available_pretrained
 
         return progress(data, profile, seed, pretrained=available_pretrained()).verdicts[0]
-    if claim == "RPS":
+    if claim == "RPS":  # judged on the self-supervised backbone, as the method is published
         table = localization(data, profile, seed, synth).table
-        rps, caam = table.loc["RPS"], table.loc["CAAM (channel sum)"]
+        ssl = experiments.SELF_SUPERVISED_BACKBONE
+        rps, caam = table.loc[(ssl, "RPS")], table.loc[(ssl, "CAAM (channel sum)")]
         pick = lambda row: {"maxboxaccv2": float(row["MaxBoxAccV2"]), "pxap": float(row["PxAP"])}  # noqa: E731
-        return v.claim_rps(pick(rps), pick(caam), self_supervised=False,
-                           backbone=f"the {p.arch} classifier's trunk trained here")
+        return v.claim_rps(pick(rps), pick(caam), self_supervised=True,
+                           backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)")
     raise ValueError(f"unknown claim {claim!r}")
 
 

@@ -78,3 +78,21 @@ def test_progress_slope_intervals_cover_the_fitted_slope():
     for variant in ("mixed_rand", "only_bg_t"):
         assert ci.loc[variant, "ci95 low"] <= fits.loc[variant, "slope"] <= ci.loc[variant, "ci95 high"]
     assert ci.loc["mixed_rand - only_bg_t", "ci95 low"] > 0.5
+
+
+def test_the_imagenet_half_says_why_it_is_missing_and_how_to_get_it(tiny_variants, tmp_path):
+    from bgrepro.chapter import imagenet_note
+    from bgrepro.classes import CLASS_FOLDERS
+    from bgrepro.layout import data_kind
+
+    assert data_kind(tiny_variants) == "synthetic"
+    official = tmp_path / "in9"  # the official sets as `data fetch` unpacks them: no build record
+    for folder in CLASS_FOLDERS:
+        (official / "original" / "val" / folder).mkdir(parents=True)
+    assert data_kind(official) == "in9" and data_kind(tmp_path) is None
+    text = imagenet_note(tiny_variants, (), "Table 2's ImageNet half").data
+    assert "no counterpart" in text and "synthetic" in text and "ImageNet weights" in text and "--pretrained" in text
+    assert "no counterpart" in imagenet_note(tiny_variants, ("resnet50",), "x").data  # weights, but not IN-9
+    only_weights = imagenet_note(official, (), "x").data  # IN-9, no weights: only the weights are missing
+    assert "ImageNet weights" in only_weights and "photographs" not in only_weights
+    assert "computed here" in imagenet_note(official, ("resnet50",), "x").data
