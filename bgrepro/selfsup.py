@@ -101,6 +101,11 @@ class SimSiam(nn.Module):
         return loss, z1.detach()
 
 
+def _grey(x: torch.Tensor) -> torch.Tensor:
+    """Luma (ITU-R BT.601) of float RGB images (N, 3, H, W), as (N, 1, H, W)."""
+    return (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None]
+
+
 def views(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     """One augmented view of a uint8 batch (N, 3, H, W) as floats in [0, 1]: a random resized crop (area
     0.2-1, aspect 3/4-4/3), a horizontal flip, colour jitter (brightness, contrast, saturation by up to 40%,
@@ -124,11 +129,11 @@ def views(images: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
     jittered = x * factors[:, 0, None, None, None]  # brightness
     mean = jittered.mean(dim=(1, 2, 3), keepdim=True)
     jittered = (jittered - mean) * factors[:, 1, None, None, None] + mean  # contrast
-    g = (0.299 * jittered[:, 0] + 0.587 * jittered[:, 1] + 0.114 * jittered[:, 2])[:, None]
+    g = _grey(jittered)
     jittered = (jittered - g) * factors[:, 2, None, None, None] + g  # saturation
     x = torch.where(jitter, jittered, x).clamp_(0, 1)
     greyscale = (draw[:, 6] < 0.2)[:, None, None, None]
-    grey = (0.299 * x[:, 0] + 0.587 * x[:, 1] + 0.114 * x[:, 2])[:, None].expand_as(x)
+    grey = _grey(x).expand_as(x)
     return torch.where(greyscale, grey, x).contiguous(memory_format=torch.channels_last)
 
 
