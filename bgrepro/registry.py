@@ -24,9 +24,12 @@ named here too.
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 import zipfile
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
@@ -111,6 +114,10 @@ class Preprocess:
         return out
 
 
+#: What a model file without preprocessing of its own is assumed to expect (said as assumed wherever it is used).
+ASSUMED = "assumed: ImageNet mean and std, the data's size (pass --input-size, --mean and --std to say otherwise)"
+
+
 @dataclass
 class LoadedModel:
     """A model as loaded: its network (float images in [0, 1] -> logits, on the CPU), its output names when it
@@ -190,7 +197,8 @@ class _Logits(nn.Module):
 
 
 class _OnnxNet(nn.Module):
-    """An ONNX file run by onnxruntime, as a module from float images to logits (no gradients)."""
+    """An ONNX file run by onnxruntime, as a module from float images to logits (no gradients); the input's
+    fixed batch size and side, when the graph has them, in `fixed_batch` and `input_size`."""
 
     def __init__(self, path: Path) -> None:
         super().__init__()
@@ -208,25 +216,39 @@ class _OnnxNet(nn.Module):
             raise ValueError(f"{path}: an ONNX image classifier has one 4-D input (N, 3, H, W); this one has "
                              f"{[i.shape for i in inputs]}")
         self.input_name = inputs[0].name
-        shape = inputs[0].shape
-        self.input_size = shape[2] if isinstance(shape[2], int) and shape[2] == shape[3] else None
-        self.fixed_batch = shape[0] if isinstance(shape[0], int) else None
+        self.fixed_batch, self.input_size = _static_shape(inputs[0].shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        array = x.detach().float().cpu().contiguous().numpy()
-        if self.fixed_batch:  # a graph exported for one batch size: run it that many at a time
-            outs = [self._run(array[k:k + self.fixed_batch]) for k in range(0, len(array), self.fixed_batch)]
-            return torch.cat(outs).to(x.device)
-        return self._run(array).to(x.device)
-
-    def _run(self, array) -> torch.Tensor:
         import numpy as np
 
-        n = len(array)
-        if self.fixed_batch and n < self.fixed_batch:
-            array = np.concatenate([array, np.zeros((self.fixed_batch - n, *array.shape[1:]), array.dtype)])
-        out = self.session.run(None, {self.input_name: array})[0]
-        return torch.from_numpy(np.asarray(out, dtype=np.float32))[:n]
+        out = self.session.run(None, {self.input_name: x.detach().float().cpu().contiguous().numpy()})[0]
+        return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
+
+
+def _static_shape(shape) -> tuple[int | None, int | None]:
+    """(batch size, square side) of an (N, 3, H, W) input shape, each None where it is not a fixed number."""
+    fixed = [d if isinstance(d, int) and not isinstance(d, bool) else None for d in shape]
+    side = fixed[2] if fixed[2] is not None and fixed[2] == fixed[3] else None
+    return fixed[0], side
+
+
+class _FixedBatch(nn.Module):
+    """A graph exported for one batch size (ONNX, torch.export) run that many images at a time, the last
+    chunk padded with zeros and the padding's outputs dropped."""
+
+    def __init__(self, net: nn.Module, batch: int) -> None:
+        super().__init__()
+        self.net, self.batch = net, batch
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        outs = []
+        for k in range(0, len(x), self.batch):
+            chunk = x[k:k + self.batch]
+            pad = self.batch - len(chunk)
+            if pad:
+                chunk = torch.cat([chunk, chunk.new_zeros((pad, *chunk.shape[1:]))])
+            outs.append(self.net(chunk)[:self.batch - pad])
+        return torch.cat(outs)
 
 
 class _Exported(nn.Module):
@@ -338,10 +360,12 @@ def _architecture(path: Path, arch: str | None, state: dict) -> tuple[nn.Module,
     import torchvision
 
     tried = []
+    # a user's weights carry no preprocessing: none is taken from a pretrained configuration of the same
+    # architecture (that describes the pretrained weights, not these), so every format of the same weights
+    # scores the same (TorchScript and ONNX assume the same)
+    preprocess = Preprocess(None, IMAGENET_MEAN, IMAGENET_STD, "bilinear", ASSUMED)
     if tv in torchvision.models.list_models():
         net = torchvision.models.get_model(tv, weights=None, num_classes=outputs)
-        preprocess = Preprocess(224, IMAGENET_MEAN, IMAGENET_STD, "bilinear",
-                                "torchvision's ImageNet convention (224 px, ImageNet mean and std)")
         try:
             net.load_state_dict(state)
             return net, preprocess
@@ -355,11 +379,6 @@ def _architecture(path: Path, arch: str | None, state: dict) -> tuple[nn.Module,
                              f"({_first_mismatch(tried[0])}); is --arch right?") from None
         raise ValueError(f"{path}: unknown architecture {arch!r} (neither torchvision's nor timm's)")
     net = timm.create_model(arch, pretrained=False, num_classes=outputs)
-    cfg = timm.data.resolve_data_config({}, model=net)
-    preprocess = Preprocess(int(cfg["input_size"][-1]), tuple(float(v) for v in cfg["mean"]),
-                            tuple(float(v) for v in cfg["std"]),
-                            "bicubic" if cfg.get("interpolation") == "bicubic" else "bilinear",
-                            f"timm's pretrained config of {arch}")
     try:
         net.load_state_dict(state)
     except (RuntimeError, ValueError) as err:
@@ -381,6 +400,37 @@ def _side_of(size) -> int | None:
     return int(value) if value else None
 
 
+#: The files of a Hugging Face folder that may ask for the folder's own Python code (`auto_map`).
+_HF_CONFIGS = ("config.json", "preprocessor_config.json", "processor_config.json")
+
+
+def _refuse_remote_code(folder: Path) -> None:
+    """A Hugging Face folder whose model or image processor is its own Python code (`auto_map`) is refused:
+    bgrepro never runs a model file's code."""
+    for name in _HF_CONFIGS:
+        try:
+            config = json.loads((folder / name).read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            continue
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{folder / name}: unreadable ({first_line(err)})") from None
+        if isinstance(config, dict) and config.get("auto_map"):
+            part = "model" if name == "config.json" else "image processor"
+            raise ValueError(f"{folder / name}: the {part} is the folder's own Python code (auto_map), which bgrepro "
+                             "never runs; use a model of a standard transformers architecture")
+
+
+@contextmanager
+def _no_questions():
+    """Standard input closed for the block: a library that would ask a question gets no answer, never a user's."""
+    saved = sys.stdin
+    sys.stdin = io.StringIO()
+    try:
+        yield
+    finally:
+        sys.stdin = saved
+
+
 def _huggingface(spec: str | Path, offline: bool) -> LoadedModel:
     try:
         from transformers import AutoImageProcessor, AutoModelForImageClassification
@@ -388,23 +438,28 @@ def _huggingface(spec: str | Path, offline: bool) -> LoadedModel:
         raise ValueError(f"{spec}: a Hugging Face model needs the transformers package (pip install "
                          "transformers)") from None
     local = Path(spec).is_dir()
+    options = {"trust_remote_code": False, "local_files_only": offline or local}
+    _refuse_remote_code(Path(spec) if local else _hub_configs(str(spec), offline))
     try:
-        model = AutoModelForImageClassification.from_pretrained(str(spec), trust_remote_code=False,
-                                                                local_files_only=offline or local)
+        with _no_questions():
+            model = AutoModelForImageClassification.from_pretrained(str(spec), weights_only=True, **options)
     except OSError as err:
         how = "" if local else (" (not in the Hugging Face cache and --offline forbids the download)" if offline
                                 else " (downloaded through the Hugging Face cache)")
         raise OSError(f"{spec}: could not load the Hugging Face classifier{how}: {first_line(err)}") from None
-    except (ValueError, KeyError) as err:
-        raise ValueError(f"{spec}: not a Hugging Face image classifier ({first_line(err)})") from None
+    except Exception as err:  # noqa: BLE001 - transformers, safetensors and torch errors of a bad folder
+        weights = _hf_weights(Path(spec)) if local else None
+        where = f"{weights}: " if weights else f"{spec}: "
+        raise ValueError(f"{where}not a readable Hugging Face image classifier ({first_line(err)})") from None
     config = model.config
     labels = [config.id2label[k] for k in sorted(config.id2label)] if getattr(config, "id2label", None) else None
     if labels and all(re.fullmatch(r"LABEL_\d+", str(v)) for v in labels):
         labels = None  # the library's placeholders: the model does not know its classes
-    preprocess = Preprocess(None, IMAGENET_MEAN, IMAGENET_STD, "bilinear", "assumed: ImageNet mean and std "
-                            "(the model has no image processor)")
+    preprocess = Preprocess(None, IMAGENET_MEAN, IMAGENET_STD, "bilinear", ASSUMED + " (the model has no image "
+                            "processor)")
     try:
-        processor = AutoImageProcessor.from_pretrained(str(spec), local_files_only=offline or local)
+        with _no_questions():
+            processor = AutoImageProcessor.from_pretrained(str(spec), **options)
     except (OSError, ValueError, KeyError):
         processor = None
     if processor is not None:
@@ -420,6 +475,37 @@ def _huggingface(spec: str | Path, offline: bool) -> LoadedModel:
                        if labels else None, preprocess, gradients=True)
 
 
+def _hub_configs(hub_id: str, offline: bool) -> Path:
+    """The local folder of a hub model's configuration files (fetched into the Hugging Face cache unless
+    `offline`), read before any of its weights or code."""
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(hub_id, allow_patterns=list(_HF_CONFIGS), local_files_only=offline))
+    except Exception as err:  # noqa: BLE001 - hub, network and cache errors all end the same way
+        how = "not in the Hugging Face cache and --offline forbids the download" if offline else "could not fetch it"
+        raise OSError(f"{hub_id}: {how} ({first_line(err)})") from None
+
+
+def _hf_weights(folder: Path) -> Path | None:
+    """The weights file of a Hugging Face folder (what a failed load most likely failed on)."""
+    for name in ("model.safetensors", "pytorch_model.bin", "model.safetensors.index.json",
+                 "pytorch_model.bin.index.json"):
+        if (folder / name).is_file():
+            return folder / name
+    return None
+
+
+def _graph_model(net: nn.Module, path: Path, fmt: str, batch: int | None, side: int | None) -> LoadedModel:
+    """A compiled graph (TorchScript, torch.export, ONNX) as a model: run `batch` images at a time when its input
+    has a fixed batch size, at its fixed side when it has one, else at the data's; ImageNet statistics assumed."""
+    if batch:
+        net = _FixedBatch(net, batch)
+    said = ASSUMED if side is None else ASSUMED.replace("the data's size", f"{side} px from the graph's input")
+    return LoadedModel(net, path.name, fmt, str(path), None,
+                       Preprocess(side, IMAGENET_MEAN, IMAGENET_STD, "bilinear", said), gradients=False)
+
+
 def load(spec: str | Path, arch: str | None = None, offline: bool = False) -> LoadedModel:
     """A model from a file, folder or hub id, in whichever format it is (see the module docstring)."""
     kind = detect_format(spec)
@@ -431,11 +517,7 @@ def load(spec: str | Path, arch: str | None = None, offline: bool = False) -> Lo
             net = _OnnxNet(path)
         except ImportError:
             raise ValueError(f"{path}: an ONNX model needs onnxruntime (pip install onnxruntime)") from None
-        return LoadedModel(net, path.name, "onnx", str(path), None,
-                           Preprocess(net.input_size, IMAGENET_MEAN, IMAGENET_STD, "bilinear",
-                                      "assumed: ImageNet mean and std" + (f", {net.input_size} px from the graph's "
-                                                                          "input" if net.input_size else "")),
-                           gradients=False)
+        return _graph_model(net, path, "onnx", net.fixed_batch, net.input_size)
     if kind == "torchscript":
         try:
             import warnings
@@ -445,17 +527,21 @@ def load(spec: str | Path, arch: str | None = None, offline: bool = False) -> Lo
                 net = torch.jit.load(str(path), map_location="cpu")
         except Exception as err:  # noqa: BLE001 - TorchScript's own error types
             raise ValueError(f"{path}: unreadable TorchScript archive ({first_line(err)})") from None
-        return LoadedModel(net.eval(), path.name, "torchscript", str(path), None,
-                           Preprocess(None, IMAGENET_MEAN, IMAGENET_STD, "bilinear", "assumed: ImageNet mean and std"),
-                           gradients=False)
+        return _graph_model(net.eval(), path, "torchscript", None, None)
     if kind == "export":
+        from .safe_export import load_export
+
+        program = load_export(path)
+        names = set(program.graph_signature.user_inputs)
+        images = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in names]
+        value = images[0].meta.get("val") if len(images) == 1 else None
+        if value is None or value.dim() != 4:
+            raise ValueError(f"{path}: an exported image classifier has one 4-D input (N, 3, H, W)")
         try:
-            net = torch.export.load(str(path)).module()
+            net = program.module()
         except Exception as err:  # noqa: BLE001 - torch.export's own error types
             raise ValueError(f"{path}: unreadable torch.export archive ({first_line(err)})") from None
-        return LoadedModel(_Exported(net), path.name, "export", str(path), None,
-                           Preprocess(None, IMAGENET_MEAN, IMAGENET_STD, "bilinear", "assumed: ImageNet mean and std"),
-                           gradients=False)
+        return _graph_model(_Exported(net), path, "export", *_static_shape(tuple(value.shape)))
     if path.suffix.lower() == ".safetensors":
         try:
             from safetensors.torch import load_file
@@ -685,7 +771,7 @@ def core_of(model: nn.Module) -> nn.Module:
     """The network inside bgrepro's adapters (what Grad-CAM looks into)."""
     from .models import IN9Mapped
 
-    while isinstance(model, (MappedOutputs, Prepared, _Logits, IN9Mapped)):
+    while isinstance(model, (MappedOutputs, Prepared, _Logits, IN9Mapped, _FixedBatch)):
         model = model.model if isinstance(model, (MappedOutputs, _Logits, IN9Mapped)) else model.net
     return model
 
