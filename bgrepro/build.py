@@ -83,7 +83,7 @@ class BuildReport:
         for (variant, split), n in sorted(self.counts.items(), key=lambda kv: (order.index(kv[0][0]), kv[0][1])):
             lines.append(f"  {variant:<11} {split:<5} {n}")
         if self.rejections:
-            lines.append("  left out by the paper's filters: "
+            lines.append("  left out (rejections.csv says which and why): "
                          + ", ".join(f"{r} {n}" for r, n in sorted(self.rejections.items())))
         return "\n".join(lines)
 
@@ -270,7 +270,10 @@ def _build_into(out: Path, name: str, source: Source, records: list[Record], var
     metas = [m for m, _ in phase1]
     report.written += sum(n for _, n in phase1)
     ok = [m for m in metas if m["status"] == "ok"]
-    report.rejections.update(m["reason"] for m in metas if m["status"] == "rejected")
+    # the files among the photos that are not read at all (another format, a FIFO, ...) are named too
+    rejected = [m for m in metas if m["status"] == "rejected"] + [m for m in source.skipped()
+                                                                   if m["split"] in (*splits, "")]
+    report.rejections.update(m["reason"] for m in rejected)
     if not ok:
         raise ValueError(f"the paper's filters left out every one of the {len(metas)} images "
                          f"({_reasons(report.rejections)}); nothing to build")
@@ -296,7 +299,7 @@ def _build_into(out: Path, name: str, source: Source, records: list[Record], var
                                 (dict(_STATE),)), tasks))
     _write_manifest(out, source, fmt, ok, variants, pairs, report)  # counts on every rank, the file on rank 0
     if distributed.is_main():
-        _write_rejections(out, [m for m in metas if m["status"] == "rejected"])
+        _write_rejections(out, rejected)
     report.skipped = sum(report.counts.values()) - report.written
     return report
 
@@ -337,7 +340,8 @@ def _write_rejections(out: Path, rejected: list[dict]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\n")
     writer.writerow(("split", "id", "label", "path", "reason", "detail"))
-    for m in sorted(rejected, key=lambda m: (m["split"], m["label"], m["id"])):
+    order = lambda m: (m["split"], m["label"] if isinstance(m["label"], int) else -1, m["id"])  # noqa: E731
+    for m in sorted(rejected, key=order):
         writer.writerow((m["split"], m["id"], m["label"], m["path"], m["reason"], m["detail"]))
     atomic_write_text(out / "rejections.csv", buf.getvalue())
 

@@ -349,7 +349,7 @@ def _add_eval(sub) -> None:
                         "(paired); 0: none")
     p.add_argument("--seed", type=_non_negative, default=0, help="seed of the bootstrap")
     p.add_argument("--record", type=Path, default=None, help="where to write the JSON record "
-                   "(default: beside the checkpoint or predictions, or results/eval-<arch>.json)")
+                   "(default: results/eval/<model>-<hash>.json, never beside your model)")
     p.add_argument("--predictions", type=Path, default=None,
                    help="score predictions made outside bgrepro instead of a model: a CSV with `path` (relative "
                         "to --data) and `prediction` (class name or output index), or one logit column per class")
@@ -465,11 +465,8 @@ def _run_eval(args: argparse.Namespace) -> int:
         return 0
     if args.predictions and (args.checkpoint or args.arch):
         raise ValueError("--predictions replaces the model: pass it without --checkpoint and --arch")
-    name_hint = args.arch or "model"
     inputs = {**_model_inputs(args), "--predictions": args.predictions}
-    beside = args.checkpoint or args.predictions
-    record = args.record or (beside.parent / "eval.json" if beside and Path(beside).exists() else
-                             Path("results") / f"eval-{name_hint}.json")
+    record = args.record or _default_record(args)
     from .distributed import is_main, on_main
 
     on_main(lambda: check_file_output(record, "eval", inputs, "--record"))
@@ -503,8 +500,22 @@ def _run_eval(args: argparse.Namespace) -> int:
     result["written_by"] = "bgrepro eval"
     if is_main():
         atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
-        print(json.dumps(result, allow_nan=False) if args.json else format_table(result))
+        print(json.dumps(result, allow_nan=False) if args.json else f"{format_table(result)}\nrecord: {record}")
     return 0
+
+
+def _default_record(args: argparse.Namespace) -> Path:
+    """Where `eval` writes its record when --record is not given: bgrepro's results folder, never beside the
+    user's model or predictions (a folder that may be shared, read-only, and is not bgrepro's), under a name
+    that tells models apart (the file's name and a hash of its full path, or the architecture and weights)."""
+    import hashlib
+
+    from .results import results_dir
+
+    source = args.checkpoint or args.predictions
+    what = str(Path(source).resolve()) if source else f"{args.arch}:{args.weights or args.weights_tag}"
+    stem = Path(source).stem if source else args.arch
+    return results_dir() / "eval" / f"{stem}-{hashlib.sha256(what.encode()).hexdigest()[:8]}.json"
 
 
 def _add_challenge(sub) -> None:
@@ -820,6 +831,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="bgrepro", description="Measure how much image classifiers rely on backgrounds (IN-9)."
     )
+    parser.add_argument("--processes", type=_positive, default=None, metavar="N",
+                        help="run the command in N processes (torch.distributed: gloo on CPUs, one GPU each with "
+                             "NCCL), as `torchrun --nproc_per_node N -m bgrepro` does, but an error ends as one "
+                             "line, exit code 2")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_synth(sub)
     _add_build(sub)
@@ -840,8 +855,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("bgrepro: interrupted", file=sys.stderr)
         return 130
-    from .distributed import Stopped, active, finish, rank_label
+    from .distributed import PEER_GONE, Stopped, active, finish, peer_gone, rank_label
 
+    if args.processes and args.processes > 1 and not active():
+        argv = list(sys.argv[1:] if argv is None else argv)
+        return _launch(args.processes, argv[argv.index(args.command):])  # the command and its options
     code = 2
     try:
         code = args.func(args)
@@ -860,11 +878,41 @@ def main(argv: list[str] | None = None) -> int:
 
         if os.environ.get("BGREPRO_DEBUG"):
             raise
+        if active() and peer_gone(err):  # another rank ended with an error, which it said: nothing to add
+            return PEER_GONE
         where = f" (rank {rank_label()})" if active() else ""
         print(f"bgrepro {args.command}{where}: error: {_describe(err)}", file=sys.stderr)
         return 2
     finally:
         finish(code == 0)
+
+
+def _launch(processes: int, command: list[str]) -> int:
+    """The command in `processes` processes under torch.distributed's launcher (torchrun's engine), ended as one
+    process would: each rank's error is its own one line; the launcher's report of a failed worker (a traceback
+    of its own) is not printed, and the exit code is 2. Without an error from any rank (they lost contact with
+    each other), one line says so."""
+    import logging
+    import os
+
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    from .distributed import PEER_GONE
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // processes)))
+    logging.getLogger("torch.distributed").setLevel(logging.CRITICAL)
+    config = get_args_parser().parse_args(["--standalone", "--nproc_per_node", str(processes), "--module", "bgrepro",
+                                           *command])
+    try:
+        run(config)
+    except ChildFailedError as failed:
+        codes = {f.exitcode for f in failed.failures.values()}
+        if codes <= {PEER_GONE}:
+            print(f"bgrepro: the {processes} processes lost contact with each other and none reported an error; "
+                  "run the command again, or in one process", file=sys.stderr)
+        return 130 if 130 in codes else 2
+    return 0
 
 
 def _describe(err: BaseException) -> str:

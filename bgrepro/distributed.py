@@ -26,6 +26,20 @@ class Stopped(Exception):
     """Raised on the other ranks when rank 0 stopped with an error (which rank 0 alone reports)."""
 
 
+#: The exit code of a rank that stopped because another rank ended (with its own error, which it said): the
+#: launcher (`bgrepro --processes`) tells it apart from a rank that failed.
+PEER_GONE = 3
+
+
+def peer_gone(err: BaseException) -> bool:
+    """Whether an error is the process group's notice that another rank has ended (gloo's closed connection,
+    NCCL's aborted communicator), not a failure of this rank's own."""
+    backend_error = getattr(torch.distributed, "DistBackendError", ())
+    text = str(err)
+    return isinstance(err, backend_error) or any(s in text for s in (
+        "Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted"))
+
+
 def world_size() -> int:
     """How many processes run this command (torchrun's WORLD_SIZE; 1 without torchrun)."""
     try:

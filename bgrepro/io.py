@@ -6,7 +6,9 @@ import io
 import json
 import os
 import tempfile
+import warnings
 from collections.abc import Callable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +19,10 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     """Run `write(tmp)` on a temporary file beside `path`, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
+    except PermissionError:  # named by the folder and the file meant, not by the hidden temporary name
+        raise PermissionError(f"{path.parent}: folder is not writable (writing {path.name})") from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # as a plain open() would create it (mkstemp makes 0600)
     try:
@@ -46,9 +51,10 @@ def describe_difference(old: dict, new: dict) -> str:
 
 
 def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
-    """A CSV as a spreadsheet writes it: UTF-8 with or without a byte-order mark, else Windows-1252 (what
-    Excel's plain "CSV" saves), comma-, semicolon- or tab-separated; returns (columns, rows), the column
-    names stripped of spaces."""
+    """A CSV as a spreadsheet writes it: UTF-8 with or without a byte-order mark, UTF-16 with one (Excel's
+    "Unicode text"), else Windows-1252 (what Excel's plain "CSV" saves), comma-, semicolon- or tab-separated;
+    returns (columns, rows), the column names stripped of spaces. A row with more fields than the header names
+    is refused (a shifted column would silently read as another)."""
     import csv
 
     path = Path(path)
@@ -59,7 +65,7 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     except IsADirectoryError:
         raise IsADirectoryError(f"{path}: is a folder, not a CSV file") from None
     try:
-        text = raw.decode("utf-8-sig")
+        text = raw.decode("utf-16") if raw[:2] in (b"\xff\xfe", b"\xfe\xff") else raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         text = raw.decode("cp1252", errors="replace")
     if "\0" in text:
@@ -67,8 +73,13 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     first = text.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first.count) if first.strip() else ","
     reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=delimiter)
+    rows = []
     try:
-        rows = list(reader)
+        for row in reader:
+            if None in row:
+                raise ValueError(f"{path}:{reader.line_num}: {len(row) - 1 + len(row[None])} fields, but the header "
+                                 f"names {len(reader.fieldnames)}")
+            rows.append(row)
     except csv.Error as err:
         raise ValueError(f"{path}: malformed CSV ({err})") from None
     columns = [(c or "").strip() for c in (reader.fieldnames or ())]
@@ -132,39 +143,90 @@ def _to_rgb(img: Image.Image) -> np.ndarray:
     return np.asarray(img.convert("RGB"), dtype=np.uint8).copy()
 
 
+@contextmanager
+def _opened(path: Path, what: str):
+    """An image file opened lazily (its header read, no pixel decoded), one clear error otherwise: a file of more
+    pixels than PIL's limit (`Image.MAX_IMAGE_PIXELS`, a decompression bomb) is refused before it is decoded."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            img = Image.open(path)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: {what} file not found") from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise ValueError(f"{path}: too many pixels to open safely (more than {Image.MAX_IMAGE_PIXELS:,}); "
+                         "refused before decoding it") from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: unreadable or truncated {what} ({err or 'empty file'})") from None
+    with img:
+        yield img
+
+
 def read_image(path: Path) -> np.ndarray:
     """Read any image file as uint8 RGB, upright: the EXIF orientation is applied first (boxes and masks
     drawn on the photo as a viewer shows it then fit), and every mode is converted (`_to_rgb`)."""
     path = Path(path)
-    try:
-        with Image.open(path) as img:
+    with _opened(path, "image") as img:
+        try:
             img.load()
             return _to_rgb(ImageOps.exif_transpose(img))
+        except MemoryError:
+            raise MemoryError(f"{path}: the image does not fit in memory") from None
+        except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
+            raise ValueError(f"{path}: unreadable or truncated image ({err})") from None
+
+
+#: The first bytes of a NumPy .npy file.
+_NPY_MAGIC = b"\x93NUMPY"
+
+
+def _read_npy(path: Path, shape: tuple[int, int] | None) -> np.ndarray:
+    """A .npy array: its header checked (magic, shape) before its data is read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(len(_NPY_MAGIC))
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: image file not found") from None
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"{path}: too many pixels to open safely ({err})") from None
-    except MemoryError:
-        raise MemoryError(f"{path}: the image does not fit in memory") from None
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as err:
-        raise ValueError(f"{path}: unreadable or truncated image ({err})") from None
+        raise FileNotFoundError(f"{path}: mask file not found") from None
+    except OSError as err:
+        raise ValueError(f"{path}: unreadable mask ({err})") from None
+    if head != _NPY_MAGIC:
+        kind = _image_kind(path)
+        raise ValueError(f"{path}: not a NumPy array (.npy){f', but a {kind} image' if kind else ''}; a mask is a "
+                         ".npy array or an image file named as one (.png)")
+    try:
+        header = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as err:
+        raise ValueError(f"{path}: unreadable mask ({err or 'empty file'})") from None
+    _check_mask_shape(path, header.shape, shape)
+    return np.array(header)
+
+
+def _image_kind(path: Path) -> str | None:
+    """The format of an image file (JPEG, PNG, ...) from its header, or None when it is not one."""
+    try:
+        with Image.open(path) as img:
+            return img.format
+    except Exception:  # noqa: BLE001 - anything that is not an image
+        return None
+
+
+def _check_mask_shape(path: Path, got: tuple[int, ...], shape: tuple[int, int] | None) -> None:
+    if shape is not None and len(got) >= 2 and tuple(got[:2]) != tuple(shape):
+        raise ValueError(f"{path}: mask is {got[1]}x{got[0]} but its image is {shape[1]}x{shape[0]} (width x height)")
 
 
 def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
-    """Read a boolean mask (.npy or an image: non-zero = foreground), checking its size."""
+    """Read a boolean mask (.npy or an image: non-zero = foreground), checking its size before decoding it."""
     path = Path(path)
-    try:
-        if path.suffix.lower() == ".npy":
-            mask = np.load(path, allow_pickle=False)
-        else:
-            with Image.open(path) as img:
+    if path.suffix.lower() == ".npy":
+        mask = _read_npy(path, shape)
+    else:
+        with _opened(path, "mask") as img:
+            _check_mask_shape(path, img.size[::-1], shape)
+            try:
                 mask = np.asarray(img.convert("L"))
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: mask file not found") from None
-    except Image.DecompressionBombError as err:
-        raise ValueError(f"{path}: too many pixels to open safely ({err})") from None
-    except (UnidentifiedImageError, OSError, ValueError, EOFError) as err:
-        raise ValueError(f"{path}: unreadable mask ({err or 'empty file'})") from None
+            except (OSError, ValueError, EOFError) as err:
+                raise ValueError(f"{path}: unreadable mask ({err})") from None
     if mask.ndim == 3 and mask.shape[-1] == 1:
         mask = mask[..., 0]
     if mask.ndim != 2:
@@ -173,13 +235,7 @@ def read_mask(path: Path, shape: tuple[int, int] | None = None) -> np.ndarray:
         raise ValueError(f"{path}: mask must hold numbers or booleans, got dtype {mask.dtype}")
     if mask.dtype.kind == "f" and not np.isfinite(mask).all():
         raise ValueError(f"{path}: mask holds NaN or infinite values")
-    mask = mask.astype(bool)
-    if shape is not None and mask.shape != tuple(shape):
-        raise ValueError(
-            f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
-            f"{shape[1]}x{shape[0]} (width x height)"
-        )
-    return mask
+    return mask.astype(bool)
 
 
 def mask_box(mask: np.ndarray) -> tuple[int, int, int, int]:

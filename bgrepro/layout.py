@@ -113,6 +113,31 @@ def images_in(folder: Path, recursive: bool = False) -> list[Path]:
     return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p, folder))
 
 
+#: Why an entry among the photos is not read (the reason codes of `unused_entries`, in rejections.csv).
+UNUSED_REASONS = {"not_an_image": "a file of a format bgrepro does not read as a photo",
+                  "not_a_file": "not a regular file (a FIFO, a device, a socket or a broken link)",
+                  "subfolder": "a folder inside a class folder (its contents are not read)",
+                  "not_in_a_class": "a file beside the class folders, not in one"}
+
+
+def unused_entries(folder: Path) -> list[tuple[Path, str, str]]:
+    """The visible entries of a folder of photos that `images_in` does not return, each with its reason code
+    (`UNUSED_REASONS`) and what it is in words, so that nothing is skipped without a word. Hidden entries are
+    never data and are not listed."""
+    out = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.name.startswith("."):
+            continue
+        if path.is_dir():
+            out.append((path, "subfolder", UNUSED_REASONS["subfolder"]))
+        elif not path.is_file():
+            out.append((path, "not_a_file", UNUSED_REASONS["not_a_file"]))
+        elif path.suffix.lower() not in IMAGE_SUFFIXES:
+            out.append((path, "not_an_image", f"{path.suffix or 'no extension'}: not a format bgrepro reads as a "
+                        f"photo ({', '.join(IMAGE_SUFFIXES)}); convert it to PNG or JPEG"))
+    return out
+
+
 def hidden(path: Path, root: Path) -> bool:
     """Whether a part of `path` below `root` is hidden: `.DS_Store`, macOS's `._photo.jpg` twins,
     `.ipynb_checkpoints/`, bgrepro's own markers and staging folders. Hidden files are never data."""

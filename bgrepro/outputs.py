@@ -199,6 +199,8 @@ def locked(out: Path | str) -> Iterator[None]:
     while True:
         if path.is_symlink():
             raise FileExistsError(f"{path}: a link in the way of bgrepro's lock for {out}; move it away")
+        if path.is_dir():
+            raise FileExistsError(f"{path}: a folder in the way of bgrepro's lock for {out}; move it away")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(path, os.O_RDWR | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0), 0o666)
@@ -326,7 +328,7 @@ def decide(out: Path, command: str, args: dict, inputs: dict, overwrite: bool, w
             return RESUME, ""
         return RECOMPUTE, f"{_changed_inputs(mark.get('inputs') or {}, inputs)} changed since {out} was made"
     if overwrite:
-        return FRESH, "replacing it (--overwrite)"
+        return FRESH, f"{out} was made with other arguments (--overwrite)"
     difference = describe_difference(old or {}, args)
     raise ValueError(f"{option} {out}: holds a {what} made with other arguments ({difference}); "
                      "choose another folder, or pass --overwrite to replace it (it is bgrepro's own output)")

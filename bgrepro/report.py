@@ -720,7 +720,9 @@ def _pct_text(value) -> str:
 def summary_lines(report: dict) -> list[str]:
     """The report in a few printed lines: what its numbers say, then the numbers."""
     d = report["data"]
-    lines = [f"{d['kept']} of {d['images']} photos kept, {len(report['classes'])} classes"]
+    left = ", ".join(f"{n} {r}" for r, n in d["rejected"].items())
+    lines = [f"{d['kept']} of {d['images']} files kept, {len(report['classes'])} classes"
+             + (f"; left out: {left} (each in {d['rejections_file']})" if left else "")]
     # backgrounds sampled: the challenge accuracy (and its interval) is an upper bound
     bound = "at most " if (report.get("challenge") or {}).get("backgrounds_per_class") is not None else ""
     for m in report["models"]:

@@ -76,7 +76,8 @@ def render_html(report: dict, figures: dict[str, str]) -> str:
         parts.append(f"<p class='warn'>{esc(d['masks_warning'])}</p>")
     rejected = ", ".join(f"{n} {r}" for r, n in d["rejected"].items()) or "none"
     per_split = ", ".join(f"{n} {s}" for s, n in d["kept_per_split"].items())
-    parts.append(f"<p>{d['images']} photos, {d['kept']} kept ({per_split}); left out by the paper's filters: "
+    parts.append(f"<p>{d['images']} files among the photos, {d['kept']} kept ({per_split}); left out (by the paper's "
+                 "filters, or not photos bgrepro reads): "
                  f"{esc(rejected)} (each one and why: <code>{esc(d['rejections_file'])}</code>). "
                  f"Foreground masks: {esc(str(d['masks']))}. Split: {esc(d['split'])}. Images brought to "
                  f"{d['size']} px (resize and centre crop, as the paper).</p>")

@@ -138,6 +138,11 @@ class Source:
         """Every image of a split, in a fixed order."""
         raise NotImplementedError
 
+    def skipped(self) -> list[dict]:
+        """What among the source's files is not an image it reads, each as a rejection (split, id, label, path,
+        reason, detail): nothing a user put among the photos is left out without a word."""
+        return []
+
     def load(self, record: Record) -> Sample:
         """Pixels, box and mask of one record (ValueError naming the file on bad input)."""
         image = read_image(record.image_path)
@@ -591,6 +596,22 @@ class FolderSource(_PhotoSource):
                     out.append(Record(split, path.stem, label, path, boxes=tuple(boxes)))
         return _check_unique(out)
 
+    def skipped(self) -> list[dict]:
+        nested = self._assigned is None and self._split_dirs() != {"val": self.root}
+        out = []
+        for split, split_dir in (self._split_dirs().items() if nested else [("", self.root)]):
+            for path in sorted(split_dir.iterdir()):
+                if not path.name.startswith(".") and not path.is_dir():
+                    out.append(_unused(split, "", path, "not_in_a_class", layout.UNUSED_REASONS["not_in_a_class"]))
+            for label, folder in class_dirs(split_dir, self.classes, allow_missing=True):
+                out += [_unused(split, label, path, reason, detail)
+                        for path, reason, detail in layout.unused_entries(folder)]
+        if nested:  # beside train/ and val/
+            out += [_unused("", "", path, "not_in_a_class", layout.UNUSED_REASONS["not_in_a_class"])
+                    for path in sorted(self.root.iterdir())
+                    if not path.name.startswith(".") and path not in self._split_dirs().values()]
+        return out
+
     def load(self, record: Record) -> Sample:
         image = read_image(record.image_path)
         if record.mask_path is not None:
@@ -598,6 +619,12 @@ class FolderSource(_PhotoSource):
                 raise composite.Rejected("no_mask", f"{record.mask_path}: no mask (e.g. RPS found no object)")
             return self._prepare(record, image, None, read_mask(record.mask_path, image.shape[:2]))
         return self._prepare(record, image, record.boxes, None)
+
+
+def _unused(split: str, label, path: Path, reason: str, detail: str) -> dict:
+    """A file that is not read, as a rejection record (the form `build` writes into rejections.csv)."""
+    return {"status": "rejected", "split": split, "id": path.stem, "label": label, "path": str(path),
+            "reason": reason, "detail": f"{path}: {detail}"}
 
 
 def open_source(kind: str, path: Path, *, boxes: Path | None = None, masks: Path | None = None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,19 @@ def tree_digest(root: Path) -> dict[str, str]:
         for p in sorted(Path(root).rglob("*"))
         if p.is_file()
     }
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _results_outside_the_checkout(tmp_path_factory):
+    """What commands write into bgrepro's results folder by default (eval records, cached experiments) goes to a
+    temporary folder, never into the checkout the tests run in."""
+    saved = os.environ.get("BGREPRO_RESULTS")
+    os.environ["BGREPRO_RESULTS"] = str(tmp_path_factory.mktemp("results"))
+    yield
+    if saved is None:
+        os.environ.pop("BGREPRO_RESULTS", None)
+    else:
+        os.environ["BGREPRO_RESULTS"] = saved
 
 
 @pytest.fixture(scope="session")

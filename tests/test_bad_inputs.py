@@ -189,6 +189,32 @@ def build_mask_is_a_pickle(tmp, fx):
     return _folder_build(tmp), "img_0.npy"
 
 
+def build_mask_linked_to_a_jpeg(tmp, fx):
+    _with_masks(tmp)
+    (tmp / "masks" / "val" / "pear" / "img_0.png").unlink()
+    Image.new("RGB", (32, 32)).save(tmp / "a_photo.jpg")
+    (tmp / "masks" / "val" / "pear" / "img_0.npy").symlink_to(tmp / "a_photo.jpg")
+    return _folder_build(tmp), "img_0.npy: not a NumPy array (.npy), but a JPEG image"
+
+
+def build_mask_bomb(tmp, fx):
+    """A mask of more pixels than PIL opens safely (a decompression bomb, small on disk): refused in one line
+    before it is decoded (PIL's warning is that error, not a line of its own)."""
+    _with_masks(tmp)
+    Image.new("1", (9500, 9500)).save(tmp / "masks" / "train" / "apple" / "img_1.png")
+    return _folder_build(tmp), "img_1.png: too many pixels to open safely"
+
+
+def build_lock_path_is_a_folder(tmp, fx):
+    _with_masks(tmp)
+    (tmp / ".out.bgrepro-lock").mkdir()
+    return _folder_build(tmp), "a folder in the way of bgrepro's lock"
+
+
+def build_box_row_with_an_extra_field(tmp, fx):
+    return _folder_build(tmp, boxes=_boxes_csv(tmp, ["train/apple/img_0.png,8,6,21,19,4"])), "boxes.csv:2: 6 fields"
+
+
 def build_every_image_rejected(tmp, fx):
     _with_masks(tmp)
     for mask in (tmp / "masks").rglob("*.png"):
@@ -387,6 +413,16 @@ def eval_weights_are_text(tmp, fx):
     return _eval(fx, "--arch", "resnet18", "--pretrained", "--weights", str(bad)), str(bad)
 
 
+def eval_predictions_row_with_an_extra_field(tmp, fx):
+    from bgrepro.evaluate import image_listing
+
+    paths = image_listing(fx.variants)
+    rows = [f"{p},00_dog" for p in paths]
+    rows[3] += ",00_dog"
+    bad = _text(tmp / "preds.csv", "path,prediction\n" + "\n".join(rows) + "\n")
+    return _eval(fx, "--predictions", str(bad), "--record", str(tmp / "eval.json")), "preds.csv:5: 3 fields"
+
+
 def eval_missing_split(tmp, fx):
     return _eval(fx, "--checkpoint", str(fx.checkpoint), "--split", "test"), "test"
 
@@ -566,3 +602,52 @@ def _current_umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def test_every_file_that_is_not_used_is_named_with_its_reason(tmp_path, capsys):
+    """An animated GIF, a FIFO and a link to /dev/zero named as photos, a text file, a subfolder and a file
+    beside the class folders: none is read, each is named in rejections.csv and counted in the summary."""
+    import csv
+    import os
+
+    _with_masks(tmp_path)
+    apple = tmp_path / "photos" / "val" / "apple"
+    frames = [Image.new("RGB", (32, 32), (40 * k, 0, 0)) for k in range(3)]
+    frames[0].save(apple / "moving.gif", save_all=True, append_images=frames[1:])
+    os.mkfifo(apple / "fifo.jpg")
+    (apple / "zero.png").symlink_to("/dev/zero")
+    _text(apple / "notes.txt")
+    (apple / "more").mkdir()
+    _text(tmp_path / "photos" / "val" / "README.md")
+    assert main(_folder_build(tmp_path)) == 0
+    printed = capsys.readouterr().out
+    with open(tmp_path / "out" / "rejections.csv", newline="") as f:
+        rows = {Path(r["path"]).name: r for r in csv.DictReader(f)}
+    assert {name: rows[name]["reason"] for name in ("moving.gif", "fifo.jpg", "zero.png", "notes.txt", "more",
+                                                     "README.md")} == {
+        "moving.gif": "not_an_image", "fifo.jpg": "not_a_file", "zero.png": "not_a_file", "notes.txt": "not_an_image",
+        "more": "subfolder", "README.md": "not_in_a_class"}
+    assert ".gif" in rows["moving.gif"]["detail"] and "convert it" in rows["moving.gif"]["detail"]
+    assert "not_an_image 2" in printed and "not_a_file 2" in printed and "subfolder 1" in printed
+
+
+def test_a_utf16_csv_is_read_as_text(tmp_path, capsys):
+    """Excel's "Unicode text" (UTF-16 with a byte-order mark) is text, not binary data."""
+    boxes = _boxes_csv(tmp_path, [])
+    boxes.write_bytes(boxes.read_text().encode("utf-16"))
+    assert main(_folder_build(tmp_path, boxes=boxes)) == 0, capsys.readouterr().err
+
+
+def test_a_folder_that_cannot_be_written_is_named_not_its_hidden_temporary_file(tmp_path, monkeypatch):
+    import tempfile
+
+    from bgrepro.io import atomic_write_text
+
+    def refuse(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", str(Path(dir) / ".eval.json.x1y2.part"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    with pytest.raises(PermissionError) as err:
+        atomic_write_text(tmp_path / "out" / "eval.json", "{}")
+    assert str(err.value) == f"{tmp_path / 'out'}: folder is not writable (writing eval.json)"
+    assert ".part" not in str(err.value)

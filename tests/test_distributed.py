@@ -180,3 +180,22 @@ def test_report_under_torchrun_equals_one_process(tmp_path):
     assert _without(a, "seconds", "arguments") == _without(b, "seconds", "arguments")
     assert a["challenge"]["backgrounds_per_class"] == 1 and "budget of 20 composites" in a["challenge"]["reading"]
     assert (tmp_path / "two" / "report.html").is_file()
+
+
+def test_a_bad_input_on_one_rank_ends_as_one_process_would(tmp_path):
+    """`bgrepro --processes 2`: a corrupt photo in the second rank's block ends the command with that rank's one
+    line naming the file, exit code 2: no launcher report, no traceback, no line from the rank whose peer left."""
+    from tests.test_bad_inputs import _folder_build, _with_masks
+
+    _with_masks(tmp_path)
+    bad = tmp_path / "photos" / "val" / "pear" / "img_3.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 40)
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("OMP_NUM_THREADS", None)
+    done = subprocess.run([sys.executable, "-m", "bgrepro", "--processes", "2", *_folder_build(tmp_path)],
+                          capture_output=True, text=True, env=env, timeout=600)
+    lines = [ln for ln in done.stderr.splitlines() if ln.strip() and "it/s]" not in ln and "%|" not in ln]
+    assert done.returncode == 2, done.stderr
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("bgrepro build (rank 1): error: ") and str(bad) in lines[0]
+    assert not (tmp_path / "out").exists()

@@ -126,7 +126,8 @@ def test_ddp_training_with_two_cpu_processes(tmp_path, tiny_variants):
     assert meta["history"][-1]["images_per_second"] > 0 and len(meta["history"]) == 2
 
 
-def test_evaluate_and_eval_cli(tmp_path, tiny_variants, capsys):
+def test_evaluate_and_eval_cli(tmp_path, tiny_variants, capsys, monkeypatch):
+    monkeypatch.setenv("BGREPRO_RESULTS", str(tmp_path / "results"))
     checkpoint = train(_tiny_config(tiny_variants, epochs=1), tmp_path / "run", progress=False)
     model, _ = load_checkpoint(checkpoint)
     result = evaluate(model, tiny_variants)
@@ -137,7 +138,9 @@ def test_evaluate_and_eval_cli(tmp_path, tiny_variants, capsys):
     assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(checkpoint), "--json"]) == 0
     printed = json.loads(capsys.readouterr().out)
     assert printed["accuracy"] == result["accuracy"] and "bg_gap" in printed
-    assert json.loads((tmp_path / "run" / "eval.json").read_text())["accuracy"] == result["accuracy"]
+    assert not (tmp_path / "run" / "eval.json").exists()  # never beside the model: in bgrepro's results folder
+    (record,) = (tmp_path / "results" / "eval").glob("checkpoint-*.json")
+    assert json.loads(record.read_text())["accuracy"] == result["accuracy"]
 
 
 def test_records_are_cached_by_config(tmp_path):

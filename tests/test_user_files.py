@@ -130,8 +130,11 @@ def test_overwrite_replaces_only_what_bgrepro_made(photos, capsys, monkeypatch):
     _refused(_build(p / "photos", p / "synthetic", "--overwrite", masks=p / "masks"), capsys, "bgrepro synth")
 
 
-def test_single_file_outputs_never_replace_a_users_file(photos, tiny_variants, tiny_checkpoint, capsys):
+def test_single_file_outputs_never_replace_a_users_file(photos, tiny_variants, tiny_checkpoint, capsys, monkeypatch,
+                                                        tmp_path_factory):
     p = photos
+    results = tmp_path_factory.mktemp("results")
+    monkeypatch.setenv("BGREPRO_RESULTS", str(results))
     checkpoint = p / "model.pt"
     shutil.copy(tiny_checkpoint, checkpoint)
     notes = p / "notes.json"
@@ -141,8 +144,12 @@ def test_single_file_outputs_never_replace_a_users_file(photos, tiny_variants, t
     _refused(["eval", *model, "--record", checkpoint], capsys, "is the input --checkpoint")
     _refused(["eval", *model, "--record", notes], capsys, "not written by bgrepro")
     _refused(["eval", *model, "--record", tiny_variants / "eval.json"], capsys, "inside the input --data")
-    (p / "eval.json").write_text("my own eval\n")  # the default record (beside the checkpoint) is the user's
-    _refused(["eval", *model], capsys, "eval.json", "not written by bgrepro")
+    (p / "eval.json").write_text("my own eval\n")  # beside the model: the user's, never where eval writes
+    folder = _everything(p)
+    assert _run(["eval", *model, "--bootstrap", "0"], capsys)[0] == 0
+    assert _everything(p) == folder  # nothing written beside the model: the default record is bgrepro's own folder
+    written = list((results / "eval").glob("model-*.json"))
+    assert len(written) == 1 and json.loads(written[0].read_text())["written_by"] == "bgrepro eval"
     assert _everything(checkpoint, notes) == mine
     record = p / "record.json"
     assert _run(["eval", *model, "--record", record, "--bootstrap", "0"], capsys)[0] == 0
@@ -528,7 +535,8 @@ def test_a_failed_rerun_keeps_the_last_good_output(photos, tiny_variants, capsys
     assert _run(run, capsys)[0] == 0
     good = (p / "run" / "checkpoint.pt").read_bytes()
     model = ["--data", tiny_variants, "--checkpoint", p / "run" / "checkpoint.pt"]
-    assert _run(["eval", *model, "--bootstrap", "0"], capsys)[0] == 0
+    # a record asked for inside the run folder (never the default: that is bgrepro's results folder)
+    assert _run(["eval", *model, "--bootstrap", "0", "--record", p / "run" / "eval.json"], capsys)[0] == 0
     record = json.loads((p / "run" / "eval.json").read_text())
     assert len(record["weights_sha256"]) == 64  # which file was scored, exactly
     victim = next((data / "original" / "train").rglob("*.png"))

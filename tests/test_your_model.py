@@ -66,9 +66,9 @@ def test_every_format_is_read_from_the_file_and_predicts_the_same(saved, tiny_va
     for name in ("resnet18.torchscript.pt", "resnet18.pt2"):
         assert torch.allclose(logits[name], reference, atol=1e-4), name
     assert torch.equal(logits["resnet18.onnx"].argmax(1), reference.argmax(1))  # the same class on every image
-    # the state dict carries its architecture's convention; TorchScript and ONNX are said to be assumed
-    assert "torchvision" in load(saved / "resnet18.pth", "resnet18").preprocess.source
-    assert load(saved / "resnet18.onnx").preprocess.source.startswith("assumed")
+    # no file carries its preprocessing: every format's is the same assumption, said so
+    for name in ("resnet18.pth", "resnet18.torchscript.pt", "resnet18.pt2", "resnet18.onnx"):
+        assert load(saved / name, "resnet18").preprocess.source.startswith("assumed"), name
     with pytest.raises(ValueError, match="--arch"):
         load(saved / "resnet18.pth")
     with pytest.raises(ValueError, match="do not fit resnet50"):
@@ -210,11 +210,16 @@ def test_list_variant_paths_are_what_predictions_name(tiny_variants):
 
 
 def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys):
+    """One model, one number: a timm network's state dict (with --arch), TorchScript and ONNX of the same weights,
+    given the same options (here none: nothing is taken from timm's pretrained configuration of the
+    architecture, which describes its ImageNet weights, not these), give the same report."""
+    import timm
+
     from tests.test_report import make_photos
 
     photos = make_photos(tmp_path / "p" / "photos", per_class=4)
     torch.manual_seed(4)
-    net = torchvision.models.resnet18(num_classes=3).eval()
+    net = timm.create_model("mobilenetv3_small_050", num_classes=3).eval()
     x = torch.rand(2, 3, 32, 32)
     torch.save(net.state_dict(), tmp_path / "m.pth")
     torch.jit.save(torch.jit.trace(net, x), tmp_path / "m.torchscript.pt")
@@ -224,15 +229,20 @@ def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys)
                           dynamo=False)
     outside = ["report", "--images", str(photos), "--boxes", str(tmp_path / "p" / "boxes.csv"), "--size", "32",
                "--bootstrap", "100", "--min-foreground-fraction", "0.01", "--json"]
-    base = [*outside, "--arch", "resnet18", *PREP]
     reports = {}
     for name in ("m.pth", "m.torchscript.pt", "m.onnx"):
-        assert main([*base, "--checkpoint", str(tmp_path / name), "--out", str(tmp_path / f"r-{name}")]) == 0, name
+        arch = ["--arch", "mobilenetv3_small_050"] if name == "m.pth" else []
+        assert main([*outside, *arch, "--checkpoint", str(tmp_path / name), "--out", str(tmp_path / f"r-{name}")]) \
+            == 0, name
         reports[name] = json.loads(capsys.readouterr().out)["models"][0]
     keys = ("accuracy", "accuracy_ci95", "per_class", "bg_gap", "finegrained", "challenge_accuracy")
     for name in ("m.torchscript.pt", "m.onnx"):
         for key in keys:
             assert reports[name][key] == reports["m.pth"][key], (name, key)
+        for key in ("mean", "std", "interpolation"):  # the ONNX graph also carries its side (32 px, the data's)
+            assert reports[name]["training"]["preprocess"][key] == reports["m.pth"]["training"]["preprocess"][key]
+    assert reports["m.pth"]["training"]["preprocess"]["input_size"] is None  # the data's size, not timm's 224
+    assert reports["m.pth"]["training"]["preprocess"]["source"].startswith("assumed")
     assert reports["m.pth"]["skipped"] == []  # Grad-CAM ran on the state dict's network
     assert reports["m.onnx"]["foreground_share"] is None and "Grad-CAM needs" in reports["m.onnx"]["skipped"][0]
     # predictions made outside: list the images, score them, report on the predictions
@@ -241,8 +251,7 @@ def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys)
     capsys.readouterr()
     listing = (out / "images.csv").read_text().splitlines()[1:]
     built = (out / "data" / listing[0]).stat().st_ino
-    loaded = load_for_data(out / "data", tmp_path / "m.pth", arch="resnet18", input_size=SIDE,
-                           mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225))
+    loaded = load_for_data(out / "data", tmp_path / "m.pth", arch="mobilenetv3_small_050")
     from bgrepro.io import read_image
     from bgrepro.layout import class_folders
 
