@@ -1,0 +1,118 @@
+"""What the book costs, in a unit that travels between machines (issue 31).
+
+Runs every chapter of the book from a cold cache (a fresh results folder: every record and every chapter
+made anew; the data and the venv in place) and, in the same process, the reference unit: the profile's
+default model trained on Original with seed 0, timed before and after the chapters (two runs, so that a
+machine that speeds up or slows down in the meantime shows). The book's total divided by the mean of the
+two references is its cost in reference units, which compares across machines and days where seconds
+alone do not (this project's machines differ by up to 2x from day to day).
+
+Each run appends one entry to `bench/results/book.json`: per chapter seconds, the total, the references,
+the total in reference units, the commit measured and the machine.
+
+    python bench/book.py --label after --data data/variants-smoke-grabcut --synth data/synth-smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+
+
+def reference_seconds(data: Path, profile: str, work: Path) -> float:
+    """Seconds to train the profile's default model on Original (seed 0) into a fresh folder."""
+    from bgrepro.train import TrainConfig, train
+
+    run = work / f"reference-{time.monotonic_ns()}"
+    t0 = time.perf_counter()
+    train(TrainConfig.from_profile(data, profile), run, progress=False)
+    seconds = time.perf_counter() - t0
+    shutil.rmtree(run, ignore_errors=True)
+    return seconds
+
+
+def commit_of(package_dir: Path) -> str | None:
+    try:
+        done = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=package_dir)
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
+                               text=True, cwd=package_dir).stdout.strip()
+        return done.stdout.strip() + ("+uncommitted" if dirty else "")
+    except OSError:
+        return None
+
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--profile", default="smoke")
+    parser.add_argument("--data", type=Path, required=True)
+    parser.add_argument("--synth", type=Path, required=True)
+    parser.add_argument("--label", required=True, help="what is measured, e.g. before or after")
+    parser.add_argument("--work", type=Path, default=Path("results/bench-book"),
+                        help="a scratch folder for the cold cache (emptied first)")
+    parser.add_argument("--out", type=Path, default=Path("bench/results/book.json"))
+    args = parser.parse_args()
+    data, synth = args.data.resolve(), args.synth.resolve()
+    for path in (data, synth):
+        if not path.is_dir():
+            raise SystemExit(f"{path}: not found; run `make data PROFILE={args.profile}` first")
+    work = args.work.resolve() / args.label
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.environ["BGREPRO_RESULTS"] = str(work / "results")  # records and chapters from a cold cache
+
+    import torch
+
+    import bgrepro
+    from bgrepro.book import execute
+
+    package_dir = Path(bgrepro.__file__).resolve().parent
+    references = [reference_seconds(data, args.profile, work)]
+    print(f"[bench-book] reference unit: {references[0]:.1f} s", flush=True)
+    t0 = time.perf_counter()
+    chapters = execute(args.profile, data, synth, out=work / "notebooks")
+    total = time.perf_counter() - t0
+    references.append(reference_seconds(data, args.profile, work))
+    unit = sum(references) / len(references)
+    entry = {
+        "label": args.label,
+        "commit": commit_of(package_dir),
+        "profile": args.profile,
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpu": cpu_model(), "cores": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+                    "python": platform.python_version(), "torch": torch.__version__},
+        "chapters_seconds": {k: round(v, 1) for k, v in chapters.items()},
+        "total_seconds": round(total, 1),
+        "reference": {"what": f"the {args.profile} profile's default model trained on Original, seed 0",
+                      "seconds": [round(r, 1) for r in references], "mean_seconds": round(unit, 1)},
+        "total_units": round(total / unit, 2),
+        "chapters_units": {k: round(v / unit, 2) for k, v in chapters.items()},
+    }
+    entries = json.loads(args.out.read_text()) if args.out.exists() else []
+    entries.append(entry)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(entries, indent=2) + "\n")
+    print(f"[bench-book] {args.label}: {total:.0f} s = {total / unit:.1f} reference units "
+          f"(reference {unit:.1f} s); written to {args.out}", flush=True)
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
