@@ -29,7 +29,7 @@ from pathlib import Path
 
 def reference_seconds(data: Path, profile: str, work: Path) -> float:
     """Seconds to train the profile's default model on Original (seed 0) into a fresh folder."""
-    from bgrepro.train import TrainConfig, train
+    from bgrepro.training.classifier import TrainConfig, train
 
     run = work / f"reference-{time.monotonic_ns()}"
     t0 = time.perf_counter()
@@ -81,7 +81,7 @@ def main() -> None:
     import torch
 
     import bgrepro
-    from bgrepro.book import execute
+    from bgrepro.book.runner import execute
 
     package_dir = Path(bgrepro.__file__).resolve().parent
     references = [reference_seconds(data, args.profile, work)]

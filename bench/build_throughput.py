@@ -19,10 +19,10 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from bgrepro.build import build
-from bgrepro.classes import CLASS_FOLDERS
-from bgrepro.sources import ImageNetSource, SyntheticSource
-from bgrepro.synth import SynthConfig, generate, render_sample
+from bgrepro.data.build import build
+from bgrepro.data.sources import ImageNetSource, SyntheticSource
+from bgrepro.data.synth import SynthConfig, generate, render_sample
+from bgrepro.in9 import CLASS_FOLDERS
 
 
 def make_photos(root: Path, per_class: int) -> None:

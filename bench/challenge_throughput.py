@@ -4,7 +4,7 @@ Same model, same data, same device. The baseline follows the official `challenge
 foreground, every Only-BG-T background is read from disk again, composited in fp32 in batches of
 32, stopping at the first batch with a wrong prediction. bgrepro decodes everything once (decode
 time included), composites on the device in large batches, and orders the backgrounds by a pilot
-(`bgrepro.adversarial.challenge`). Reports time, composites and composites/s of each and the
+(`bgrepro.analyses.adversarial.challenge`). Reports time, composites and composites/s of each and the
 ratios; both must find the same fooled foregrounds. bf16 autocast is also timed (the default on
 CUDA; on CPUs with bf16 units it is an option), with its agreement with fp32.
 
@@ -14,29 +14,19 @@ CUDA; on CPUs with bf16 units it is an option), with its agreement with fp32.
 
 from __future__ import annotations
 
-import argparse
 import time
-from pathlib import Path
 
 import torch
 
-from bgrepro.adversarial import challenge, challenge_reference, load_challenge_data
-from bgrepro.experiments import default_checkpoint
-from bgrepro.inference import default_device
-from bgrepro.models import load_checkpoint
+from bgrepro.analyses.adversarial import challenge, challenge_reference, load_challenge_data
+from bgrepro.book.experiments import model_for_bench
+from bgrepro.inference import Inference
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--checkpoint", type=Path, default=None)
-    ap.add_argument("--profile", default=None)
-    ap.add_argument("--limit", type=int, default=None, help="only the first N foregrounds (both methods)")
-    args = ap.parse_args()
-    if args.checkpoint is None:
-        args.checkpoint = default_checkpoint(args.data, args.profile)
-    device = default_device()
-    model, meta = load_checkpoint(args.checkpoint, device)
+    args, loaded, device = model_for_bench(description=__doc__.split("\n")[0], **{"--limit": dict(
+        type=int, default=None, help="only the first N foregrounds (both methods)")})
+    model, meta = loaded.net, loaded.meta
     print(f"model {meta['arch']} ({args.checkpoint}), data {args.data}, device {device}")
 
     base = challenge_reference(model, args.data, limit=args.limit, device=device, progress=True)
@@ -48,7 +38,7 @@ def main() -> None:
         fgs, bgs = load_challenge_data(args.data)
         if args.limit:
             fgs = fgs.subset(range(args.limit))
-        fast = challenge(model, fgs, bgs, device=device, precision=precision, progress=True)
+        fast = challenge(model, fgs, bgs, inference=Inference.at(device, precision), progress=True)
         seconds = time.perf_counter() - t0
         results[precision] = fast
         print(f"bgrepro {precision}: {seconds:.1f} s with decoding ({fast.seconds:.1f} s search), "

@@ -84,7 +84,7 @@ def _sync(device) -> None:
 
 
 def _config(args, variant: str = "original", on_the_fly: bool = False):
-    from bgrepro.train import TrainConfig
+    from bgrepro.training.classifier import TrainConfig
 
     return TrainConfig(data=str(args.work / "variants"), variant=variant, on_the_fly=on_the_fly, arch=args.arch,
                        epochs=args.epochs, batch_size=args.batch_size, lr=0.1 * args.batch_size / 256,
@@ -93,9 +93,9 @@ def _config(args, variant: str = "original", on_the_fly: bool = False):
 
 # ----------------------------------------------------------------------------- stages
 def stage_data(args, device) -> dict:
-    from bgrepro.build import build
-    from bgrepro.sources import SyntheticSource
-    from bgrepro.synth import SynthConfig, generate
+    from bgrepro.data.build import build
+    from bgrepro.data.sources import SyntheticSource
+    from bgrepro.data.synth import SynthConfig, generate
 
     synth, variants = args.work / "synth", args.work / "variants"
     t0 = time.perf_counter()
@@ -103,10 +103,9 @@ def stage_data(args, device) -> dict:
                                 test_per_class=args.test_per_class, seed=0), progress=False)
     synth_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    from bgrepro.build import parse_variants
-    from bgrepro.classes import VARIANTS
+    from bgrepro.variants import parse as parse_variants
 
-    chosen = VARIANTS if args.variants == "all" else parse_variants(args.variants)
+    chosen = parse_variants(args.variants)
     report = build(SyntheticSource(synth), variants, chosen, splits=("val",), progress=False)
     build_seconds = time.perf_counter() - t0
     # the training split as generated: the variants folder reads it through links (no copy)
@@ -124,7 +123,7 @@ def stage_train(args, device) -> dict:
     import torch
     from train_throughput import make, step
 
-    from bgrepro.datasets import BatchStream, load_variant
+    from bgrepro.data.datasets import BatchStream, load_variant
 
     cuda = device.type == "cuda"
     data_root = args.work / "variants"
@@ -201,7 +200,7 @@ def _train_rate(args, device) -> tuple[float, int]:
     import torch
     from train_throughput import make, step
 
-    from bgrepro.datasets import BatchStream, load_variant
+    from bgrepro.data.datasets import BatchStream, load_variant
 
     data = load_variant(args.work / "variants", "original", "train")
     cuda = device.type == "cuda"
@@ -234,7 +233,7 @@ def _lease_epochs(args, device, share: float) -> dict:
 
 
 def _claim(args, config) -> dict:
-    from bgrepro.experiments import trained_model
+    from bgrepro.book.experiments import trained_model
 
     t0 = time.perf_counter()
     record = trained_model(config, progress=False)
@@ -271,8 +270,9 @@ def stage_mixed_rand(args, device) -> dict:
 def stage_challenge(args, device) -> dict:
     import torch
 
-    from bgrepro.adversarial import challenge, challenge_reference, load_challenge_data
-    from bgrepro.experiments import trained_model
+    from bgrepro.analyses.adversarial import SearchSettings, challenge, challenge_reference, load_challenge_data
+    from bgrepro.book.experiments import trained_model
+    from bgrepro.inference import Inference
 
     torch.backends.cudnn.allow_tf32 = False  # fp32 means fp32 here (cuDNN would use TF32 for convolutions)
     torch.backends.cuda.matmul.allow_tf32 = False
@@ -293,7 +293,8 @@ def stage_challenge(args, device) -> dict:
     reference_seconds = 20 * args.reference_per_class * len(fgs.classes)
     left = _remaining(args)
     limit = left - min(LEASE_RESERVE + reference_seconds, 0.4 * left) if args.deadline else None
-    full = challenge(model, fgs, bgs, device=device, precision=precision, progress=False, time_limit=limit)
+    full = challenge(model, fgs, bgs, inference=Inference.at(device, precision), progress=False,
+                     settings=SearchSettings(time_limit=limit))
     _sync(device)
     seconds = time.perf_counter() - t0
     out.update({"precision": precision, "tf32": False, "foregrounds": len(fgs), "backgrounds": len(bgs),
@@ -313,7 +314,7 @@ def stage_challenge(args, device) -> dict:
     subset = everything.first_positions(args.reference_per_class)
     reference = challenge_reference(model, root, device=device, subset=subset)
     sub = everything.subset(subset)
-    exact = challenge(model, sub, bgs, device=device, precision="fp32", progress=False)
+    exact = challenge(model, sub, bgs, inference=Inference.at(device, "fp32"), progress=False)
     per_fg = reference.seconds / len(subset)
     out["official_method"] = {
         "subset_foregrounds": len(subset), "subset_seconds": round(reference.seconds, 2),
@@ -355,9 +356,9 @@ def _forward_rate(model, images, device, precision: str) -> float:
 
 
 def stage_saliency(args, device) -> dict:
-    from bgrepro.datasets import load_variant
-    from bgrepro.experiments import trained_model
-    from bgrepro.saliency import gradcam
+    from bgrepro.analyses.saliency import gradcam
+    from bgrepro.book.experiments import trained_model
+    from bgrepro.data.datasets import load_variant
 
     _lease_model_epochs(args)
     model = trained_model(_config(args), progress=False).load(device)
@@ -378,22 +379,23 @@ def _lease_model_epochs(args) -> None:
 
 
 def stage_localize(args, device) -> dict:
-    from bgrepro import localize
-    from bgrepro.datasets import load_variant
-    from bgrepro.experiments import trained_model
+    from bgrepro import registry
+    from bgrepro.analyses import rps
+    from bgrepro.book.experiments import trained_model
+    from bgrepro.data.datasets import load_variant
 
     _lease_model_epochs(args)
     checkpoint = trained_model(_config(args), progress=False).checkpoint
-    net = localize.backbone(f"checkpoint:{checkpoint}").to(device)
+    net = registry.load(checkpoint).trunk().to(device)
     train = load_variant(args.work / "variants", "original", "train").images
     test = load_variant(args.work / "variants", "original", "val").images
-    localize.estimate(net, train[:64], device=device)  # warm-up
+    rps.estimate(net, train[:64], device=device)  # warm-up
     _sync(device)
     t0 = time.perf_counter()
-    rps = localize.estimate(net, train, device=device)
+    predictor = rps.estimate(net, train, device=device)
     estimate_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
-    localize.activation_maps(net, test, rps, device=device)
+    rps.activation_maps(net, test, predictor, device=device)
     maps_seconds = time.perf_counter() - t0
     return {"estimate_images": len(train), "estimate_images_per_second": round(len(train) / estimate_seconds, 1),
             "map_images": len(test), "map_images_per_second": round(len(test) / maps_seconds, 1)}

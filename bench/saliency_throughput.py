@@ -1,7 +1,7 @@
 """Grad-CAM throughput: batched captum LayerGradCam vs a per-image loop, same model and images, one run.
 
 Also times the one-pass RPS estimation (images/s) on the training set, and RPS mask writing
-(`localize.write_masks`, the `localize --write-masks` path) batched against one image at a time
+(`masks.write_masks`, the `localize --write-masks` path) batched against one image at a time
 (batch size 1: the tool's rate before batching), on the Original test images' class folders.
 
     python bench/saliency_throughput.py --data data/variants-smoke --checkpoint results/runs/<hash>/checkpoint.pt
@@ -9,7 +9,6 @@ Also times the one-pass RPS estimation (images/s) on the training set, and RPS m
 
 from __future__ import annotations
 
-import argparse
 import tempfile
 import time
 from pathlib import Path
@@ -17,26 +16,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bgrepro import localize
-from bgrepro.datasets import load_variant
-from bgrepro.experiments import default_checkpoint
-from bgrepro.inference import default_device
-from bgrepro.models import load_checkpoint
-from bgrepro.saliency import gradcam
+from bgrepro.analyses import masks, rps
+from bgrepro.analyses.saliency import gradcam
+from bgrepro.book.experiments import model_for_bench
+from bgrepro.data.datasets import load_variant
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--data", type=Path, required=True)
-    ap.add_argument("--checkpoint", type=Path, default=None)
-    ap.add_argument("--profile", default=None)
-    ap.add_argument("--images", type=int, default=256, help="images for the per-image loop (and the batched run)")
-    ap.add_argument("--batch-size", type=int, default=128)
-    args = ap.parse_args()
-    if args.checkpoint is None:
-        args.checkpoint = default_checkpoint(args.data, args.profile)
-    device = default_device()
-    model, meta = load_checkpoint(args.checkpoint, device)
+    args, loaded, device = model_for_bench(description=__doc__.split("\n")[0], **{
+        "--images": dict(type=int, default=256, help="images for the per-image loop (and the batched run)"),
+        "--batch-size": dict(type=int, default=128)})
+    model, meta = loaded.net, loaded.meta
     images = load_variant(args.data, "original", "val").images[:args.images]
     print(f"model {meta['arch']}, {len(images)} images of {tuple(images.shape[2:])}, device {device}")
     gradcam(model, images[:8], batch_size=8)  # warm-up
@@ -50,20 +40,20 @@ def main() -> None:
           f"{len(images) / t_batch:.0f} maps/s; ratio {t_loop / t_batch:.2f}x; "
           f"max difference {float((loop - batched).abs().max()):.2e}")
     train = load_variant(args.data, "original", "train").images
-    net = localize.backbone(f"checkpoint:{args.checkpoint}")
+    net = loaded.trunk()
     t0 = time.perf_counter()
-    localize.estimate(net, train, device=device)
+    rps.estimate(net, train, device=device)
     seconds = time.perf_counter() - t0
     print(f"RPS w* estimation: one pass over {len(train)} images in {seconds:.2f} s "
           f"({len(train) / seconds:.0f} images/s)")
-    rps = localize.estimate(net, train, device=device)
+    predictor = rps.estimate(net, train, device=device)
     folder = args.data / "original" / "val"
     side = int(images.shape[-1])
     rates, written = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         for batch in (1, 64):
             t0 = time.perf_counter()
-            localize.write_masks(net, rps, folder, Path(tmp) / str(batch), side, progress=False, batch_size=batch)
+            masks.write_masks(net, predictor, folder, Path(tmp) / str(batch), side, progress=False, batch_size=batch)
             rates[batch] = sum(1 for _ in folder.rglob("*.*")) / (time.perf_counter() - t0)
             written[batch] = {p.relative_to(Path(tmp) / str(batch)): np.load(p)
                               for p in (Path(tmp) / str(batch)).rglob("*.npy")}

@@ -21,9 +21,9 @@ import torchvision
 from torchvision.transforms import v2
 
 from bgrepro import layout
-from bgrepro.datasets import BatchStream, load_variant
+from bgrepro.data.datasets import BatchStream, load_variant
 from bgrepro.inference import default_device
-from bgrepro.models import create_model
+from bgrepro.registry import create_model
 
 
 def step(model, opt, x, y, cuda: bool) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import layout
 from .profiles import PROFILES
+from .variants import ONLY_BG_T, ORIGINAL
 
 
 class _Parser(argparse.ArgumentParser):
@@ -24,46 +25,30 @@ class _Parser(argparse.ArgumentParser):
 _MAX_INT = 2**32 - 1
 
 
-def _integer(text: str, low: int, what: str, high: int = _MAX_INT) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
-    if value < low:
-        raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
-    if value > high:
-        shown = text if len(text) < 24 else text[:20] + "..."
-        raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {shown}")
-    return value
+def _integer(low: int, what: str, high: int = _MAX_INT):
+    """An option's integer in [low, high] (`what` says the lower bound in words)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        if value > high:
+            shown = text if len(text) < 24 else text[:20] + "..."
+            raise argparse.ArgumentTypeError(f"must be at most {high:,}, got {shown}")
+        return value
+    return parse
 
 
-def _non_negative(text: str) -> int:
-    return _integer(text, 0, "non-negative")
-
-
-def _positive(text: str) -> int:
-    return _integer(text, 1, "positive")
-
-
-def _bootstrap(text: str) -> int:
-    """Resamples of a bootstrap: 100,000 at most (beyond, the interval's own noise is far below its width,
-    and the resamples of a large test set would not fit in memory)."""
-    return _integer(text, 0, "non-negative", 100_000)
-
-
-def _resamples(text: str) -> int:
-    """A bootstrap that cannot be turned off: 1 to 100,000 resamples."""
-    return _integer(text, 1, "positive", 100_000)
-
-
-def _seeds(text: str) -> int:
-    """How many seeds each model is trained with: 50 at most (each seed is two whole trainings)."""
-    return _integer(text, 1, "positive", 50)
-
-
-def _side(text: str) -> int:
-    """An image side in pixels (at least 8)."""
-    return _integer(text, 8, "at least 8 (pixels)")
+_non_negative, _positive = _integer(0, "non-negative"), _integer(1, "positive")
+#: Resamples of a bootstrap: 100,000 at most (beyond, the interval's own noise is far below its width, and
+#: the resamples of a large test set would not fit in memory); `_resamples` cannot be turned off.
+_bootstrap, _resamples = _integer(0, "non-negative", 100_000), _integer(1, "positive", 100_000)
+#: How many seeds each model is trained with: 50 at most (each seed is two whole trainings).
+_seeds = _integer(1, "positive", 50)
+#: An image side in pixels.
+_side = _integer(8, "at least 8 (pixels)")
 
 
 def _finite(text: str) -> float:
@@ -78,25 +63,19 @@ def _finite(text: str) -> float:
     return value
 
 
-def _positive_float(text: str) -> float:
-    value = _finite(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {value}")
-    return value
+def _number(inside, what: str):
+    """An option's finite number for which `inside(value)` holds (`what` says the range in words)."""
+    def parse(text: str) -> float:
+        value = _finite(text)
+        if not inside(value):
+            raise argparse.ArgumentTypeError(f"must be {what}, got {value}")
+        return value
+    return parse
 
 
-def _non_negative_float(text: str) -> float:
-    value = _finite(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be non-negative, got {value}")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = _finite(text)
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"must be in [0, 1], got {value}")
-    return value
+_positive_float = _number(lambda v: v > 0, "positive")
+_non_negative_float = _number(lambda v: v >= 0, "non-negative")
+_fraction = _number(lambda v: 0.0 <= v <= 1.0, "in [0, 1]")
 
 
 def _triple(text: str) -> tuple[float, float, float]:
@@ -152,8 +131,8 @@ def _add_synth(sub) -> None:
 
 
 def _run_synth(args: argparse.Namespace) -> int:
-    from .classes import CLASS_FOLDERS
-    from .synth import SynthConfig, generate
+    from .data.synth import SynthConfig, generate
+    from .in9 import CLASS_FOLDERS
 
     config = SynthConfig.from_profile(
         args.profile, seed=args.seed, correlation=args.correlation, size=args.size,
@@ -165,7 +144,7 @@ def _run_synth(args: argparse.Namespace) -> int:
     n = len(CLASS_FOLDERS) * (config.train_per_class + config.test_per_class)
     print(f"wrote {n} images ({config.size}px) to {args.out} in {seconds:.1f}s ({n / seconds:.0f} images/s)")
     if args.preview:
-        from .plots import habitat_gallery, synth_preview
+        from .data.previews import habitat_gallery, synth_preview
 
         split = "val" if config.test_per_class else "train"
         synth_preview(args.out, split=split, out=args.out / "preview.png")
@@ -184,8 +163,9 @@ def _add_build(sub) -> None:
     p.add_argument("--source", required=True, choices=("synthetic", "in9", "imagenet", "folder"))
     p.add_argument("--in", dest="src", type=Path, required=True, help="the source folder")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--variants", default="all", help="all, or a comma list of: original, only_bg_b, "
-                   "only_bg_t, no_fg, only_fg, mixed_same, mixed_rand, mixed_next")
+    from .variants import NAMES
+
+    p.add_argument("--variants", default="all", help=f"all, or a comma list of: {', '.join(NAMES)}")
     p.add_argument("--splits", default=None, help="comma list of train,val (default: all the source has)")
     p.add_argument("--seed", type=_non_negative, default=0, help="seed of the Mixed-* pairings")
     p.add_argument("--workers", type=_non_negative, default=None, help="processes (default: all cores)")
@@ -194,7 +174,7 @@ def _add_build(sub) -> None:
     p.add_argument("--boxes", type=Path, default=None,
                    help="imagenet: folder of Pascal VOC XMLs; folder: CSV of path,xmin,ymin,xmax,ymax")
     p.add_argument("--masks", type=Path, default=None, help="folder: mirror tree of masks (PNG or NPY)")
-    from .sources import PAPER_FILTERS
+    from .data.sources import PAPER_FILTERS
 
     for key, default in PAPER_FILTERS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=_fraction, default=None,
@@ -217,10 +197,11 @@ def _add_build(sub) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from .build import build, parse_variants
-    from .sources import PAPER_FILTERS, open_source
+    from . import variants as V
+    from .data.build import build
+    from .data.sources import PAPER_FILTERS, open_source
 
-    variants = parse_variants(args.variants)
+    variants = V.parse(args.variants)
     splits = tuple(s.strip() for s in args.splits.split(",")) if args.splits else None
     if splits and any(s not in layout.SPLITS for s in splits):
         raise ValueError(f"--splits must be a comma list of train,val, got {args.splits!r}")
@@ -229,7 +210,7 @@ def _run_build(args: argparse.Namespace) -> int:
                          val_fraction=args.val_fraction, split_seed=args.seed,
                          filters={key: getattr(args, key) for key in PAPER_FILTERS})
     if args.in9l and args.variants == "all":
-        variants = ("original",)
+        variants = (ORIGINAL,)
     if args.in9l and args.preview:
         raise ValueError("--preview shows the eight variants, which IN-9L (--in9l, Original only) does not have")
     report = build(source, args.out, variants=variants, splits=splits, seed=args.seed,
@@ -240,7 +221,7 @@ def _run_build(args: argparse.Namespace) -> int:
         return 0
     print(report.summary())
     if args.preview:
-        from .plots import variants_figure
+        from .data.previews import variants_figure
 
         built = splits or tuple(source.splits())
         split = "val" if "val" in built else built[0]
@@ -273,7 +254,7 @@ def _add_data(sub) -> None:
 
 
 def _run_fetch(args: argparse.Namespace) -> int:
-    from .download import default_manifest, fetch, read_manifest
+    from .data.download import default_manifest, fetch, read_manifest
 
     manifest = args.manifest or default_manifest(args.dataset)
     only = None
@@ -288,12 +269,18 @@ def _run_fetch(args: argparse.Namespace) -> int:
 
 
 def _run_forget(args: argparse.Namespace) -> int:
-    from .download import default_manifest, forget
+    from .data.download import default_manifest, forget
 
     dest = args.dest or Path("data") / args.dataset
     cleared = forget(args.manifest or default_manifest(args.dataset), dest, tuple(args.archives))
     print(f"{args.dataset}: cleared {', '.join(cleared) if cleared else 'nothing (no record or file)'} in {dest}")
     return 0
+
+
+#: The options of `train` that replace its profile's training settings (a type, or the choices).
+_TRAIN_OVERRIDES = {"--arch": str, "--epochs": _positive, "--batch-size": _positive, "--lr": _positive_float,
+                    "--weight-decay": _non_negative_float, "--optimizer": ("sgd", "adamw"),
+                    "--schedule": ("cosine", "step"), "--label-smoothing": _fraction}
 
 
 def _add_train(sub) -> None:
@@ -304,14 +291,8 @@ def _add_train(sub) -> None:
     p.add_argument("--variant", required=True, help="training variant, e.g. original, only_bg_t, mixed_rand")
     p.add_argument("--out", type=Path, required=True, help="run folder")
     p.add_argument("--profile", choices=sorted(PROFILES), default=None)
-    p.add_argument("--arch", default=None)
-    p.add_argument("--epochs", type=_positive, default=None)
-    p.add_argument("--batch-size", type=_positive, default=None)
-    p.add_argument("--lr", type=_positive_float, default=None)
-    p.add_argument("--weight-decay", type=_non_negative_float, default=None)
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default=None)
-    p.add_argument("--schedule", choices=("cosine", "step"), default=None)
-    p.add_argument("--label-smoothing", type=_fraction, default=None)
+    for option, kind in _TRAIN_OVERRIDES.items():  # each replaces the profile's value
+        p.add_argument(option, default=None, **({"choices": kind} if isinstance(kind, tuple) else {"type": kind}))
     p.add_argument("--on-the-fly", action="store_true",
                    help="with --variant mixed_rand: composite foregrounds on random backgrounds on the device")
     p.add_argument("--seed", type=_non_negative, default=0)
@@ -325,14 +306,11 @@ def _add_train(sub) -> None:
 
 
 def _run_train(args: argparse.Namespace) -> int:
-    from .train import TrainConfig, train
+    from .training.classifier import TrainConfig, train
 
-    config = TrainConfig.from_profile(
-        args.data, args.profile, variant=args.variant, arch=args.arch, epochs=args.epochs,
-        batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay, optimizer=args.optimizer,
-        schedule=args.schedule, label_smoothing=args.label_smoothing, on_the_fly=args.on_the_fly or None,
-        seed=args.seed, pretrained=args.pretrained,
-    )
+    overrides = {o[2:].replace("-", "_"): getattr(args, o[2:].replace("-", "_")) for o in _TRAIN_OVERRIDES}
+    config = TrainConfig.from_profile(args.data, args.profile, variant=args.variant, on_the_fly=args.on_the_fly or None,
+                                      seed=args.seed, pretrained=args.pretrained, **overrides)
     checkpoint = train(config, args.out, offline=args.offline, overwrite=args.overwrite)
     print(f"checkpoint: {checkpoint}")
     return 0
@@ -361,7 +339,7 @@ def _add_eval(sub) -> None:
 def _add_model_args(p) -> None:
     """--data, the model (--checkpoint [--arch], or --arch --pretrained [--weights | --weights-tag]),
     --offline, --precision and --split."""
-    from .models import PAPER_WEIGHTS
+    from .registry import PAPER_WEIGHTS
 
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, help="the model, in any format (read from the file): a bgrepro or "
@@ -420,12 +398,19 @@ def _output_folder(args: argparse.Namespace, command: str, inputs: dict, option:
 
 def _load_model(args: argparse.Namespace):
     """(model adapted to the data, its name, what it is) from the model options of a command."""
-    from .registry import model_for_data
+    from . import registry
+    from .data.datasets import image_side
 
-    if not args.checkpoint and not args.arch:
+    if args.checkpoint and args.pretrained:
+        raise ValueError("--pretrained goes with --arch alone, not with --checkpoint")
+    if not args.checkpoint and not (args.arch and args.pretrained):
         raise ValueError("pass --checkpoint FILE (any format) or --arch NAME --pretrained")
-    loaded = model_for_data(args.data, args.checkpoint, args.arch, args.pretrained, args.weights, args.weights_tag,
-                            args.offline, args.classes, args.class_map, args.input_size, args.mean, args.std)
+    if args.checkpoint:
+        loaded = registry.load(args.checkpoint, arch=args.arch, offline=args.offline)
+    else:  # an ImageNet architecture by name: its weights from a file, torchvision's cache (a tag) or timm's
+        loaded = registry.load(args.arch, offline=args.offline, weights=args.weights, tag=args.weights_tag)
+    loaded = loaded.for_data(list(layout.class_folders(args.data)), image_side(args.data), args.classes,
+                             args.class_map, args.input_size, args.mean, args.std)
     if loaded.class_mapping and loaded.class_mapping.startswith("assumed"):
         print(f"note: classes {loaded.class_mapping}", file=sys.stderr)
     return loaded.net, loaded.name, loaded.info()
@@ -445,20 +430,13 @@ def _precision_check(model, images, args) -> dict | None:
 def _run_eval(args: argparse.Namespace) -> int:
     import json
 
-    from .evaluate import (
-        correctness_from_predictions,
-        format_table,
-        image_listing,
-        read_predictions,
-        summarize,
-        test_set,
-    )
+    from .analyses.evaluate import format_table, image_listing
+    from .analyses.finegrained import shares
+    from .distributed import is_main, on_main
     from .io import atomic_write_text
     from .outputs import check_file_output
 
     if args.list_images:
-        from .distributed import is_main
-
         if is_main():
             print("path")
             print("\n".join(image_listing(args.data, args.split)))
@@ -467,41 +445,45 @@ def _run_eval(args: argparse.Namespace) -> int:
         raise ValueError("--predictions replaces the model: pass it without --checkpoint and --arch")
     inputs = {**_model_inputs(args), "--predictions": args.predictions}
     record = args.record or _default_record(args)
-    from .distributed import is_main, on_main
-
     on_main(lambda: check_file_output(record, "eval", inputs, "--record"))
-    if args.predictions:
-        from .layout import class_folders
-        from .registry import read_classes
-
-        classes = list(class_folders(args.data))
-        outputs = read_classes(args.classes) if args.classes else None
-        predicted = read_predictions(args.predictions, classes, outputs, args.class_map)
-        arrays = correctness_from_predictions(predicted, args.data, args.split, str(args.predictions))
-        result = summarize(*arrays, args.bootstrap, args.seed)
-        result.update(model=args.predictions.name, format="predictions", weights=str(args.predictions))
-    else:
-        from .evaluate import correctness
-        from .inference import Inference
-
-        model, name, info = _load_model(args)
-        arrays = correctness(model, args.data, None, args.split, Inference.at(None, args.precision), False, keep=False)
-        result = summarize(*arrays, args.bootstrap, args.seed)
-        result.update(model=name, **info, precision=args.precision,
-                      precision_check=_precision_check(
-                          model, lambda: test_set(args.data, "original", args.split).images, args))
-        if args.checkpoint and Path(args.checkpoint).is_file():  # which file, exactly, was scored
-            from .outputs import fingerprint
-
-            result["weights_sha256"] = fingerprint(args.checkpoint).removeprefix("sha256:")
-    from .finegrained import shares
-
-    result["finegrained"] = shares(*arrays, args.data)
+    scored, result = _scored_predictions(args) if args.predictions else _scored_model(args)
+    result["finegrained"] = shares(scored, args.data)
     result["written_by"] = "bgrepro eval"
     if is_main():
         atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")
         print(json.dumps(result, allow_nan=False) if args.json else f"{format_table(result)}\nrecord: {record}")
     return 0
+
+
+def _scored_predictions(args: argparse.Namespace):
+    """(correctness, summary) of predictions made outside bgrepro."""
+    from .analyses.evaluate import correctness_from_predictions, read_predictions
+    from .registry import read_classes
+
+    classes = list(layout.class_folders(args.data))
+    outputs = read_classes(args.classes) if args.classes else None
+    predicted = read_predictions(args.predictions, classes, outputs, args.class_map)
+    scored = correctness_from_predictions(predicted, args.data, args.split, str(args.predictions))
+    result = scored.summarize(args.bootstrap, args.seed)
+    result.update(model=args.predictions.name, format="predictions", weights=str(args.predictions))
+    return scored, result
+
+
+def _scored_model(args: argparse.Namespace):
+    """(correctness, summary) of the model the options name, with what it is and which file it was."""
+    from .analyses.evaluate import correctness, test_set
+    from .inference import Inference
+    from .outputs import fingerprint
+
+    model, name, info = _load_model(args)
+    scored = correctness(model, args.data, None, args.split, Inference.at(None, args.precision), False, keep=False)
+    result = scored.summarize(args.bootstrap, args.seed)
+    result.update(model=name, **info, precision=args.precision,
+                  precision_check=_precision_check(model, lambda: test_set(args.data, ORIGINAL, args.split).images,
+                                                   args))
+    if args.checkpoint and Path(args.checkpoint).is_file():  # which file, exactly, was scored
+        result["weights_sha256"] = fingerprint(args.checkpoint).removeprefix("sha256:")
+    return scored, result
 
 
 def _default_record(args: argparse.Namespace) -> Path:
@@ -510,7 +492,7 @@ def _default_record(args: argparse.Namespace) -> Path:
     that tells models apart (the file's name and a hash of its full path, or the architecture and weights)."""
     import hashlib
 
-    from .results import results_dir
+    from .layout import results_dir
 
     source = args.checkpoint or args.predictions
     what = str(Path(source).resolve()) if source else f"{args.arch}:{args.weights or args.weights_tag}"
@@ -552,18 +534,17 @@ def _run_challenge(args: argparse.Namespace) -> int:
 def _challenge(args: argparse.Namespace, out: Path | None) -> int:
     import json
 
-    from .adversarial import challenge, load_challenge_data
+    from .analyses.adversarial import SearchSettings, challenge, load_challenge_data
     from .distributed import is_main
-    from .inference import default_device
+    from .inference import Inference
     from .io import atomic_write_text
 
     model, name, info = _load_model(args)
     foregrounds, backgrounds = load_challenge_data(args.data, args.split, args.foregrounds, args.backgrounds,
                                                    args.seed, stream=True if args.chunk else None)
-    device = args.device or default_device()
-    result = challenge(model, foregrounds, backgrounds, all_pairs=args.all_pairs, device=device,
-                       batch_size=args.batch_size, precision=args.precision, progress=not args.json,
-                       chunk=args.chunk)
+    result = challenge(model, foregrounds, backgrounds, all_pairs=args.all_pairs,
+                       inference=Inference.at(args.device, args.precision, args.batch_size),
+                       settings=SearchSettings(chunk=args.chunk), progress=not args.json)
     summary = {"model": name, **info, "precision": args.precision,
                "precision_check": _precision_check(model, foregrounds.images, args), "seed": args.seed,
                **result.to_json()}
@@ -572,9 +553,11 @@ def _challenge(args: argparse.Namespace, out: Path | None) -> int:
     if out:
         atomic_write_text(out / "challenge.json", json.dumps(summary, indent=2, allow_nan=False) + "\n")
         if args.all_pairs:
+            from .data.previews import variant_image
             from .plots import fooling_histogram, top_backgrounds
 
-            top_backgrounds(summary, args.data, split=args.split, out=out / "top_backgrounds.png")
+            top_backgrounds(summary, lambda i: variant_image(args.data, ONLY_BG_T, args.split, i),
+                            out=out / "top_backgrounds.png")
             fooling_histogram(summary, out=out / "fooling_histogram.png")
     if args.json:
         print(json.dumps(summary, allow_nan=False))
@@ -617,7 +600,7 @@ def _add_localize(sub) -> None:
     p.add_argument("--write-masks", type=Path, default=None,
                    help="write RPS masks for every image (mirror tree of .npy files) to this folder")
     p.add_argument("--mask-threshold", type=_fraction, default=0.5)
-    from .composite import REFINEMENTS
+    from .data.composite import REFINEMENTS
 
     p.add_argument("--refine", choices=REFINEMENTS, default="none",
                    help="with --write-masks: grabcut turns each RPS mask's box into GrabCut's outline of the object")
@@ -641,7 +624,7 @@ def _add_localize(sub) -> None:
 def _run_localize(args: argparse.Namespace) -> int:
     import json
 
-    from .localize import localize_dataset
+    from .analyses.localize import LocalizeConfig, localize_dataset
 
     checkpoint = Path(args.backbone.removeprefix("checkpoint:")) if args.backbone.startswith("checkpoint:") else None
     inputs = {"--data": args.data, "--backbone": checkpoint, "--weights": args.weights,
@@ -654,18 +637,18 @@ def _run_localize(args: argparse.Namespace) -> int:
         out = stack.enter_context(_output_folder(args, "localize", inputs, "--out", exclude=("write_masks",)))
         masks = stack.enter_context(_output_folder(args, "localize --write-masks", inputs, "--write-masks",
                                                    exclude=("out", "protocol", "split")))
-        summary = localize_dataset(
-            args.data, args.backbone, weights=args.weights, split=args.split, estimate_split=args.estimate_split,
-            estimate_on=args.estimate_on, rps_file=args.rps, class_wise=args.class_wise, size=args.size, out=out,
-            write_masks_to=masks, mask_threshold=args.mask_threshold, protocol=args.protocol,
-            resnet_stride=args.resnet_stride, estimate_size=args.estimate_size, per_class=args.per_class,
-            offline=args.offline, refine=args.refine, progress=not args.json, arch=args.arch)
+        summary = localize_dataset(LocalizeConfig(
+            args.data, args.backbone, weights=args.weights, arch=args.arch, split=args.split,
+            estimate_split=args.estimate_split, estimate_on=args.estimate_on, rps_file=args.rps,
+            class_wise=args.class_wise, size=args.size, estimate_size=args.estimate_size, per_class=args.per_class,
+            protocol=args.protocol, resnet_stride=args.resnet_stride, out=out, write_masks_to=masks,
+            mask_threshold=args.mask_threshold, refine=args.refine, offline=args.offline), progress=not args.json)
     from .distributed import is_main
 
     if not is_main():
         return 0
     if summary.get("warning"):
-        print(f"warning: {summary['warning']}", file=sys.stderr)
+        print(f"warning: {as_options(summary['warning'], build_parser(), 'localize')}", file=sys.stderr)
     if args.json:
         print(json.dumps(summary, allow_nan=False))
         return 0
@@ -699,7 +682,7 @@ def _add_saliency(sub) -> None:
 def _run_saliency(args: argparse.Namespace) -> int:
     import json
 
-    from .saliency import saliency_report
+    from .analyses.saliency import saliency_report
 
     if not layout.split_dir(args.data, layout.MASKS, args.split).is_dir():
         raise FileNotFoundError(f"{layout.split_dir(args.data, layout.MASKS, args.split)}: missing; the foreground "
@@ -726,25 +709,8 @@ def _run_saliency(args: argparse.Namespace) -> int:
     return 0
 
 
-def _add_report(sub) -> None:
-    p = sub.add_parser(
-        "report", help="one command from a folder of photos to a background-reliance report (HTML + JSON)",
-        description="Build the eight variants of a folder of photos (<images>[/train|val]/<class>/<photo>) into "
-        "OUT/data, train a model on Original and one on Mixed-Rand per seed (unless --checkpoint is given), "
-        "evaluate every variant with bootstrap intervals, run the backgrounds challenge, the fine-grained "
-        "breakdown and Grad-CAM, and write OUT/report.html (self-contained) and OUT/report.json. Resumable: "
-        "run the same command again after an interruption.")
-    p.add_argument("--images", type=Path, required=True, help="folder of class folders of photos (any names)")
-    p.add_argument("--masks", type=Path, default=None, help="mirror tree of foreground masks (PNG or NPY)")
-    p.add_argument("--boxes", type=Path, default=None, help="CSV of path,xmin,ymin,xmax,ymax (GrabCut masks)")
-    p.add_argument("--localizer", default="dino_resnet50",
-                   help="without --masks or --boxes: the backbone whose representer points find the objects "
-                        "(default dino_resnet50, fetched through torch.hub's cache; any `localize --backbone`)")
-    p.add_argument("--localizer-weights", type=Path, default=None, help="the localizer's weights file")
-    from .composite import REFINEMENTS
-
-    p.add_argument("--refine", choices=REFINEMENTS, default="grabcut",
-                   help="RPS masks: refined into the object's outline by GrabCut (default) or not")
+def _add_report_models(p) -> None:
+    """The report's options for given models and predictions made outside bgrepro."""
     p.add_argument("--checkpoint", type=Path, nargs="+", default=(),
                    help="model(s) to report on, in any format (bgrepro or official checkpoints, state dicts with "
                         "--arch, TorchScript, torch.export, ONNX, Hugging Face folders or hub ids); default: train "
@@ -763,6 +729,28 @@ def _add_report(sub) -> None:
                         "the model and are skipped")
     p.add_argument("--list-images", action="store_true",
                    help="build the variants, write OUT/images.csv (every image to score) and stop")
+
+
+def _add_report(sub) -> None:
+    p = sub.add_parser(
+        "report", help="one command from a folder of photos to a background-reliance report (HTML + JSON)",
+        description="Build the eight variants of a folder of photos (<images>[/train|val]/<class>/<photo>) into "
+        "OUT/data, train a model on Original and one on Mixed-Rand per seed (unless --checkpoint is given), "
+        "evaluate every variant with bootstrap intervals, run the backgrounds challenge, the fine-grained "
+        "breakdown and Grad-CAM, and write OUT/report.html (self-contained) and OUT/report.json. Resumable: "
+        "run the same command again after an interruption.")
+    p.add_argument("--images", type=Path, required=True, help="folder of class folders of photos (any names)")
+    p.add_argument("--masks", type=Path, default=None, help="mirror tree of foreground masks (PNG or NPY)")
+    p.add_argument("--boxes", type=Path, default=None, help="CSV of path,xmin,ymin,xmax,ymax (GrabCut masks)")
+    p.add_argument("--localizer", default="dino_resnet50",
+                   help="without --masks or --boxes: the backbone whose representer points find the objects "
+                        "(default dino_resnet50, fetched through torch.hub's cache; any `localize --backbone`)")
+    p.add_argument("--localizer-weights", type=Path, default=None, help="the localizer's weights file")
+    from .data.composite import REFINEMENTS
+
+    p.add_argument("--refine", choices=REFINEMENTS, default="grabcut",
+                   help="RPS masks: refined into the object's outline by GrabCut (default) or not")
+    _add_report_models(p)
     p.add_argument("--arch", default=None, help="architecture of the trained models (default: the profile's); "
                    "with a state dict or an official --checkpoint, its architecture")
     p.add_argument("--pretrained", nargs="?", const="IMAGENET1K_V1", default=None, metavar="TAG_OR_FILE",
@@ -784,7 +772,7 @@ def _add_report(sub) -> None:
                    help="the most composites the challenge may cost (default 1,000,000 on a CPU, 25,000,000 on a "
                         "GPU): beyond it a stratified sample of the foregrounds (with a 95%% interval), then of the "
                         "backgrounds (an upper bound); 0: the whole challenge")
-    from .sources import PAPER_FILTERS
+    from .data.sources import PAPER_FILTERS
 
     for key, default in PAPER_FILTERS.items():
         p.add_argument(f"--{key.replace('_', '-')}", type=_fraction, default=None,
@@ -797,8 +785,8 @@ def _add_report(sub) -> None:
 def _run_report(args: argparse.Namespace) -> int:
     import json
 
-    from .report import ReportConfig, make_report, summary_lines
-    from .sources import PAPER_FILTERS
+    from .data.sources import PAPER_FILTERS
+    from .report.make import ReportConfig, make_report, summary_lines
 
     config = ReportConfig(
         images=args.images, out=args.out, masks=args.masks, boxes=args.boxes, localizer=args.localizer,
@@ -851,7 +839,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the `bgrepro` console script."""
     try:  # building the parser imports the libraries: a Ctrl-C there is an interruption like any other
-        args = build_parser().parse_args(argv)
+        parser = build_parser()
+        args = parser.parse_args(argv)
     except KeyboardInterrupt:
         print("bgrepro: interrupted", file=sys.stderr)
         return 130
@@ -881,7 +870,8 @@ def main(argv: list[str] | None = None) -> int:
         if active() and peer_gone(err):  # another rank ended with an error, which it said: nothing to add
             return PEER_GONE
         where = f" (rank {rank_label()})" if active() else ""
-        print(f"bgrepro {args.command}{where}: error: {_describe(err)}", file=sys.stderr)
+        print(f"bgrepro {args.command}{where}: error: {as_options(_describe(err), parser, args.command)}",
+              file=sys.stderr)
         return 2
     finally:
         finish(code == 0)
@@ -913,6 +903,21 @@ def _launch(processes: int, command: list[str]) -> int:
                   "run the command again, or in one process", file=sys.stderr)
         return 130 if 130 in codes else 2
     return 0
+
+
+#: Where a command's option for a library parameter has another name than the parameter.
+_ALIASES = {"report": {"weights": "--localizer-weights", "classes_file": "--classes"}}
+
+
+def as_options(text: str, parser: argparse.ArgumentParser, command: str) -> str:
+    """A library message with the command's options for the parameters it names: the library names a parameter
+    in backticks (`class_map`), the command line shows its option (--class-map)."""
+    import re
+
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.get(command)
+    options = {a.dest: a.option_strings[-1] for a in (sub._actions if sub else []) if a.option_strings}
+    options.update(_ALIASES.get(command, {}))
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: options.get(m.group(1), m.group(0)), text)
 
 
 def _describe(err: BaseException) -> str:

@@ -38,7 +38,7 @@ class Inference:
         """The policy for a device (default: CUDA when available); 'auto' precision is bf16 on CUDA."""
         device = torch.device(device) if device is not None else default_device()
         if device.type == "cuda" and not torch.cuda.is_available():
-            raise ValueError("--device cuda: no CUDA GPU is available on this machine")
+            raise ValueError("`device` cuda: no CUDA GPU is available on this machine")
         if precision == "auto":
             precision = "bf16" if device.type == "cuda" else "fp32"
         if precision not in PRECISIONS:

@@ -1,9 +1,10 @@
-"""Small file helpers shared by every stage: atomic writes and checked image reads."""
+"""Small helpers shared by every stage: atomic writes, checked image and table reads, one-line errors."""
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import os
 import tempfile
 import warnings
@@ -13,6 +14,23 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
+
+
+def first_line(err: BaseException) -> str:
+    """The first line of an error message (its type when empty), for one-line errors."""
+    text = str(err).strip()
+    return (text.splitlines()[0] if text else type(err).__name__)[:160]
+
+
+def strict_json(value):
+    """`value` with every non-finite float (NaN, inf) replaced by None, so that it is strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: strict_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [strict_json(v) for v in value]
+    return value
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:

@@ -16,8 +16,11 @@ image's identity is its class folder and its file name, so file names may repeat
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from pathlib import Path
+
+from .variants import ORIGINAL
 
 #: Split folder names: training and test (the official release calls its test split `val`).
 TRAIN, TEST = "train", "val"
@@ -40,6 +43,17 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 #: or boxes), the built variants, the models it trains, and the report itself.
 REPORT_PARTS = {"args": "report_args.json", "masks": "masks", "localizer": "localizer", "data": "data",
                 "models": "models", "json": "report.json", "html": "report.html", "listing": "images.csv"}
+
+
+RESULTS_ENV = "BGREPRO_RESULTS"
+#: The GPU benchmark's committed results (bench/gpu.py on a lent GPU), beside the package in a checkout.
+GPU_RESULTS = Path(__file__).resolve().parents[1] / "bench" / "results" / "gpu.json"
+
+
+def results_dir() -> Path:
+    """bgrepro's own results folder: the book's records and runs, eval records, decoded-set caches
+    ($BGREPRO_RESULTS, else ./results)."""
+    return Path(os.environ.get(RESULTS_ENV, "results"))
 
 
 def report_path(out: Path, part: str, run: str | None = None) -> Path:
@@ -144,7 +158,7 @@ def hidden(path: Path, root: Path) -> bool:
     return any(part.startswith(".") for part in Path(path).relative_to(root).parts)
 
 
-def class_folders(root: Path, variant: str = "original") -> tuple[str, ...]:
+def class_folders(root: Path, variant: str = ORIGINAL) -> tuple[str, ...]:
     """A dataset's classes: the class folders of a variant over every split, sorted by name."""
     names = sorted({p.name for split in SPLITS if split_dir(root, variant, split).is_dir()
                     for p in split_dir(root, variant, split).iterdir() if p.is_dir() and not p.name.startswith(".")})
@@ -178,7 +192,7 @@ def data_kind(data) -> str | None:
     official IN-9 sets as `bgrepro data fetch` unpacks them (no build record, IN-9's class folders), else None."""
     import json
 
-    from . import classes as in9
+    from . import in9
 
     if (Path(data) / BUILD_ARGS).is_file():
         try:

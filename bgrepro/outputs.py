@@ -111,7 +111,7 @@ def _resolved(path: Path | str) -> Path:
     return Path(os.path.realpath(os.path.abspath(Path(path))))
 
 
-def check_location(out: Path | str, option: str = "--out") -> Path:
+def check_location(out: Path | str, option: str = "`out`") -> Path:
     """`out`, refused when it is the current folder, the home folder or the filesystem root (an output
     there would mix with, or on --overwrite replace, everything else in it)."""
     where = _resolved(out)
@@ -124,7 +124,7 @@ def check_location(out: Path | str, option: str = "--out") -> Path:
 
 
 def check_no_overlap(out: Path | str | None, inputs: dict[str, Path | str | Iterable | None],
-                     option: str = "--out") -> None:
+                     option: str = "`out`") -> None:
     """Refuse an output that equals, contains or lies inside one of the inputs (symlinks followed)."""
     if out is None:
         return
@@ -183,19 +183,9 @@ def _ancestor_held(out: Path) -> Path | None:
     return None
 
 
-@contextmanager
-def locked(out: Path | str) -> Iterator[None]:
-    """Hold the output's lock for the block; a second run into the same output (or into an output inside
-    it) stops with one line. The lock file is removed when the block ends (a dead process's lock is
-    released by the OS); a file of that name that is not bgrepro's lock is never touched."""
-    if fcntl is None:
-        yield
-        return
-    path = lock_path(Path(out))
-    busy = _ancestor_held(Path(out))
-    if busy is not None:
-        raise BlockingIOError(f"{out}: lies inside {busy}, which another bgrepro run is writing; wait for it to "
-                              "end, or choose another output")
+def _take_lock(path: Path, out: Path | str) -> tuple[Path, int]:
+    """The lock file of `out` opened and locked (its path: beside the output, or in the user's cache when the
+    output's parent cannot hold it), or one error saying who holds it or what is in its way."""
     while True:
         if path.is_symlink():
             raise FileExistsError(f"{path}: a link in the way of bgrepro's lock for {out}; move it away")
@@ -224,12 +214,27 @@ def locked(out: Path | str) -> Iterator[None]:
             raise BlockingIOError(f"{out}: another bgrepro run is writing it ({holder}); wait for it to end, or "
                                   "choose another output") from None
         try:  # the file may have been removed by the run that held it just before: lock the one at `path`
-            same = os.stat(path).st_ino == os.fstat(fd).st_ino
+            if os.stat(path).st_ino == os.fstat(fd).st_ino:
+                return path, fd
         except FileNotFoundError:
-            same = False
-        if same:
-            break
+            pass
         os.close(fd)
+
+
+@contextmanager
+def locked(out: Path | str) -> Iterator[None]:
+    """Hold the output's lock for the block; a second run into the same output (or into an output inside
+    it) stops with one line. The lock file is removed when the block ends (a dead process's lock is
+    released by the OS); a file of that name that is not bgrepro's lock is never touched."""
+    if fcntl is None:
+        yield
+        return
+    path = lock_path(Path(out))
+    busy = _ancestor_held(Path(out))
+    if busy is not None:
+        raise BlockingIOError(f"{out}: lies inside {busy}, which another bgrepro run is writing; wait for it to "
+                              "end, or choose another output")
+    path, fd = _take_lock(path, out)
     _HELD.add(path)
     try:
         os.ftruncate(fd, 0)
@@ -306,7 +311,7 @@ def record_owned(folder: Path, keep_out: set[str] = frozenset()) -> None:
 
 
 def decide(out: Path, command: str, args: dict, inputs: dict, overwrite: bool, what: str,
-           option: str = "--out") -> tuple[str, str]:
+           option: str = "`out`") -> tuple[str, str]:
     """What a run of `command` does with `out`: (FRESH | RESUME | RECOMPUTE, why). Raises for a folder
     that is not bgrepro's output of `command`, or one made with other arguments (unless `overwrite`)."""
     out = Path(out)
@@ -317,7 +322,7 @@ def decide(out: Path, command: str, args: dict, inputs: dict, overwrite: bool, w
     mark = read_marker(out)
     if mark is None:
         raise FileExistsError(f"{option} {out}: holds files that bgrepro did not make (no {layout.MARKER}); "
-                              + ("--overwrite replaces only bgrepro's own output; " if overwrite else "")
+                              + ("`overwrite` replaces only bgrepro's own output; " if overwrite else "")
                               + "choose a new or empty folder")
     if mark["command"] != command:
         raise FileExistsError(f"{option} {out}: holds the output of `bgrepro {mark['command']}`, not of "
@@ -328,10 +333,10 @@ def decide(out: Path, command: str, args: dict, inputs: dict, overwrite: bool, w
             return RESUME, ""
         return RECOMPUTE, f"{_changed_inputs(mark.get('inputs') or {}, inputs)} changed since {out} was made"
     if overwrite:
-        return FRESH, f"{out} was made with other arguments (--overwrite)"
+        return FRESH, f"{out} was made with other arguments, and its replacement was asked for"
     difference = describe_difference(old or {}, args)
     raise ValueError(f"{option} {out}: holds a {what} made with other arguments ({difference}); "
-                     "choose another folder, or pass --overwrite to replace it (it is bgrepro's own output)")
+                     "choose another folder, or pass `overwrite` to replace it (it is bgrepro's own output)")
 
 
 def notice(text: str) -> None:
@@ -349,7 +354,7 @@ def _remove_ours(folder: Path, command: str) -> None:
 
 @contextmanager
 def staged_output(out: Path | str, command: str, args: dict, *, inputs: dict | None = None,
-                  overwrite: bool = False, what: str = "output", option: str = "--out",
+                  overwrite: bool = False, what: str = "output", option: str = "`out`",
                   record: str | None = None) -> Iterator[Path]:
     """The folder to write an output into, so that `out` is never left half-written, mixed or replaced
     unless it is bgrepro's own output of `command` (see `decide`).

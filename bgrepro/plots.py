@@ -1,4 +1,5 @@
-"""Figure helpers shared by the notebooks and the CLI."""
+"""Figure helpers shared by the book, the report and the command line: each takes what it draws (arrays, tables,
+summaries), never a folder to read."""
 
 from __future__ import annotations
 
@@ -8,126 +9,7 @@ import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks
 import numpy as np
 
 from . import layout
-from .classes import HABITATS
-from .io import read_image, read_mask
-
-
-def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path | None = None):
-    """Grid of a synthetic dataset: one row per class; image (titled by habitat) and its mask."""
-    from .synth import read_annotations
-
-    rows = [r for r in read_annotations(root) if r["split"] == split]
-    if not rows:
-        raise ValueError(f"{root}: no images in split {split!r}")
-    folders = dict(sorted({r["class_index"]: r["class_folder"] for r in rows}.items()))
-    fig, axes = plt.subplots(
-        len(folders), 2 * per_class, figsize=(2 * per_class * 1.25, len(folders) * 1.35), squeeze=False,
-    )
-    for row, (c, folder) in enumerate(folders.items()):
-        mine = [r for r in rows if r["class_index"] == c][:per_class]
-        for k in range(per_class):
-            ax_img, ax_mask = axes[row, 2 * k], axes[row, 2 * k + 1]
-            for ax in (ax_img, ax_mask):
-                ax.set_xticks([])
-                ax.set_yticks([])
-            if k >= len(mine):
-                ax_img.axis("off")
-                ax_mask.axis("off")
-                continue
-            r = mine[k]
-            image = read_image(layout.image_file(root, "original", split, f"{folder}/{r['id']}"))
-            mask = read_mask(layout.mask_path(root, split, folder, r["id"]), image.shape[:2])
-            ax_img.imshow(image, interpolation="nearest")
-            x0, y0, x1, y1 = r["xmin"], r["ymin"], r["xmax"], r["ymax"]
-            ax_img.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
-                                           fill=False, color="yellow", lw=0.8))
-            ax_img.set_title(HABITATS[r["habitat"]], fontsize=7, pad=2)
-            ax_mask.imshow(mask, cmap="gray", interpolation="nearest")
-            ax_mask.set_title("mask", fontsize=7, pad=2)
-        axes[row, 0].set_ylabel(layout.short_name(folder), fontsize=8, rotation=0, ha="right", va="center")
-    fig.tight_layout(pad=0.3)
-    if out is not None:
-        fig.savefig(out, dpi=110)
-    return fig
-
-
-def habitat_gallery(size: int = 96, per_habitat: int = 4, seed: int = 0, out: Path | None = None):
-    """Grid of freshly drawn backgrounds: one row per habitat."""
-    from .synth_render import render_background
-
-    fig, axes = plt.subplots(len(HABITATS), per_habitat, figsize=(per_habitat * 1.2, len(HABITATS) * 1.25),
-                             squeeze=False)
-    for h, name in enumerate(HABITATS):
-        for k in range(per_habitat):
-            rng = np.random.default_rng([seed, h, k])
-            axes[h, k].imshow(render_background(h, size, rng))
-            axes[h, k].set_xticks([])
-            axes[h, k].set_yticks([])
-        axes[h, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
-    fig.tight_layout(pad=0.3)
-    if out is not None:
-        fig.savefig(out, dpi=110)
-    return fig
-
-
-VARIANT_TITLES = {
-    "original": "Original", "only_bg_b": "Only-BG-B", "only_bg_t": "Only-BG-T", "no_fg": "No-FG",
-    "only_fg": "Only-FG", "mixed_same": "Mixed-Same", "mixed_rand": "Mixed-Rand", "mixed_next": "Mixed-Next",
-}
-
-
-def variants_figure(root: Path, image_id: str | None = None, split: str = "val", model=None,
-                    out: Path | None = None):
-    """The paper's Figure 1 layout: one image in all eight variants, labelled (from a built folder);
-    with a trained `model`, each panel also shows the model's prediction (green when it is the
-    foreground's class, red otherwise)."""
-    import torch
-
-    from .build import read_manifest
-    from .evaluate import predict
-
-    rows = [r for r in read_manifest(root) if r["split"] == split and r["variant"] in VARIANT_TITLES]
-    if not rows:
-        raise ValueError(f"{root}: the manifest lists no variant images in split {split!r}")
-    if image_id is None:  # the first image whose Mixed-Same and Mixed-Rand backgrounds differ (they may coincide)
-        backgrounds: dict[tuple, dict] = {}
-        for r in rows:
-            if r["variant"] in ("mixed_same", "mixed_rand"):
-                backgrounds.setdefault((r["fg_id"], r["label"]), {})[r["variant"]] = r["bg_id"]
-        differ = next((key for key, bg in backgrounds.items() if len(set(bg.values())) > 1), None)
-        first = next((r for r in rows if differ and (r["fg_id"], r["label"]) == differ), rows[0])
-    else:
-        first = next((r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id), None)
-    if first is None:
-        raise ValueError(f"{root}: no image {image_id!r} in split {split!r}")
-    image_id, label = first["fg_id"] or first["bg_id"], first["label"]  # file names may repeat across classes
-    mine = {r["variant"]: r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id and r["label"] == label}
-    images = {v: read_image(Path(root) / r["path"]) for v, r in mine.items()}
-    predicted = {}
-    if model is not None and images:
-        classes = layout.class_folders(root)
-        batch = torch.from_numpy(np.stack(list(images.values()))).permute(0, 3, 1, 2).contiguous()
-        predicted = dict(zip(images, (classes[int(c)] for c in predict(model, batch, device="cpu"))))
-        truth = classes[int(next(iter(mine.values()))["label"])]
-    columns = 4  # two rows of four: readable in the page's column
-    rows_n = -(-len(VARIANT_TITLES) // columns)
-    fig, axes = plt.subplots(rows_n, columns, figsize=(columns * 1.9, rows_n * (2.25 if predicted else 2.05)),
-                             squeeze=False)
-    for ax, (variant, title) in zip(axes.flat, VARIANT_TITLES.items()):
-        ax.set_xticks([])
-        ax.set_yticks([])
-        ax.set_title(title, fontsize=9)
-        if variant in images:
-            ax.imshow(images[variant], interpolation="nearest")
-        else:
-            ax.text(0.5, 0.5, "not built", ha="center", va="center", fontsize=8, transform=ax.transAxes)
-        if variant in predicted:
-            ax.set_xlabel(layout.short_name(predicted[variant]), fontsize=8,
-                          color="tab:green" if predicted[variant] == truth else "tab:red")
-    fig.tight_layout(pad=0.3)
-    if out is not None:
-        fig.savefig(out, dpi=120)
-    return fig
+from .variants import MIXED_RAND, MIXED_SAME, ORIGINAL
 
 
 def _finish(fig, out: Path | None, dpi: int = 110):
@@ -137,13 +19,10 @@ def _finish(fig, out: Path | None, dpi: int = 110):
     return fig
 
 
-def _variant_image(root: Path, variant: str, split: str, image_id: str) -> np.ndarray:
-    return read_image(layout.image_file(root, variant, split, image_id))
-
-
-def top_backgrounds(summary: dict, root: Path, split: str = "val", per_class: int = 5, out: Path | None = None):
+def top_backgrounds(summary: dict, image_of, per_class: int = 5, out: Path | None = None):
     """Paper Fig. 3: per class, the Only-BG-T backgrounds that fool the largest share of the other
-    classes' foregrounds (titled with that share). `summary` is an all-pairs challenge summary."""
+    classes' foregrounds (titled with that share). `summary` is an all-pairs challenge summary; `image_of(id)`
+    gives a background's image (uint8 H x W x 3)."""
     if "background_rates" not in summary:
         raise ValueError("the figure needs per-background counts: run the challenge with all_pairs")
     labels, rates, ids = (np.array(summary["background_labels"]), np.array(summary["background_rates"]),
@@ -160,7 +39,7 @@ def top_backgrounds(summary: dict, root: Path, split: str = "val", per_class: in
                 ax.axis("off")
                 continue
             j = best[k]
-            ax.imshow(_variant_image(root, "only_bg_t", split, ids[j]), interpolation="nearest")
+            ax.imshow(image_of(ids[j]), interpolation="nearest")
             ax.set_title(f"{100 * rates[j]:.1f}%", fontsize=7, pad=2)
         axes[c, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
     return _finish(fig, out)
@@ -225,32 +104,10 @@ def map_grid(images, masks, maps: dict, captions: dict | None = None, boxes: dic
     return fig
 
 
-def habitat_matrices(root: Path, correlation: float, split: str = "train", out: Path | None = None):
-    """The designed class x habitat distribution at `correlation` beside the one realised in a
-    synthetic dataset's split (from its annotations.csv)."""
-    from .synth import habitat_distribution, read_annotations
-
-    designed = habitat_distribution(correlation)
-    rows = [r for r in read_annotations(root) if r["split"] == split]
-    names = [layout.short_name(f) for _, f in sorted({(r["class_index"], r["class_folder"]) for r in rows})]
-    realised = np.zeros(designed.shape)
-    for row in rows:
-        realised[row["class_index"], row["habitat"]] += 1
-    realised /= np.maximum(realised.sum(axis=1, keepdims=True), 1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, matrix, title in zip(axes, (designed, realised),
-                                 (f"designed, R = {correlation}", f"realised ({split} split)")):
-        ax.imshow(matrix, cmap="Greens", vmin=0, vmax=1)
-        ax.set_xticks(range(len(HABITATS)), HABITATS, rotation=60, fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
-        ax.set_title(title, fontsize=9)
-    return _finish(fig, out)
-
-
 def backgrounds_suffice_figure(table, threshold: float = 40.0, out: Path | None = None):
     """Paper Fig. 2: background-only models on their own test set and on Original, with chance
     (`table["chance"]`) and the paper's threshold."""
-    ax = table[["own test set", "original"]].plot.bar(figsize=(6, 3.2), rot=0, color=["#9ecae1", "#3182bd"])
+    ax = table[["own test set", ORIGINAL]].plot.bar(figsize=(6, 3.2), rot=0, color=["#9ecae1", "#3182bd"])
     ax.axhline(float(table["chance"].iloc[0]), color="k", ls=":", lw=1, label="chance")
     ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"paper: > {threshold:.0f}% on Original")
     ax.set_ylabel("accuracy (%)")
@@ -258,13 +115,13 @@ def backgrounds_suffice_figure(table, threshold: float = 40.0, out: Path | None 
     return _finish(ax.figure, out)
 
 
-def ours_beside_paper(ours, official, rows=("original", "mixed_same", "mixed_rand"), out: Path | None = None):
+def ours_beside_paper(ours, official, rows=(ORIGINAL, MIXED_SAME, MIXED_RAND), out: Path | None = None):
     """Two bar panels sharing the accuracy axis: our Original- and Mixed-Rand-trained models, and the
     paper's official ResNet-50s, on the given test variants."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.2), sharey=True)
     rows = list(rows)
-    ours.loc[rows, ["original", "mixed_rand"]].rename(
-        columns={"original": "trained on Original", "mixed_rand": "trained on Mixed-Rand"}).plot.bar(ax=axes[0], rot=0)
+    ours.loc[rows, [ORIGINAL, MIXED_RAND]].rename(
+        columns={ORIGINAL: "trained on Original", MIXED_RAND: "trained on Mixed-Rand"}).plot.bar(ax=axes[0], rot=0)
     official.loc[rows, ["ResNet-50 (IN-9L)", "ResNet-50 (IN-9 Mixed-Rand)"]].plot.bar(ax=axes[1], rot=0)
     for ax, title in zip(axes, ("ours", "paper (official ResNet-50s)")):
         ax.set_title(title, fontsize=9)
@@ -345,3 +202,4 @@ def seed_spread_figure(per_seed, metrics=("bg_gap", "challenge accuracy"), out: 
         ax.set_ylabel("BG-Gap (points)" if metric == "bg_gap" else f"{metric} (%)")
         ax.tick_params(axis="x", labelsize=8)
     return _finish(fig, out)
+

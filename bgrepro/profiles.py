@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import asdict, dataclass, replace
 
-import pandas as pd
+from .variants import MIXED_RAND, NO_FG, ONLY_BG_B, ONLY_BG_T, ORIGINAL
 
 #: Environment variable that selects the profile when none is passed explicitly.
 PROFILE_ENV = "BGREPRO_PROFILE"
@@ -55,73 +53,30 @@ class Profile:
 
 
 PROFILES: dict[str, Profile] = {
-    "tiny": Profile(
-        name="tiny",
-        image_size=32,
-        train_per_class=6,
-        test_per_class=3,
-        arch="smallcnn",
-        epochs=2,
-        batch_size=16,
-        lr=0.05,
-        weight_decay=5e-4,
-        gpu=False,
-        zoo_archs=("smallcnn_narrow", "smallcnn"),
-        zoo_epochs=(1, 2),
-        table_archs=("smallcnn",),
-        spread_seeds=2,
-        ssl_epochs=2,
-    ),
+    "tiny": Profile("tiny", image_size=32, train_per_class=6, test_per_class=3, arch="smallcnn", epochs=2,
+                    batch_size=16, lr=0.05, weight_decay=5e-4, gpu=False, zoo_archs=("smallcnn_narrow", "smallcnn"),
+                    zoo_epochs=(1, 2), table_archs=("smallcnn",), spread_seeds=2, ssl_epochs=2),
     # smoke: sized for `make reproduce` in <= 20 min on 2 CPU cores (every model 12 epochs, the zoo seven nets,
     # the SimSiam backbone 30 epochs; a 20-epoch version with a wider net took 23-29 min, the machine's speed
-    # varying by a third)
-    "smoke": Profile(
-        name="smoke",
-        image_size=40,
-        train_per_class=400,
-        test_per_class=100,
-        arch="smallcnn",
-        epochs=12,
-        batch_size=64,
-        lr=0.05,
-        weight_decay=5e-4,
-        gpu=False,
-        # seven nets that differ in width, depth or architecture, each trained as long as the default model
-        zoo_archs=("smallcnn_shallow", "smallcnn_narrow", "smallcnn", "smallcnn_wide", "smallcnn_deep", "resnet18",
-                   "shufflenet_v2"),
-        zoo_epochs=(12,),
-        table_archs=("smallcnn", "smallcnn_narrow"),  # the first is the one set beside the paper's
-        challenge_pairs_per_class=10,
-        spread_seeds=3,
-        ssl_epochs=30,
-    ),
-    "full": Profile(
-        name="full",
-        image_size=224,
-        train_per_class=5045,
-        test_per_class=450,
-        arch="resnet50",
-        epochs=30,
-        batch_size=256,
-        lr=0.1,
-        weight_decay=1e-4,
-        gpu=True,
-        zoo_archs=("alexnet", "shufflenet_v2", "mobilenet_v3_large", "efficientnet_b0", "resnet18", "resnet50",
-                   "wide_resnet50_2", "vgg16_bn"),
-        zoo_epochs=(30,),
-        table_archs=("alexnet", "shufflenet_v2", "resnet50", "wide_resnet50_2", "vgg16_bn"),
-        spread_seeds=3,
-        ssl_epochs=20,
-    ),
+    # varying by a third). The zoo: seven nets that differ in width, depth or architecture, each trained as long
+    # as the default model; the first of table_archs is the one set beside the paper's.
+    "smoke": Profile("smoke", image_size=40, train_per_class=400, test_per_class=100, arch="smallcnn", epochs=12,
+                     batch_size=64, lr=0.05, weight_decay=5e-4, gpu=False,
+                     zoo_archs=("smallcnn_shallow", "smallcnn_narrow", "smallcnn", "smallcnn_wide", "smallcnn_deep",
+                                "resnet18", "shufflenet_v2"),
+                     zoo_epochs=(12,), table_archs=("smallcnn", "smallcnn_narrow"), challenge_pairs_per_class=10,
+                     spread_seeds=3, ssl_epochs=30),
+    "full": Profile("full", image_size=224, train_per_class=5045, test_per_class=450, arch="resnet50", epochs=30,
+                    batch_size=256, lr=0.1, weight_decay=1e-4, gpu=True,
+                    zoo_archs=("alexnet", "shufflenet_v2", "mobilenet_v3_large", "efficientnet_b0", "resnet18",
+                               "resnet50", "wide_resnet50_2", "vgg16_bn"),
+                    zoo_epochs=(30,), table_archs=("alexnet", "shufflenet_v2", "resnet50", "wide_resnet50_2",
+                                                   "vgg16_bn"), spread_seeds=3, ssl_epochs=20),
 }
 #: The full profile's code path on a handful of images: 224 px, the full profile's architectures, one
 #: epoch. The tests run every chapter under it so that the full scale's code never rots.
-_FULL = PROFILES["full"]
-PROFILES["fullcheck"] = Profile(
-    name="fullcheck", image_size=_FULL.image_size, train_per_class=2, test_per_class=2, arch=_FULL.arch, epochs=1,
-    batch_size=8, lr=0.01, weight_decay=_FULL.weight_decay, gpu=False, zoo_archs=_FULL.zoo_archs, zoo_epochs=(1,),
-    table_archs=_FULL.table_archs, challenge_pairs_per_class=_FULL.challenge_pairs_per_class, spread_seeds=2,
-)
+PROFILES["fullcheck"] = replace(PROFILES["full"], name="fullcheck", train_per_class=2, test_per_class=2, epochs=1,
+                                batch_size=8, lr=0.01, gpu=False, zoo_epochs=(1,), spread_seeds=2, ssl_epochs=1)
 
 
 def get_profile(name: str | None = None) -> Profile:
@@ -135,61 +90,18 @@ def get_profile(name: str | None = None) -> Profile:
         ) from None
 
 
-#: The GPU benchmark's committed results (bench/gpu.py on a lent GPU), beside the package in a checkout.
-GPU_RESULTS = Path(__file__).resolve().parent.parent / "bench" / "results" / "gpu.json"
-
-
-def gpu_measurements(path: Path = GPU_RESULTS) -> dict | None:
-    """The committed GPU benchmark results, or None where the file is not there (an installed package)."""
-    return json.loads(Path(path).read_text()) if Path(path).exists() else None
-
-
-def gpu_rates(measured: dict) -> pd.DataFrame:
-    """Images (or maps) per second of each measured stage, on the GPU that measured it."""
-    train = measured["train"]
-    rows = {
-        "training: bgrepro (set on the GPU)": train["images_per_second"],
-        "training: bgrepro (streamed from the host)": train.get("streaming_images_per_second"),
-        "training: ImageFolder + DataLoader": train["baseline_images_per_second"],
-        "training: same step on random GPU tensors": train["gpu_only_images_per_second"],
-        "Grad-CAM maps": measured.get("saliency", {}).get("maps_per_second"),
-        "RPS estimation": measured.get("localize", {}).get("estimate_images_per_second"),
-        "RPS maps": measured.get("localize", {}).get("map_images_per_second"),
-        "challenge composites": measured.get("challenge", {}).get("composites_per_second"),
-    }
-    return pd.DataFrame({"per second": {k: v for k, v in rows.items() if v is not None}})
-
-
 def chapter_models(profile: Profile) -> dict[str, list[tuple[str, str]]]:
     """The models each chapter trains under a profile (a model shared by chapters counts once, first)."""
     seen: set[tuple[str, str]] = set()
     plan = {
-        "backgrounds_suffice": [(profile.arch, v) for v in ("only_bg_b", "only_bg_t", "no_fg")],
-        "bg_gap": [(a, "original") for a in profile.table_archs],
-        "mixed_rand": [(profile.arch, v) for v in ("original", "mixed_rand", "mixed_rand (on the fly)")],
-        "adversarial": [(profile.arch, "original")],
-        "progress": [(a, "original") for a in profile.zoo_archs],
-        "localization": [(profile.arch, "original")],
+        "backgrounds_suffice": [(profile.arch, v) for v in (ONLY_BG_B, ONLY_BG_T, NO_FG)],
+        "bg_gap": [(a, ORIGINAL) for a in profile.table_archs],
+        "mixed_rand_training": [(profile.arch, v) for v in (ORIGINAL, MIXED_RAND, "mixed_rand (on the fly)")],
+        "adversarial": [(profile.arch, ORIGINAL)],
+        "progress": [(a, ORIGINAL) for a in profile.zoo_archs],
+        "localization": [(profile.arch, ORIGINAL)],
     }
     out = {}
     for chapter, models in plan.items():
         out[chapter] = [m for m in models if not (m in seen or seen.add(m))]
     return out
-
-
-def full_budget(measured: dict, profile: str = "full") -> pd.DataFrame:
-    """Per chapter: the models it trains at `profile` and the minutes the measured rate gives for those of
-    the measured architecture (30 epochs over IN-9's training set, decoding included); other
-    architectures' rates are not measured and are listed, not guessed."""
-    from .classes import NUM_CLASSES  # the full profile is IN-9's size
-
-    p = get_profile(profile)
-    train = measured["train"]
-    per_model = (p.epochs * NUM_CLASSES * p.train_per_class / train["images_per_second"] + train["decode_seconds"]) / 60
-    rows = {}
-    for chapter, models in chapter_models(p).items():
-        timed = [m for m in models if m[0] == train["arch"]]
-        rows[chapter] = {"models trained": len(models), f"{train['arch']} models": len(timed),
-                         f"{train['arch']} training (min)": round(len(timed) * per_model, 1),
-                         "not measured": ", ".join(sorted({a for a, _ in models if a != train["arch"]})) or "-"}
-    return pd.DataFrame(rows).T

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import pandas as pd
 
-from bgrepro.build import build
-from bgrepro.experiments import trained_model
-from bgrepro.sources import SyntheticSource
-from bgrepro.synth import SynthConfig, background_only_ceiling, generate
-from bgrepro.train import TrainConfig
+from bgrepro.book.experiments import trained_model
+from bgrepro.data.build import build
+from bgrepro.data.sources import SyntheticSource
+from bgrepro.data.synth import SynthConfig, background_only_ceiling, generate
+from bgrepro.training.classifier import TrainConfig
 
 TRAIN_VARIANTS = ("original", "only_bg_t", "only_fg", "mixed_rand")
 TEST_VARIANTS = ("original", "only_bg_t", "only_fg", "mixed_same", "mixed_rand", "mixed_next")

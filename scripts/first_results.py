@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bgrepro.experiments import backgrounds_suffice, bg_gap_table, mixed_rand_training
+from bgrepro.book.experiments import backgrounds_suffice, bg_gap_table, mixed_rand_training
 
 
 def main() -> None:

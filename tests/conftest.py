@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bgrepro.synth import SynthConfig, generate
+from bgrepro.data.synth import SynthConfig, generate
 
 
 def tree_digest(root: Path) -> dict[str, str]:
@@ -48,8 +48,8 @@ def tiny_dataset(tmp_path_factory, tiny_config) -> Path:
 @pytest.fixture(scope="session")
 def tiny_variants(tmp_path_factory, tiny_dataset) -> Path:
     """All eight variants of the tiny synthetic dataset (official layout)."""
-    from bgrepro.build import build
-    from bgrepro.sources import SyntheticSource
+    from bgrepro.data.build import build
+    from bgrepro.data.sources import SyntheticSource
 
     out = tmp_path_factory.mktemp("variants") / "tiny"
     build(SyntheticSource(tiny_dataset), out, seed=0, workers=1, progress=False)
@@ -59,7 +59,24 @@ def tiny_variants(tmp_path_factory, tiny_dataset) -> Path:
 @pytest.fixture(scope="session")
 def tiny_checkpoint(tmp_path_factory, tiny_variants) -> Path:
     """A SmallCNN trained briefly on the tiny variants' Original set (a real, if weak, classifier)."""
-    from bgrepro.train import TrainConfig, train
+    from bgrepro.training.classifier import TrainConfig, train
 
     config = TrainConfig.from_profile(tiny_variants, "tiny", epochs=3, seed=0)
     return train(config, tmp_path_factory.mktemp("tiny-run"), progress=False)
+
+
+def load_model(path, arch=None):
+    """A checkpoint's network and metadata (`bgrepro.registry.load`), as the tests use them."""
+    from bgrepro import registry
+
+    loaded = registry.load(path, arch=arch)
+    return loaded.net, loaded.meta
+
+
+def model_for_data(data, spec, arch=None, offline=False, **options):
+    """A model in any format adapted to a dataset's classes and image size (as the commands adapt it)."""
+    from bgrepro import registry
+    from bgrepro.data.datasets import image_side
+    from bgrepro.layout import class_folders
+
+    return registry.load(spec, arch, offline).for_data(list(class_folders(data)), image_side(data), **options)

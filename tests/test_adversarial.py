@@ -10,11 +10,13 @@ import pytest
 import torch
 from torch import nn
 
-from bgrepro import composite
-from bgrepro.adversarial import challenge, challenge_reference, load_challenge_data
+from bgrepro.analyses.adversarial import SearchSettings, challenge, challenge_reference, load_challenge_data
 from bgrepro.cli import main
-from bgrepro.datasets import list_variant
-from bgrepro.models import Classifier, load_checkpoint
+from bgrepro.data import composite
+from bgrepro.data.datasets import list_variant
+from bgrepro.inference import Inference
+from bgrepro.registry.architectures import Classifier
+from tests.conftest import load_model
 
 
 class Keyed(nn.Module):
@@ -53,7 +55,7 @@ class Keyed(nn.Module):
 
 
 def _models(checkpoint, foregrounds, backgrounds):
-    trained, _ = load_checkpoint(checkpoint)
+    trained, _ = load_model(checkpoint)
     return {"trained": trained, "keyed": Keyed(foregrounds, backgrounds).eval()}
 
 
@@ -66,11 +68,12 @@ def test_fast_search_finds_exactly_the_exhaustive_fooled_set(tiny_variants, tiny
         assert reference.fooled_ids == [foregrounds.ids[i] for i in model.fooled_ids]
         assert 0 < len(reference.fooled_ids) < len(foregrounds)
     for first, most, pilot in ((1, 2, 0), (2, 256, 2), (4, 8, 1)):
-        fast = challenge(model, foregrounds, backgrounds, first_step=first, max_step=most, pilot=pilot,
+        fast = challenge(model, foregrounds, backgrounds, settings=SearchSettings(pilot, first, most),
                          progress=False)
         assert fast.fg_ids == reference.fg_ids
         assert fast.fooled_ids == reference.fooled_ids
-    every = challenge(model, foregrounds, backgrounds, all_pairs=True, batch_size=50, progress=False)
+    every = challenge(model, foregrounds, backgrounds, all_pairs=True, inference=Inference.at("cpu", batch_size=50),
+                      progress=False)
     assert every.fooled_ids == reference.fooled_ids
     assert every.composites == len(foregrounds) * len(backgrounds)
     if name == "keyed":  # each fooled foreground has exactly its one designated background
@@ -78,7 +81,7 @@ def test_fast_search_finds_exactly_the_exhaustive_fooled_set(tiny_variants, tiny
 
 
 def test_pair_matrix_matches_compositing_each_pair_by_hand(tiny_variants, tiny_checkpoint):
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     fgs, bgs = load_challenge_data(tiny_variants)
     result = challenge(model, fgs, bgs, all_pairs=True, progress=False)
     rng = np.random.default_rng(0)
@@ -99,7 +102,7 @@ def test_pair_matrix_matches_compositing_each_pair_by_hand(tiny_variants, tiny_c
 
 
 def test_per_background_counts_need_all_pairs(tiny_variants, tiny_checkpoint):
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     result = challenge(model, *load_challenge_data(tiny_variants), progress=False)
     with pytest.raises(ValueError, match="all_pairs"):
         result.background_counts()
@@ -107,7 +110,7 @@ def test_per_background_counts_need_all_pairs(tiny_variants, tiny_checkpoint):
 
 
 def test_malformed_inputs_give_clear_errors(tmp_path, tiny_variants, tiny_checkpoint):
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     data = tmp_path / "data"
     shutil.copytree(tiny_variants, data)
     path, label = list_variant(data, "original", "val")[0]
@@ -124,7 +127,7 @@ def test_malformed_inputs_give_clear_errors(tmp_path, tiny_variants, tiny_checkp
         load_challenge_data(data)
     fgs, bgs = load_challenge_data(tiny_variants)
     imagenet_like = Classifier(nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(3, 1000)))
-    with pytest.raises(ValueError, match="IN9Mapped"):
+    with pytest.raises(ValueError, match="for_data"):
         challenge(imagenet_like, fgs, bgs, progress=False)
 
 

@@ -8,9 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from bgrepro import finegrained
-from bgrepro.models import load_checkpoint
-from bgrepro.progress import linear_fits, progress_figure, zoo_table
+from bgrepro.analyses import finegrained
+from bgrepro.analyses.progress import linear_fits, progress_figure
+from bgrepro.book.experiments import zoo_table
+from tests.conftest import load_model
 
 
 def test_categories_follow_their_definitions():
@@ -32,7 +33,7 @@ def test_categories_follow_their_definitions():
 
 
 def test_correctness_on_built_variants(tmp_path, tiny_variants, tiny_checkpoint):
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     table = finegrained.categorize(finegrained.correctness(model, tiny_variants))
     assert len(table) == 27 and set(table["label"]) == set(range(9))
     by_class = finegrained.summary(table, by_class=True)

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bgrepro.classes import CLASS_FOLDERS
+from bgrepro.analyses.localize import RPS
 from bgrepro.cli import main
-from bgrepro.localize import RPS
-from bgrepro.models import load_checkpoint
+from bgrepro.in9 import CLASS_FOLDERS
+from tests.conftest import load_model
 
 ACCENTED = ("café au lait", "naïve bayes", "Ünïcode fish", "zebra crossing")
 
@@ -55,7 +55,7 @@ def test_every_command_takes_its_classes_from_the_data(tmp_path, capsys, classes
         assert len(list((data / "original" / "train" / name).iterdir())) == 4
     assert main(["train", "--data", str(data), "--variant", "original", "--out", str(run), "--profile", "tiny",
                  "--epochs", "2"]) == 0
-    _, meta = load_checkpoint(run / "checkpoint.pt")
+    _, meta = load_model(run / "checkpoint.pt")
     assert meta["classes"] == sorted(classes) and meta["num_classes"] == len(classes)
     capsys.readouterr()
     assert main(["eval", "--data", str(data), "--checkpoint", str(run / "checkpoint.pt"), "--json"]) == 0
@@ -92,10 +92,10 @@ def test_a_model_of_other_classes_is_refused(tmp_path, capsys, tiny_checkpoint):
 
 
 def test_rebuilt_data_at_the_same_path_is_recomputed(tmp_path, monkeypatch, tiny_dataset):
-    from bgrepro.build import build
-    from bgrepro.experiments import trained_model
-    from bgrepro.sources import SyntheticSource
-    from bgrepro.train import TrainConfig
+    from bgrepro.book.experiments import trained_model
+    from bgrepro.data.build import build
+    from bgrepro.data.sources import SyntheticSource
+    from bgrepro.training.classifier import TrainConfig
 
     monkeypatch.setenv("BGREPRO_RESULTS", str(tmp_path / "results"))
     data = tmp_path / "variants"

@@ -254,24 +254,19 @@ def build_image_without_a_box_row(tmp, fx):
     return _folder_build(tmp, boxes=boxes), "img_3.png"
 
 
-def build_size_zero(tmp, fx):
-    _with_masks(tmp)
-    return _folder_build(tmp, "--size", "0"), "--size"
+def _build_with(name: str, options: tuple[str, ...], needle: str):
+    """A case: a well-formed folder built with bad `options`; the error names `needle`."""
+    def case(tmp, fx):
+        _with_masks(tmp)
+        return _folder_build(tmp, *options), needle
+    case.__name__ = name
+    return case
 
 
-def build_unknown_variant(tmp, fx):
-    _with_masks(tmp)
-    return _folder_build(tmp, "--variants", "original,mixed_up"), "mixed_up"
-
-
-def build_unknown_split(tmp, fx):
-    _with_masks(tmp)
-    return _folder_build(tmp, "--splits", "test"), "--splits"
-
-
-def build_negative_seed(tmp, fx):
-    _with_masks(tmp)
-    return _folder_build(tmp, "--seed", "-3"), "--seed"
+build_size_zero = _build_with("build_size_zero", ("--size", "0"), "--size")
+build_unknown_variant = _build_with("build_unknown_variant", ("--variants", "original,mixed_up"), "mixed_up")
+build_unknown_split = _build_with("build_unknown_split", ("--splits", "test"), "--splits")
+build_negative_seed = _build_with("build_negative_seed", ("--seed", "-3"), "--seed")
 
 
 def build_duplicate_stem_in_a_class(tmp, fx):
@@ -281,7 +276,7 @@ def build_duplicate_stem_in_a_class(tmp, fx):
 
 
 def build_imagenet_without_xmls(tmp, fx):
-    from bgrepro.classes import CLASS_FOLDERS
+    from bgrepro.in9 import CLASS_FOLDERS
 
     for folder in CLASS_FOLDERS:
         (tmp / "imagenet" / "val" / folder).mkdir(parents=True)
@@ -414,7 +409,7 @@ def eval_weights_are_text(tmp, fx):
 
 
 def eval_predictions_row_with_an_extra_field(tmp, fx):
-    from bgrepro.evaluate import image_listing
+    from bgrepro.analyses.evaluate import image_listing
 
     paths = image_listing(fx.variants)
     rows = [f"{p},00_dog" for p in paths]

@@ -12,7 +12,7 @@ import shutil
 
 import pytest
 
-from bgrepro.book import BOOK, ORDER, execute
+from bgrepro.book.runner import BOOK, ORDER, execute
 
 
 @pytest.fixture(scope="module")
@@ -88,7 +88,7 @@ def test_chapter_cells_are_calls_not_logic(name):
 
 
 def test_the_book_check_fails_a_page_a_reader_would_not_trust():
-    from bgrepro.book import page_problems
+    from bgrepro.book.runner import page_problems
 
     figure = ('<figure class="align-default" id="fig-x"><img src="_images/a.png"><figcaption><p>'
               '<span class="caption-number">Fig. 3 </span><span class="caption-text">x</span></p></figcaption>'

@@ -14,12 +14,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bgrepro import composite
-from bgrepro.build import MANIFEST_COLUMNS, build, pair_backgrounds, parse_variants, read_manifest
-from bgrepro.classes import CLASS_FOLDERS, VARIANTS
+from bgrepro import variants
+from bgrepro.data import composite
+from bgrepro.data.build import MANIFEST_COLUMNS, build, pair_backgrounds, read_manifest
+from bgrepro.data.sources import IN9Source, SyntheticSource
+from bgrepro.in9 import CLASS_FOLDERS
 from bgrepro.io import read_image, read_mask
 from bgrepro.layout import staging_dir
-from bgrepro.sources import IN9Source, SyntheticSource
+from bgrepro.variants import NAMES as VARIANTS
 
 from .conftest import tree_digest
 
@@ -113,16 +115,16 @@ def test_round_trip_through_the_in9_source(built, tiny_dataset):
 
 
 def test_subset_of_variants_and_splits(tmp_path, tiny_dataset):
-    report = build(SyntheticSource(tiny_dataset), tmp_path / "b", variants=parse_variants("only_fg,mixed_next"),
+    report = build(SyntheticSource(tiny_dataset), tmp_path / "b", variants=variants.parse("only_fg,mixed_next"),
                    splits=("val",), workers=1, progress=False)
     assert {v for v, _ in report.counts} == {"fg_mask", "original", "only_fg", "mixed_next"}
     assert not (tmp_path / "b" / "only_bg_t").exists() and not (tmp_path / "b" / "original" / "train").exists()
     with pytest.raises(ValueError, match="unknown variant 'mixed_up'"):
-        parse_variants("original,mixed_up")
+        variants.parse("original,mixed_up")
 
 
 def test_killed_build_resumes_to_identical_tree(tmp_path):
-    from bgrepro.synth import SynthConfig, generate
+    from bgrepro.data.synth import SynthConfig, generate
 
     src = tmp_path / "src"
     generate(src, SynthConfig(size=32, train_per_class=40, test_per_class=0, seed=5), workers=2, progress=False)
@@ -172,8 +174,8 @@ def test_parallel_build_after_opencv_threads_started(tmp_path, tiny_dataset):
     """Forked workers deadlocked once OpenCV's thread pool ran in the parent; spawned ones must not."""
     script = f"""
 import cv2, numpy as np
-from bgrepro.build import build
-from bgrepro.sources import SyntheticSource
+from bgrepro.data.build import build
+from bgrepro.data.sources import SyntheticSource
 cv2.resize(np.zeros((600, 600), np.float32), (1200, 1200))
 build(SyntheticSource({str(tiny_dataset)!r}), {str(tmp_path / 'a')!r}, workers=1, progress=False)
 build(SyntheticSource({str(tiny_dataset)!r}), {str(tmp_path / 'b')!r}, workers=2, progress=False)

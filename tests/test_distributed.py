@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 import torch
 
-from bgrepro.adversarial import (
+from bgrepro.analyses.adversarial import (
+    SearchSettings,
     budget_sample,
     challenge,
     clopper_pearson,
@@ -21,9 +22,8 @@ from bgrepro.adversarial import (
     sample_per_class,
 )
 from bgrepro.cli import main
-from bgrepro.datasets import ImageListing
-from bgrepro.models import load_checkpoint
-from tests.conftest import tree_digest
+from bgrepro.data.datasets import ImageListing
+from tests.conftest import load_model, tree_digest
 
 
 # ------------------------------------------------------------------------------------------ sampled challenge
@@ -60,22 +60,23 @@ def test_the_budget_is_never_exceeded_and_ties_follow_the_seed():
 
 
 def test_streamed_backgrounds_give_the_same_fooled_set(tiny_variants, tiny_checkpoint):
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     fgs, bgs = load_challenge_data(tiny_variants)
     assert not isinstance(bgs, ImageListing)
     exact = challenge(model, fgs, bgs, progress=False)
     fgs2, listing = load_challenge_data(tiny_variants, stream=True)
     assert isinstance(listing, ImageListing)
-    streamed = challenge(model, fgs2, listing, progress=False, chunk=7)
+    streamed = challenge(model, fgs2, listing, progress=False, settings=SearchSettings(chunk=7))
     assert streamed.fooled_ids == exact.fooled_ids and streamed.undecided == 0
     every = challenge(model, fgs, bgs, all_pairs=True, progress=False)
-    every_streamed = challenge(model, fgs2, listing, all_pairs=True, progress=False, chunk=5)
+    every_streamed = challenge(model, fgs2, listing, all_pairs=True, progress=False,
+                               settings=SearchSettings(chunk=5))
     assert (every.pairs == every_streamed.pairs).all()
     assert every.fooled_ids == exact.fooled_ids
 
 
 def test_a_sample_interval_covers_the_whole_challenge_and_fewer_backgrounds_bound_it(tiny_variants, tiny_checkpoint):
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     whole = challenge(model, *load_challenge_data(tiny_variants), progress=False)
     assert whole.interval is None and not whole.upper_bound
     n = len(whole.fg_ids)

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 from bgrepro.cli import main
-from bgrepro.download import fetch
-from bgrepro.sources import IN9Source
+from bgrepro.data.download import fetch
+from bgrepro.data.sources import IN9Source
 
 
 def _tar(files: dict[str, bytes]) -> bytes:
@@ -112,7 +112,7 @@ def test_fetch_cli(tmp_path, release, capsys):
 def test_committed_in9_manifest_is_valid():
     from pathlib import Path
 
-    from bgrepro.download import read_manifest
+    from bgrepro.data.download import read_manifest
 
     manifest = read_manifest(Path(__file__).resolve().parents[1] / "data" / "in9.json")
     assert manifest["default"] == ["test"]

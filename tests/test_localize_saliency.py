@@ -9,11 +9,13 @@ import pytest
 import torch
 from torch import nn
 
-from bgrepro import localize as loc
+from bgrepro import registry
+from bgrepro.analyses import masks as rps_masks
+from bgrepro.analyses import rps, wsol
+from bgrepro.analyses.saliency import foreground_share, gradcam
 from bgrepro.cli import main
-from bgrepro.datasets import load_variant
-from bgrepro.models import load_checkpoint
-from bgrepro.saliency import foreground_share, gradcam
+from bgrepro.data.datasets import load_variant
+from tests.conftest import load_model
 
 
 def _rect_masks(n=4, h=20, w=24):
@@ -37,28 +39,28 @@ def _standard_iou(pred, gt):
 def test_metrics_known_answers():
     masks, boxes = _rect_masks()
     perfect = masks.astype(float)
-    assert loc.pxap(perfect, masks) == pytest.approx(100)
-    assert loc.piou(perfect, masks) == pytest.approx(100)
+    assert wsol.pxap(perfect, masks) == pytest.approx(100)
+    assert wsol.piou(perfect, masks) == pytest.approx(100)
     # a contour's box reaches one pixel past the object (OpenCV's x + w), as in the standard, so even the
     # perfect map's IoU is w h / ((w + 1) (h + 1)) (capped at the image's last pixel)
-    ious = loc.best_ious(perfect, boxes)
+    ious = wsol.best_ious(perfect, boxes)
     for i, (x0, y0, x1, y1) in enumerate(boxes):
         assert ious[i, 0] == pytest.approx(_standard_iou((x0, y0, x1 + 1, y1 + 1), (x0, y0, x1, y1)))
-    assert loc.max_box_acc(perfect, boxes, iou=0.7) == pytest.approx(100)
+    assert wsol.max_box_acc(perfect, boxes, iou=0.7) == pytest.approx(100)
     # threshold 0 keeps the pixels strictly above 0: the object, never the whole image
     assert (ious[:, 0] == ious[:, 500]).all()
     constant = np.full(masks.shape, 0.4)  # normalised to zeros: nothing is ever kept, every pixel ties
-    assert loc.pxap(constant, masks) == pytest.approx(100 * masks.mean())
-    assert loc.piou(constant, masks) == pytest.approx(100 * masks.mean())  # everything predicted: IoU = fg share
-    assert loc.max_box_acc(constant, boxes, iou=0.3) == 0
+    assert wsol.pxap(constant, masks) == pytest.approx(100 * masks.mean())
+    assert wsol.piou(constant, masks) == pytest.approx(100 * masks.mean())  # everything predicted: IoU = fg share
+    assert wsol.max_box_acc(constant, boxes, iou=0.3) == 0
     for mask, box in zip(masks, boxes):
-        assert loc.box_from_map(mask.astype(float), 0.5) == tuple(box)
+        assert wsol.box_from_map(mask.astype(float), 0.5) == tuple(box)
     inverted = 1 - perfect  # the map points at the background
-    assert loc.pxap(inverted, masks) < 100 * masks.mean() + 1
+    assert wsol.pxap(inverted, masks) < 100 * masks.mean() + 1
     with pytest.raises(ValueError, match="match"):
-        loc.pxap(perfect[:, :10], masks)
+        wsol.pxap(perfect[:, :10], masks)
     with pytest.raises(ValueError, match="boxes"):
-        loc.max_box_acc(perfect, boxes[:2])
+        wsol.max_box_acc(perfect, boxes[:2])
 
 
 def test_pxap_and_piou_by_hand():
@@ -66,13 +68,13 @@ def test_pxap_and_piou_by_hand():
     # 1/2, 1/2, 1, 1 -> AP = 1 x 1/2 + 2/3 x 1/2; the best IoU is 2 / (2 + 1) at the third cut
     heat = np.array([[[1.0, 0.6], [0.3, 0.0]]])
     mask = np.array([[[True, False], [True, False]]])
-    assert loc.pxap(heat, mask) == pytest.approx(100 * (1 / 2 + 2 / 3 / 2))
-    assert loc.piou(heat, mask) == pytest.approx(100 * 2 / 3)
+    assert wsol.pxap(heat, mask) == pytest.approx(100 * (1 / 2 + 2 / 3 / 2))
+    assert wsol.piou(heat, mask) == pytest.approx(100 * 2 / 3)
     ignore = np.array([[[False, True], [False, False]]])  # leave the 0.6 background pixel out
-    assert loc.pxap(heat, mask, ignore=ignore) == pytest.approx(100)
-    assert loc.pxap(heat * 7 + 3, mask) == pytest.approx(loc.pxap(heat, mask))  # maps are min-max normalised
+    assert wsol.pxap(heat, mask, ignore=ignore) == pytest.approx(100)
+    assert wsol.pxap(heat * 7 + 3, mask) == pytest.approx(wsol.pxap(heat, mask))  # maps are min-max normalised
     with pytest.raises(ValueError, match="ignore"):
-        loc.pxap(heat, mask, ignore=ignore[:, :1])
+        wsol.pxap(heat, mask, ignore=ignore[:, :1])
 
 
 def test_maxboxaccv2_known_answer():
@@ -84,13 +86,13 @@ def test_maxboxaccv2_known_answer():
         maps[i, 10:30, 10 + s:30 + s] = 1
     expected = [_standard_iou((10 + s, 10, 30 + s, 30), gt) for s in shifts]
     assert np.round(expected, 2).tolist() == [0.91, 0.75, 0.55, 0.31]
-    ious = loc.best_ious(maps, np.tile(gt, (4, 1)))
+    ious = wsol.best_ious(maps, np.tile(gt, (4, 1)))
     assert ious[:, 100] == pytest.approx(expected)
-    m = loc.box_metrics(maps, np.tile(gt, (4, 1)))
+    m = wsol.box_metrics(maps, np.tile(gt, (4, 1)))
     assert (m["iou30"], m["iou50"], m["iou70"]) == (100, 75, 50)
     assert m["maxboxaccv2"] == pytest.approx(75)
     # several objects in one image: the best-matching ground-truth box counts
-    assert loc.box_metrics(maps, [np.array([(0, 0, 3, 3), gt])] * 4)["maxboxaccv2"] == pytest.approx(75)
+    assert wsol.box_metrics(maps, [np.array([(0, 0, 3, 3), gt])] * 4)["maxboxaccv2"] == pytest.approx(75)
 
 
 def test_a_larger_decoy_does_not_hide_the_object():
@@ -99,11 +101,11 @@ def test_a_larger_decoy_does_not_hide_the_object():
     heat[0, 25:35, 25:35] = 0.8  # the object
     gt = np.array([(25, 25, 34, 34)])
     # the largest component's box (what bgrepro scored before) is the decoy's
-    assert loc.box_from_map(heat[0], 0.5) == (2, 2, 13, 29)
-    assert _standard_iou(loc.box_from_map(heat[0], 0.5), gt[0]) == 0
+    assert wsol.box_from_map(heat[0], 0.5) == (2, 2, 13, 29)
+    assert _standard_iou(wsol.box_from_map(heat[0], 0.5), gt[0]) == 0
     # every contour's box is a candidate, so the object's box is found at every threshold below 0.8
-    assert loc.max_box_acc(heat, gt, iou=0.7) == 100
-    assert loc.best_ious(heat, gt)[0, :790].min() == pytest.approx(_standard_iou((25, 25, 35, 35), gt[0]))
+    assert wsol.max_box_acc(heat, gt, iou=0.7) == 100
+    assert wsol.best_ious(heat, gt)[0, :790].min() == pytest.approx(_standard_iou((25, 25, 35, 35), gt[0]))
 
 
 def test_held_out_threshold_protocol():
@@ -112,21 +114,21 @@ def test_held_out_threshold_protocol():
     maps[:, 10:30, 10:30] = 0.5  # the object at half the peak
     maps[:, 18:22, 18:22] = 1.0  # a bright core
     # below 0.5 the whole object is kept (IoU 0.91), above it only the core (IoU < 0.1)
-    t = loc.best_threshold(maps, gt)
+    t = wsol.best_threshold(maps, gt)
     assert t < 0.5
-    assert loc.box_metrics(maps, gt, threshold=t)["maxboxaccv2"] == 100
-    assert loc.box_metrics(maps, gt, threshold=0.6)["maxboxaccv2"] == 0
-    assert loc.box_metrics(maps, gt)["threshold@iou70"] < 0.5
+    assert wsol.box_metrics(maps, gt, threshold=t)["maxboxaccv2"] == 100
+    assert wsol.box_metrics(maps, gt, threshold=0.6)["maxboxaccv2"] == 0
+    assert wsol.box_metrics(maps, gt)["threshold@iou70"] < 0.5
     with pytest.raises(ValueError, match="threshold"):
-        loc.box_metrics(maps, gt, threshold=float("nan"))
+        wsol.box_metrics(maps, gt, threshold=float("nan"))
 
 
 def test_largest_component_wins_and_masks_from_maps():
     heat = np.zeros((20, 20))
     heat[1:4, 1:4] = 0.9  # small blob
     heat[8:18, 6:16] = 0.8  # large blob
-    assert loc.box_from_map(heat, 0.5) == (6, 8, 15, 17)
-    mask = loc.masks_from_maps(heat[None], 0.5)[0]
+    assert wsol.box_from_map(heat, 0.5) == (6, 8, 15, 17)
+    mask = wsol.masks_from_maps(heat[None], 0.5)[0]
     assert mask.sum() == 100 and mask[10, 10] and not mask[2, 2]
 
 
@@ -159,19 +161,19 @@ def _salient_images(n=16, size=24, seed=0):
 def test_rps_is_one_pass_and_finds_high_norm_objects(tmp_path):
     images, masks = _salient_images()
     net = _PixelFeatures()
-    rps = loc.estimate(net, images, labels=torch.arange(len(images)) % 9, batch_size=4)
+    predictor = rps.estimate(net, images, labels=torch.arange(len(images)) % 9, batch_size=4)
     assert net.calls == 4  # one pass: each batch once
-    assert rps.w.shape == (3,) and rps.w_class.shape == (9, 3)
-    assert torch.allclose(rps.w.norm(), torch.tensor(1.0))
-    maps = loc.activation_maps(net, images, rps).numpy()
+    assert predictor.w.shape == (3,) and predictor.w_class.shape == (9, 3)
+    assert torch.allclose(predictor.w.norm(), torch.tensor(1.0))
+    maps = rps.activation_maps(net, images, predictor).numpy()
     assert maps.shape == masks.shape and maps.min() >= 0 and maps.max() <= 1
-    assert loc.pxap(maps, masks) > 95
-    rps.save(tmp_path / "rps.pt")
-    again = loc.RPS.load(tmp_path / "rps.pt")
-    assert torch.equal(again.w, rps.w) and torch.equal(again.w_class, rps.w_class)
+    assert wsol.pxap(maps, masks) > 95
+    predictor.save(tmp_path / "rps.pt")
+    again = rps.RPS.load(tmp_path / "rps.pt")
+    assert torch.equal(again.w, predictor.w) and torch.equal(again.w_class, predictor.w_class)
     # zero-shot: w* from one set applied to another set drawn differently
     other, other_masks = _salient_images(seed=1)
-    assert loc.pxap(loc.activation_maps(net, other, rps).numpy(), other_masks) > 95
+    assert wsol.pxap(rps.activation_maps(net, other, predictor).numpy(), other_masks) > 95
 
 
 def test_localize_cli_and_rps_masks_feed_the_builder(tmp_path, tiny_variants, tiny_checkpoint, capsys):
@@ -221,7 +223,7 @@ def test_foreground_share_known_answers():
 
 
 def test_gradcam_batched_equals_per_image(tiny_variants, tiny_checkpoint):
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     data = load_variant(tiny_variants, "original", "val", with_masks=True)
     batched = gradcam(model, data.images[:12], batch_size=12)
     single = torch.cat([gradcam(model, data.images[i:i + 1], batch_size=1) for i in range(12)])
@@ -233,6 +235,11 @@ def test_gradcam_batched_equals_per_image(tiny_variants, tiny_checkpoint):
 
 
 # ----------------------------------------------------------------------------- RPS as published
+def _backbone(spec, weights=None, resnet_stride=16, offline=False):
+    """A named backbone with its weights, as `localize --backbone NAME --weights FILE` takes it."""
+    return registry.load(spec, offline=offline, weights=weights).trunk(resnet_stride)
+
+
 def test_resnet_features_at_stride_16_as_published(tmp_path):
     import torchvision
 
@@ -241,11 +248,11 @@ def test_resnet_features_at_stride_16_as_published(tmp_path):
     torch.save(reference.state_dict(), tmp_path / "r50.pth")
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
-        assert loc.backbone("resnet50", tmp_path / "r50.pth")(x).shape == (1, 2048, 14, 14)
-        assert loc.backbone("resnet50", tmp_path / "r50.pth", resnet_stride=32)(x).shape == (1, 2048, 7, 7)
+        assert _backbone("resnet50", tmp_path / "r50.pth")(x).shape == (1, 2048, 14, 14)
+        assert _backbone("resnet50", tmp_path / "r50.pth", resnet_stride=32)(x).shape == (1, 2048, 7, 7)
     torch.save(torchvision.models.resnet18().state_dict(), tmp_path / "r18.pth")
     with torch.no_grad():  # a basic-block ResNet too
-        assert loc.backbone("resnet18", tmp_path / "r18.pth")(x[:, :, :64, :64]).shape == (1, 512, 4, 4)
+        assert _backbone("resnet18", tmp_path / "r18.pth")(x[:, :, :64, :64]).shape == (1, 512, 4, 4)
 
 
 def test_moco_query_encoder_is_unwrapped_and_the_key_encoder_ignored(tmp_path):
@@ -257,7 +264,7 @@ def test_moco_query_encoder_is_unwrapped_and_the_key_encoder_ignored(tmp_path):
     state.update({f"module.encoder_k.{k}": torch.zeros_like(v) for k, v in query.state_dict().items()})
     state["module.encoder_q.fc.0.weight"] = torch.zeros(512, 512)  # MoCo v2's projection head
     torch.save({"state_dict": state, "epoch": 200, "arch": "resnet18"}, tmp_path / "moco_v2.pth.tar")
-    net = loc.backbone("resnet18", tmp_path / "moco_v2.pth.tar", resnet_stride=32)
+    net = _backbone("resnet18", tmp_path / "moco_v2.pth.tar", resnet_stride=32)
     x = torch.rand(2, 3, 64, 64)
     trunk = nn.Sequential(*list(query.children())[:-2]).eval()
     normalize = net.normalize
@@ -270,7 +277,7 @@ def test_vit_tokens_after_the_final_norm_through_a_relu(tmp_path):
     torch.manual_seed(2)
     vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, num_classes=0).eval()
     torch.save(vit.state_dict(), tmp_path / "vit.pth")
-    net = loc.backbone("vit_tiny_patch16_224", tmp_path / "vit.pth")
+    net = _backbone("vit_tiny_patch16_224", tmp_path / "vit.pth")
     x = torch.rand(1, 3, 224, 224)
     with torch.no_grad():
         feats = net(x)
@@ -282,17 +289,17 @@ def test_vit_tokens_after_the_final_norm_through_a_relu(tmp_path):
 def test_caam_is_the_channel_sum_and_estimation_resizes_and_caps():
     net = _PixelFeatures()
     images, masks = _salient_images()
-    caam = loc.activation_maps(net, images, None).numpy()
+    caam = rps.activation_maps(net, images, None).numpy()
     total = images.float().sum(1)
     expected = (total - total.amin((1, 2), keepdim=True)) / (total.amax((1, 2), keepdim=True)
                                                             - total.amin((1, 2), keepdim=True))
     assert np.allclose(caam, expected.numpy(), atol=1e-5)
     labels = torch.arange(len(images)) % 4
-    at_224 = loc.estimate(net, images, size=224)
-    assert torch.allclose(at_224.w, loc.estimate(net, loc.resize_images(images, 224)).w)
-    assert loc.resize_images(images, 224).shape[-1] == 224 and loc.resize_images(images, None) is images
-    capped = loc.estimate(net, images, labels, num_classes=4, per_class=1)
-    first = loc.estimate(net, images[:4], labels[:4], num_classes=4)  # the first image of each class
+    at_224 = rps.estimate(net, images, size=224)
+    assert torch.allclose(at_224.w, rps.estimate(net, rps.resize_images(images, 224)).w)
+    assert rps.resize_images(images, 224).shape[-1] == 224 and rps.resize_images(images, None) is images
+    capped = rps.estimate(net, images, labels, num_classes=4, per_class=1)
+    first = rps.estimate(net, images[:4], labels[:4], num_classes=4)  # the first image of each class
     assert torch.allclose(capped.w_class, first.w_class) and torch.allclose(capped.w, first.w)
 
 
@@ -307,7 +314,7 @@ def test_saliency_command(tmp_path, tiny_variants, tiny_checkpoint, capsys):
     assert json.loads((out / "saliency.json").read_text())["n"] == summary["n"]
     assert (out / "saliency.png").read_bytes()[:4] == b"\x89PNG"
     # the same numbers as the library's Grad-CAM and share on those images
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     test = load_variant(tiny_variants, "original", "val", with_masks=True).first_per_class(2)
     share = foreground_share(gradcam(model, test.images), test.masks)
     assert summary["foreground_share"] == pytest.approx(float(np.nanmean(share)))
@@ -316,9 +323,12 @@ def test_saliency_command(tmp_path, tiny_variants, tiny_checkpoint, capsys):
     # an ImageNet model scored on IN-9 is explained through its own trunk
     import torchvision
 
-    from bgrepro.models import Classifier, IN9Mapped
+    from bgrepro.in9 import CLASS_FOLDERS
+    from bgrepro.registry.adapters import MappedOutputs
+    from bgrepro.registry.architectures import Classifier
+    from bgrepro.registry.classes import imagenet_groups
 
-    mapped = IN9Mapped(Classifier(torchvision.models.resnet18())).eval()
+    mapped = MappedOutputs(Classifier(torchvision.models.resnet18()), imagenet_groups(CLASS_FOLDERS), 9).eval()
     assert gradcam(mapped, test.images[:2]).shape == (2, *test.images.shape[2:])
 
 
@@ -338,16 +348,16 @@ def test_self_supervised_backbones_by_name_through_torch_hubs_cache(tmp_path, mo
         state.update({f"module.encoder_k.{k}": torch.zeros_like(v) for k, v in query.state_dict().items()})
         torch.save({"state_dict": state, "epoch": 800}, dst)
 
-    with pytest.raises(FileNotFoundError, match="moco_v2_800ep_pretrain.pth.tar.*--offline"):
-        loc.backbone("mocov2_resnet50", offline=True)
+    with pytest.raises(FileNotFoundError, match="moco_v2_800ep_pretrain.pth.tar.*offline"):
+        _backbone("mocov2_resnet50", offline=True)
     monkeypatch.setattr(torch.hub, "download_url_to_file", fake_download)
-    net = loc.backbone("mocov2_resnet50", resnet_stride=32)
-    assert fetched == [loc.SELF_SUPERVISED["mocov2_resnet50"][1]]
+    net = _backbone("mocov2_resnet50", resnet_stride=32)
+    assert fetched == [registry.SELF_SUPERVISED["mocov2_resnet50"][1]]
     x = torch.rand(1, 3, 64, 64)
     trunk = nn.Sequential(*list(query.children())[:-2]).eval()
     with torch.no_grad():
         assert torch.allclose(net(x), trunk(net.normalize(x)), atol=1e-5)
-    loc.backbone("mocov2_resnet50", offline=True)  # cached now: no second download
+    _backbone("mocov2_resnet50", offline=True)  # cached now: no second download
     assert len(fetched) == 1
 
 
@@ -361,10 +371,10 @@ def test_grabcut_refines_a_coarse_rps_mask_into_the_objects_outline():
         image, truth, (x0, y0, x1, y1) = photo(seed % 3, 700 + seed)
         coarse = np.zeros_like(truth)  # a blob over the object's box, a little larger, as a thresholded map is
         coarse[max(0, y0 - 6):y1 + 7, max(0, x0 - 6):x1 + 7] = True
-        refined = loc.refine_by_grabcut(image, coarse)
+        refined = rps_masks.refine_by_grabcut(image, coarse)
         assert refined is not None and refined.shape == truth.shape
-        ious_coarse.append(loc.mask_iou(coarse[None], truth[None])[0])
-        ious_refined.append(loc.mask_iou(refined[None], truth[None])[0])
+        ious_coarse.append(wsol.mask_iou(coarse[None], truth[None])[0])
+        ious_refined.append(wsol.mask_iou(refined[None], truth[None])[0])
     assert np.mean(ious_refined) > np.mean(ious_coarse) + 0.1, (ious_coarse, ious_refined)
     whole = np.ones((40, 50), dtype=bool)  # a map that found no background: nothing to refine
-    assert loc.refine_by_grabcut(np.zeros((40, 50, 3), np.uint8), whole) is None
+    assert rps_masks.refine_by_grabcut(np.zeros((40, 50, 3), np.uint8), whole) is None

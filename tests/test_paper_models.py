@@ -9,11 +9,18 @@ import pytest
 import torch
 import torchvision
 
-from bgrepro import evaluate
+from bgrepro import registry
+from bgrepro.analyses import evaluate
 from bgrepro.cli import main
-from bgrepro.models import PAPER_WEIGHTS, imagenet_model, load_checkpoint, pretrained_weights_path
+from bgrepro.registry import PAPER_WEIGHTS, pretrained_weights_path
+from tests.conftest import load_model
 
 IN9_MEAN, IN9_STD = (0.4717, 0.4499, 0.3837), (0.2600, 0.2516, 0.2575)  # the official IN-9 normaliser
+
+
+def imagenet_model(arch, weights=None, tag=PAPER_WEIGHTS, offline=False, progress=True):
+    """An ImageNet classifier by name (`bgrepro.registry`): its network, normalisation inside."""
+    return registry.load(arch, offline=offline, weights=weights, tag=tag).net
 
 
 def _official_file(path, net, mean=IN9_MEAN, std=IN9_STD, key="model", prefix="module."):
@@ -65,12 +72,12 @@ def test_official_checkpoint_scores_exactly_as_its_network_with_its_normaliser(t
     assert result["precision_check"] is None
     for variant in ("original", "mixed_rand", "only_bg_t"):
         assert result["accuracy"][variant] == pytest.approx(_expected_accuracy(net, tiny_variants, variant), abs=1e-6)
-    model, meta = load_checkpoint(path)
+    model, meta = load_model(path)
     assert meta["normalizer"]["mean"] == pytest.approx(IN9_MEAN) and meta["epoch"] == 30
     assert len(set(result["accuracy"].values())) > 1
     # `state_dict` instead of `model`, and no DataParallel prefix: read the same
     same = _official_file(tmp_path / "plain.pt", net, key="state_dict", prefix="")
-    again, _ = load_checkpoint(same)
+    again, _ = load_model(same)
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
         assert torch.equal(again(x), model(x))
@@ -86,7 +93,7 @@ def test_official_checkpoint_of_another_architecture_or_normaliser_is_refused(tm
     capsys.readouterr()
     bad = _official_file(tmp_path / "nan.pt", torchvision.models.resnet18(num_classes=9), std=(0.2, float("nan"), 0.2))
     with pytest.raises(ValueError, match="nan.pt.*new_std"):
-        load_checkpoint(bad, arch="resnet18")
+        load_model(bad, arch="resnet18")
 
 
 def test_offline_pretrained_fails_naming_the_papers_weights_file(tmp_path, tiny_variants, monkeypatch, capsys):
@@ -121,7 +128,7 @@ def test_pretrained_weights_are_fetched_through_torchvisions_cache(tmp_path, mon
     assert pretrained_weights_path("resnet18").exists()
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(model.model.net(x), reference.eval()(x))
+        assert torch.equal(model.net(x), reference.eval()(x))
     imagenet_model("resnet18", offline=True)  # now cached: offline works, no second download
     assert len(calls) == 1
 
@@ -145,8 +152,8 @@ def test_timm_names_from_a_local_file_and_offline(tmp_path, monkeypatch):
     model = imagenet_model("resnet10t", weights=tmp_path / "resnet10t.pth")
     x = torch.rand(2, 3, 32, 32)
     with torch.no_grad():
-        assert torch.equal(model.model.net(x), reference(x))
-    assert tuple(model.model.normalize.mean.flatten().tolist()) == pytest.approx(reference.pretrained_cfg["mean"])
+        assert torch.equal(model.net(x), reference(x))
+    assert tuple(model.normalize.mean.flatten().tolist()) == pytest.approx(reference.pretrained_cfg["mean"])
     with pytest.raises(FileNotFoundError, match="resnet10t.*not in the Hugging Face cache"):
         imagenet_model("resnet10t", offline=True)
     with pytest.raises(ValueError, match="unknown architecture 'not_a_net'"):

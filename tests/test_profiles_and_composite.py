@@ -7,7 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bgrepro import composite
+from bgrepro.data import composite
 from bgrepro.profiles import PROFILE_ENV, get_profile
 
 
@@ -105,9 +105,6 @@ def test_numpy_and_torch_paths_agree(sample):
     t_img, t_bg, t_mask, t_box = chw(images), chw(backgrounds), torch.from_numpy(masks), torch.tensor(boxes)
     pairs = [
         (composite.only_bg_t_torch(t_img, t_box), [composite.only_bg_t(i, b) for i, b in zip(images, boxes)]),
-        (composite.only_bg_b_torch(t_img, t_box), [composite.only_bg_b(i, b) for i, b in zip(images, boxes)]),
-        (composite.no_fg_torch(t_img, t_mask), [composite.no_fg(i, m) for i, m in zip(images, masks)]),
-        (composite.only_fg_torch(t_img, t_mask), [composite.only_fg(i, m) for i, m in zip(images, masks)]),
         (composite.paste_torch(t_img, t_mask, t_bg),
          [composite.paste(i, m, g) for i, m, g in zip(images, masks, backgrounds)]),
     ]

@@ -14,8 +14,8 @@ import torch
 import torchvision
 from PIL import Image
 
-from bgrepro.classes import VARIANTS
 from bgrepro.cli import main
+from bgrepro.variants import NAMES as VARIANTS
 from tests.conftest import tree_digest
 from tests.test_sources import photo
 
@@ -121,7 +121,7 @@ def _numbers(report: dict) -> list:
 
 
 def test_an_interrupted_report_resumes_to_the_same_numbers(photos, clean_report, tmp_path, monkeypatch, capsys):
-    import bgrepro.report as report_module
+    from bgrepro.report import make as report_module
 
     out = tmp_path / "resumed"
     real, calls = report_module._analyse, []

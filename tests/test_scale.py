@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from bgrepro.datasets import BatchStream, load_variant
+from bgrepro.data.datasets import BatchStream, load_variant
 from bgrepro.inference import Inference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,13 +90,13 @@ def test_gpu_benchmark_runs_every_stage_on_a_handful_of_images(tmp_path):
 
 
 def test_a_time_limited_challenge_says_it_is_incomplete_and_keeps_a_lower_bound(tiny_variants, tiny_checkpoint):
-    from bgrepro.adversarial import challenge, load_challenge_data
-    from bgrepro.models import load_checkpoint
+    from bgrepro.analyses.adversarial import SearchSettings, challenge, load_challenge_data
+    from tests.conftest import load_model
 
-    model, _ = load_checkpoint(tiny_checkpoint)
+    model, _ = load_model(tiny_checkpoint)
     fgs, bgs = load_challenge_data(tiny_variants)
-    exact = challenge(model, fgs, bgs, progress=False, pilot=0)
-    cut = challenge(model, fgs, bgs, progress=False, pilot=0, time_limit=0.0)
+    exact = challenge(model, fgs, bgs, progress=False, settings=SearchSettings(pilot=0))
+    cut = challenge(model, fgs, bgs, progress=False, settings=SearchSettings(pilot=0, time_limit=0.0))
     assert exact.undecided == 0 and exact.to_json()["complete"] is True
     assert cut.undecided > 0 and cut.to_json()["complete"] is False
     assert not (cut.fooled & ~exact.fooled).any()  # what it found fooled is fooled: a lower bound

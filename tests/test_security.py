@@ -323,8 +323,7 @@ def test_the_checks_pass_what_torch_export_writes(tmp_path):
     """The allowlists are not so tight that a real network's export fails them (ResNet-18, a timm ViT)."""
     import timm
     import torchvision
-
-    from bgrepro.safe_export import load_export
+    from bgrepro.registry.export import load_export
 
     batch = torch.export.Dim("batch", min=1, max=1024)
     for name, net in (("r18", torchvision.models.resnet18(num_classes=3)),

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from bgrepro.cli import main
-from bgrepro.models import load_checkpoint, safe_load
-from bgrepro.selfsup import SimSiamConfig, is_self_supervised, train_simsiam, views
+from bgrepro.registry import read_torch
+from bgrepro.training.simsiam import SimSiamConfig, is_self_supervised, train_simsiam, views
+from tests.conftest import load_model
 
 
 def test_views_are_seeded_augmentations_in_range():
@@ -33,14 +34,14 @@ def test_simsiam_trains_without_labels_deterministically_and_localize_reads_it(t
     config = SimSiamConfig(data=str(tiny_variants), epochs=2, batch_size=16, seed=3)
     first = train_simsiam(config, tmp_path / "a", progress=False)
     second = train_simsiam(config, tmp_path / "b", progress=False)
-    one, two = (safe_load(p)["state_dict"] for p in (first, second))
+    one, two = (read_torch(p)["state_dict"] for p in (first, second))
     assert all(torch.equal(one[k], two[k]) for k in one)  # the same config, the same weights
-    meta = safe_load(first)["meta"]
+    meta = read_torch(first)["meta"]
     assert is_self_supervised(meta) and len(meta["history"]) == 2
     assert all(-1.0 <= h["loss"] <= 1.0 and h["z_std"] > 0 for h in meta["history"])
     torch.manual_seed(3)  # the untrained start: training moved the trunk
-    model, _ = load_checkpoint(first)
-    from bgrepro.models import create_model
+    model, _ = load_model(first)
+    from bgrepro.registry import create_model
 
     fresh = create_model("smallcnn", len(meta["classes"])).state_dict()
     assert any(not torch.equal(fresh[k], model.state_dict()[k]) for k in fresh if k.startswith("net.features"))

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bgrepro import composite
-from bgrepro.build import build, read_manifest
-from bgrepro.classes import CLASS_FOLDERS
+from bgrepro.data import composite
+from bgrepro.data.build import build, read_manifest
+from bgrepro.data.sources import FolderSource, ImageNetSource, IN9Source, open_source
+from bgrepro.data.synth import render_sample
+from bgrepro.in9 import CLASS_FOLDERS
 from bgrepro.io import read_image
-from bgrepro.sources import FolderSource, ImageNetSource, IN9Source, open_source
-from bgrepro.synth import render_sample
 
 
 def photo(class_index: int, seed: int, width: int = 320, height: int = 272):
@@ -218,7 +218,7 @@ def ilsvrc(tmp_path_factory):
     ILSVRC/Annotations/CLS-LOC/train/<wnid>/, a flat val/ folder, and LOC_val_solution.csv at the top.
     One wnid per IN-9 class (the first of each), one wnid under no IN-9 class (abacus), and one training
     image per class without a box (IN-9L keeps it; IN-9 cannot)."""
-    from bgrepro.classes import IMAGENET_WNIDS
+    from bgrepro.in9 import IMAGENET_WNIDS
 
     top = tmp_path_factory.mktemp("kaggle")
     data, notes = top / "ILSVRC" / "Data" / "CLS-LOC", top / "ILSVRC" / "Annotations" / "CLS-LOC"
@@ -419,8 +419,8 @@ def test_the_papers_filters_are_options(tmp_path, capsys):
     assert bad.value.code == 2 and "--min-foreground-fraction" in capsys.readouterr().err
     assert main(["build", "--source", "synthetic", "--in", str(tmp_path), "--out", str(tmp_path / "s"),
                  "--max-box-fraction", "0.5"]) == 2
-    assert "goes with --source imagenet or folder" in capsys.readouterr().err
-    for option, value, which in (("--val-fraction", "0.2", "folder"), ("--in9l", None, "imagenet")):
+    assert "--max-box-fraction goes with an imagenet or folder source" in capsys.readouterr().err
+    for option, value, which in (("--val-fraction", "0.2", "a folder"), ("--in9l", None, "an imagenet")):
         args = ["build", "--source", "synthetic", "--in", str(tmp_path), "--out", str(tmp_path / "s"), option]
         assert main(args + ([value] if value else [])) == 2  # refused, never silently ignored
-        assert f"goes with --source {which}" in capsys.readouterr().err and not (tmp_path / "s").exists()
+        assert f"{option} goes with {which} source" in capsys.readouterr().err and not (tmp_path / "s").exists()

@@ -14,12 +14,10 @@ import numpy as np
 import pytest
 from scipy.stats import chi2_contingency
 
-from bgrepro.classes import CLASS_FOLDERS, HABITATS, NUM_CLASSES
-from bgrepro.io import mask_box, read_image, read_mask
-from bgrepro.layout import staging_dir
-from bgrepro.synth import (
+from bgrepro.data.synth import (
     ANNOTATION_COLUMNS,
     HABITAT_MATRIX,
+    HABITATS,
     SynthConfig,
     background_only_ceiling,
     generate,
@@ -30,6 +28,9 @@ from bgrepro.synth import (
     read_annotations,
     render_sample,
 )
+from bgrepro.in9 import CLASS_FOLDERS, NUM_CLASSES
+from bgrepro.io import mask_box, read_image, read_mask
+from bgrepro.layout import staging_dir
 
 from .conftest import tree_digest
 

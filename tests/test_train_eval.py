@@ -10,19 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from bgrepro import composite
+from bgrepro.analyses.evaluate import evaluate
+from bgrepro.book.records import cached
 from bgrepro.cli import main
-from bgrepro.datasets import BatchStream, load_variant, mask_boxes
-from bgrepro.evaluate import evaluate
-from bgrepro.models import (
-    ARCHS,
-    IN9Mapped,
-    create_model,
-    load_checkpoint,
-    save_checkpoint,
-)
-from bgrepro.results import cached
-from bgrepro.train import TrainConfig, train
+from bgrepro.data import composite
+from bgrepro.data.datasets import BatchStream, load_variant, mask_boxes
+from bgrepro.in9 import CLASS_FOLDERS
+from bgrepro.registry import ARCHS, create_model
+from bgrepro.registry.adapters import MappedOutputs
+from bgrepro.registry.classes import imagenet_groups
+from bgrepro.training.classifier import TrainConfig, save_checkpoint, train
+from tests.conftest import load_model
 
 
 @pytest.mark.parametrize("arch", ARCHS)
@@ -37,19 +35,19 @@ def test_checkpoint_round_trip_and_wrong_architecture(tmp_path):
     model = create_model("smallcnn", 9).eval()
     save_checkpoint(tmp_path / "ok.pt", model, {"arch": "smallcnn", "num_classes": 9, "variant": "original",
                                                 "image_size": 32})
-    loaded, meta = load_checkpoint(tmp_path / "ok.pt")
+    loaded, meta = load_model(tmp_path / "ok.pt")
     x = torch.rand(3, 3, 32, 32)
     assert not loaded.training and meta["variant"] == "original"
     torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=0)
     save_checkpoint(tmp_path / "arch.pt", model, {"arch": "smallcnn_wide", "num_classes": 9})
     with pytest.raises(ValueError, match=r"arch\.pt: weights do not fit architecture 'smallcnn_wide'"):
-        load_checkpoint(tmp_path / "arch.pt")
+        load_model(tmp_path / "arch.pt")
     save_checkpoint(tmp_path / "classes.pt", model, {"arch": "smallcnn", "num_classes": 10})
     with pytest.raises(ValueError, match="with 10 classes"):
-        load_checkpoint(tmp_path / "classes.pt")
+        load_model(tmp_path / "classes.pt")
     (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
-    with pytest.raises(ValueError, match=r"junk\.pt: unreadable checkpoint"):
-        load_checkpoint(tmp_path / "junk.pt")
+    with pytest.raises(ValueError, match=r"junk\.pt: unreadable"):
+        load_model(tmp_path / "junk.pt")
 
 
 class OneHot1000(torch.nn.Module):
@@ -70,7 +68,7 @@ def test_imagenet_mapping_follows_wordnet_ancestry():
     # dog 151, bird 7, vehicle 407, reptile 33, carnivore 387, insect 300, instrument 889, primate 384,
     # fish 0, and 500 (under no IN-9 class) -> 9, counted wrong
     top1 = [151, 7, 407, 33, 387, 300, 889, 384, 0, 500]
-    preds = IN9Mapped(OneHot1000(top1))(torch.zeros(10, 3, 8, 8)).argmax(1)
+    preds = MappedOutputs(OneHot1000(top1), imagenet_groups(CLASS_FOLDERS), 9)(torch.zeros(10, 3, 8, 8)).argmax(1)
     assert preds.tolist() == [0, 1, 2, 3, 4, 5, 6, 7, 8, 9]
 
 
@@ -122,14 +120,14 @@ def test_ddp_training_with_two_cpu_processes(tmp_path, tiny_variants):
            "--out", str(tmp_path / "ddp")]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
-    model, meta = load_checkpoint(tmp_path / "ddp" / "checkpoint.pt")
+    model, meta = load_model(tmp_path / "ddp" / "checkpoint.pt")
     assert meta["history"][-1]["images_per_second"] > 0 and len(meta["history"]) == 2
 
 
 def test_evaluate_and_eval_cli(tmp_path, tiny_variants, capsys, monkeypatch):
     monkeypatch.setenv("BGREPRO_RESULTS", str(tmp_path / "results"))
     checkpoint = train(_tiny_config(tiny_variants, epochs=1), tmp_path / "run", progress=False)
-    model, _ = load_checkpoint(checkpoint)
+    model, _ = load_model(checkpoint)
     result = evaluate(model, tiny_variants)
     assert set(result["accuracy"]) == {"original", "only_bg_b", "only_bg_t", "no_fg", "only_fg",
                                        "mixed_same", "mixed_rand", "mixed_next"}
@@ -162,7 +160,7 @@ def test_records_are_cached_by_config(tmp_path):
 
 
 def test_default_augmentation_copies_pixels_without_blurring():
-    from bgrepro.datasets import augment
+    from bgrepro.data.datasets import augment
 
     x = torch.rand(32, 3, 40, 40)
     y = augment(x, torch.Generator().manual_seed(0))
@@ -205,7 +203,7 @@ def test_a_hostile_checkpoint_runs_no_code(tmp_path, tiny_variants, capsys):
 
 
 def test_bootstrap_intervals_have_their_known_properties():
-    from bgrepro.evaluate import bootstrap_intervals
+    from bgrepro.analyses.evaluate import bootstrap_intervals
 
     rng = np.random.default_rng(1)
     half = rng.permutation(np.r_[np.ones(200, bool), np.zeros(200, bool)])
@@ -241,7 +239,7 @@ def test_fine_tuning_starts_from_imagenet_weights_but_the_class_layer(tmp_path, 
     state dict in its real layout, made here); a file of another architecture is one line naming it."""
     import torchvision
 
-    from bgrepro.models import create_model, start_from_imagenet
+    from bgrepro.registry import start_from_imagenet
 
     torch.manual_seed(0)
     imagenet = torchvision.models.resnet18().state_dict()
@@ -254,7 +252,7 @@ def test_fine_tuning_starts_from_imagenet_weights_but_the_class_layer(tmp_path, 
     assert own["fc.weight"].shape == (9, 512)  # the data's classes, freshly initialised
     assert main(["train", "--data", str(tiny_variants), "--variant", "original", "--out", str(tmp_path / "run"),
                  "--profile", "tiny", "--arch", "resnet18", "--epochs", "1", "--pretrained", str(weights)]) == 0
-    meta = load_checkpoint(tmp_path / "run" / "checkpoint.pt")[1]
+    meta = load_model(tmp_path / "run" / "checkpoint.pt")[1]
     assert meta["config"]["pretrained"] == str(weights)
     assert "pretrained" not in TrainConfig(data="x").as_dict()  # from-scratch records keep their keys
     torch.save(torchvision.models.alexnet().state_dict(), tmp_path / "alexnet.pth")

@@ -367,7 +367,7 @@ def test_every_error_is_one_line_naming_its_cause(photos, tiny_variants, tiny_ch
     _refused(["report", "--images", p / "photos", "--masks", p / "masks", "--out", out, "--localizer-weights",
               tiny_checkpoint], capsys, "--localizer-weights")
 
-    import bgrepro.synth as synth_module
+    from bgrepro.data import synth as synth_module
 
     def full_disk(path, *args):
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
@@ -377,7 +377,7 @@ def test_every_error_is_one_line_naming_its_cause(photos, tiny_variants, tiny_ch
     monkeypatch.undo()
     assert not out.exists() and not list(p.glob(".out*"))  # nothing half-written
 
-    import bgrepro.evaluate as evaluate_module
+    from bgrepro.analyses import evaluate as evaluate_module
 
     def surprise(*args, **kwargs):
         raise RuntimeError("an error of a kind bgrepro does not expect")
@@ -390,7 +390,7 @@ def test_every_error_is_one_line_naming_its_cause(photos, tiny_variants, tiny_ch
     import huggingface_hub
 
     monkeypatch.setattr(huggingface_hub, "try_to_load_from_cache", lambda repo, name: str(corrupt))
-    from bgrepro.classes import CLASS_FOLDERS
+    from bgrepro.in9 import CLASS_FOLDERS
 
     in9 = p / "in9"
     for folder in CLASS_FOLDERS:
@@ -578,7 +578,7 @@ def test_records_and_interruptions_at_the_edges(photos, tiny_variants, tiny_chec
     _refused([*model, "--record", p / "link.json"], capsys, "symbolic link")
     (p / "fan.json").write_text('{"written_by": "bgrepro-fan club"}\n')
     _refused([*model, "--record", p / "fan.json"], capsys, "not written by bgrepro eval")
-    import bgrepro.cli as cli
+    from bgrepro import cli
 
     def interrupted():
         raise KeyboardInterrupt

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from bgrepro import verdicts as v
+from bgrepro.book import verdicts as v
 
 
 def test_claim_1_is_judged_on_every_background_only_model():
@@ -67,7 +67,7 @@ def test_progress_slope_intervals_cover_the_fitted_slope():
     import numpy as np
     import pandas as pd
 
-    from bgrepro.progress import linear_fits, slope_intervals
+    from bgrepro.analyses.progress import linear_fits, slope_intervals
 
     rng = np.random.default_rng(0)
     original = np.linspace(50, 90, 8)
@@ -81,8 +81,8 @@ def test_progress_slope_intervals_cover_the_fitted_slope():
 
 
 def test_the_imagenet_half_says_why_it_is_missing_and_how_to_get_it(tiny_variants, tmp_path):
-    from bgrepro.chapter import imagenet_note
-    from bgrepro.classes import CLASS_FOLDERS
+    from bgrepro.book.chapter import imagenet_note
+    from bgrepro.in9 import CLASS_FOLDERS
     from bgrepro.layout import data_kind
 
     assert data_kind(tiny_variants) == "synthetic"

@@ -15,9 +15,10 @@ import torch
 import torchvision
 
 from bgrepro.cli import main
-from bgrepro.datasets import list_variant, load_variant
+from bgrepro.data.datasets import list_variant, load_variant
 from bgrepro.inference import Inference
-from bgrepro.registry import detect_format, load, load_for_data
+from bgrepro.registry import detect_format, load
+from tests.conftest import model_for_data as load_for_data
 
 SIDE = 32
 
@@ -54,7 +55,7 @@ def _logits(model, images):
 
 def test_every_format_is_read_from_the_file_and_predicts_the_same(saved, tiny_variants):
     assert [detect_format(saved / n) for n in ("resnet18.pth", "resnet18.torchscript.pt", "resnet18.pt2",
-                                               "resnet18.onnx")] == ["torch", "torchscript", "export", "onnx"]
+                                               "resnet18.onnx")] == ["state_dict", "torchscript", "export", "onnx"]
     images = load_variant(tiny_variants, "original", "val").images
     logits = {}
     for name in ("resnet18.pth", "resnet18.torchscript.pt", "resnet18.pt2", "resnet18.onnx"):
@@ -69,7 +70,7 @@ def test_every_format_is_read_from_the_file_and_predicts_the_same(saved, tiny_va
     # no file carries its preprocessing: every format's is the same assumption, said so
     for name in ("resnet18.pth", "resnet18.torchscript.pt", "resnet18.pt2", "resnet18.onnx"):
         assert load(saved / name, "resnet18").preprocess.source.startswith("assumed"), name
-    with pytest.raises(ValueError, match="--arch"):
+    with pytest.raises(ValueError, match="`arch`"):
         load(saved / "resnet18.pth")
     with pytest.raises(ValueError, match="do not fit resnet50"):
         load(saved / "resnet18.pth", "resnet50")
@@ -130,7 +131,8 @@ def test_a_class_map_scores_a_1000_output_model_on_a_three_class_folder(tiny_var
     result = json.loads(capsys.readouterr().out)
     assert "5 of 1000 outputs mapped" in result["class_mapping"]
     prep = load(tmp_path / "imagenet18.pth", "resnet18")
-    from bgrepro.registry import Prepared, Preprocess
+    from bgrepro.registry import Preprocess
+    from bgrepro.registry.adapters import Prepared
 
     raw = Prepared(prep.net, Preprocess(SIDE, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)))
     images = load_variant(three, "original", "val")
@@ -179,12 +181,12 @@ def test_a_hugging_face_classifier_from_save_pretrained(tiny_variants, tmp_path,
 def test_gradcam_for_any_pytorch_model_and_a_vit(saved, tiny_variants, capsys):
     import timm
 
-    from bgrepro.registry import for_data, from_module
-    from bgrepro.saliency import gradcam, gradcam_layer
+    from bgrepro.analyses.saliency import gradcam, gradcam_layer
+    from bgrepro.registry import from_module
 
     torch.manual_seed(3)
     vit = timm.create_model("vit_tiny_patch16_224", img_size=SIDE, patch_size=8, num_classes=9).eval()
-    model = for_data(from_module(vit), list(load_variant(tiny_variants, "original", "val").classes), SIDE).net
+    model = from_module(vit).for_data(list(load_variant(tiny_variants, "original", "val").classes), SIDE).net
     layer = gradcam_layer(model, probe=torch.rand(1, 3, SIDE, SIDE))
     assert layer is vit.blocks[-1].norm1  # the last block's tokens
     images = load_variant(tiny_variants, "original", "val").images[:6]
@@ -270,7 +272,7 @@ def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys)
 
 
 def _result(acc, acc_ci, gap, gap_ci, challenge=None, n=40):
-    from bgrepro.report import ModelResult
+    from bgrepro.report.make import ModelResult
 
     return ModelResult(name="m", training={}, accuracy={"original": acc}, accuracy_ci95={"original": acc_ci},
                        n_test_images={"mixed_rand": n}, per_class={}, bg_gap=gap, bg_gap_ci95=gap_ci,
@@ -279,7 +281,7 @@ def _result(acc, acc_ci, gap, gap_ci, challenge=None, n=40):
 
 
 def test_the_reports_conclusion_follows_its_criteria():
-    from bgrepro.report import conclude
+    from bgrepro.report.make import conclude
 
     def findings(*args, **kwargs):
         return [f["finding"] for f in conclude(_result(*args, **kwargs), n_classes=4, trained=True)]

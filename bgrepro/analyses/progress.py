@@ -1,0 +1,81 @@
+"""Benchmark progress (paper Sec. 6, Fig. 8): do better models use the foreground more?
+
+A model zoo (the profile's architectures x training lengths, trained on Original; plus the
+ImageNet-pretrained models whose weights are on disk) is evaluated on every variant. Each
+variant's accuracy is plotted against accuracy on Original (the paper uses ImageNet accuracy; our
+trained models have none) with a least-squares line per variant. The paper's finding: the
+foreground-using variants (Mixed-Rand, Only-FG, Mixed-Same) rise faster than Only-BG-T, so the
+BG-Gap shrinks as models improve.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ..variants import MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_B, ONLY_BG_T, ONLY_FG, ORIGINAL, title
+
+PROGRESS_VARIANTS = (ONLY_BG_T, MIXED_SAME, MIXED_RAND, ONLY_FG, NO_FG, ONLY_BG_B)
+
+
+def linear_fits(table: pd.DataFrame, x: str = ORIGINAL) -> pd.DataFrame:
+    """Per variant: slope and intercept of accuracy against `x`, and the correlation r."""
+    if len(table) < 2:
+        raise ValueError("a linear fit needs at least two models")
+    fits = {}
+    for variant in table.columns.drop(x):
+        slope, intercept = np.polyfit(table[x], table[variant], 1)
+        r = np.corrcoef(table[x], table[variant])[0, 1] if table[variant].std() > 0 else float("nan")
+        fits[variant] = {"slope": slope, "intercept": intercept, "r": r}
+    return pd.DataFrame(fits).T
+
+
+def slope_intervals(table: pd.DataFrame, x: str = ORIGINAL, resamples: int = 2000, seed: int = 0,
+                    level: float = 0.95) -> pd.DataFrame:
+    """Per variant, a percentile bootstrap interval of its slope over models (models drawn with replacement,
+    draws with a single distinct model skipped), and the same for Mixed-Rand's minus Only-BG-T's slope
+    (row "mixed_rand - only_bg_t")."""
+    rng = np.random.default_rng(seed)
+    xs = table[x].to_numpy(float)
+    variants = list(table.columns.drop(x))
+    slopes = {v: [] for v in variants}
+    difference = []
+    for _ in range(resamples):
+        pick = rng.integers(0, len(table), len(table))
+        if np.ptp(xs[pick]) == 0:
+            continue
+        fitted = {v: np.polyfit(xs[pick], table[v].to_numpy(float)[pick], 1)[0] for v in variants}
+        for v in variants:
+            slopes[v].append(fitted[v])
+        if {MIXED_RAND, ONLY_BG_T} <= fitted.keys():
+            difference.append(fitted[MIXED_RAND] - fitted[ONLY_BG_T])
+    tail = 100 * (1 - level) / 2
+    rows = {v: np.percentile(s, [tail, 100 - tail]) for v, s in slopes.items() if s}
+    if difference:
+        rows["mixed_rand - only_bg_t"] = np.percentile(difference, [tail, 100 - tail])
+    return pd.DataFrame(rows, index=["ci95 low", "ci95 high"]).T
+
+
+def progress_figure(table: pd.DataFrame, fits: pd.DataFrame | None = None, x: str = ORIGINAL,
+                    out: Path | None = None):
+    """Accuracy on each variant against accuracy on `x`, one colour per variant, with its fitted line."""
+    import matplotlib.pyplot as plt
+
+
+    fits = linear_fits(table, x) if fits is None else fits
+    fig, ax = plt.subplots(figsize=(5.5, 4))
+    xs = np.linspace(table[x].min() - 1, table[x].max() + 1, 20)
+    for k, variant in enumerate(fits.index):
+        colour = f"C{k}"
+        ax.scatter(table[x], table[variant], color=colour, s=18)
+        ax.plot(xs, fits.loc[variant, "slope"] * xs + fits.loc[variant, "intercept"], color=colour, lw=1,
+                label=f"{title(variant)} (slope {fits.loc[variant, 'slope']:.2f})")
+    ax.set_xlabel(f"accuracy on {title(x)} (%)")
+    ax.set_ylabel("accuracy on the variant (%)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    if out is not None:
+        fig.savefig(out, dpi=110)
+    return fig

@@ -1,0 +1,82 @@
+"""The numbers the papers report (from ../shared/PAPER.md), for setting ours beside them.
+
+Accuracies in %. Table 2 columns marked * are trained on IN-9L; the others are ImageNet-pretrained
+1000-class models mapped to IN-9.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from ..variants import IN9L, MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_B, ONLY_BG_T, ONLY_FG, ORIGINAL
+
+#: Claim 1: background-only models reach "over 40%" on Original test images.
+BACKGROUNDS_SUFFICE_ON_ORIGINAL = 40.0
+
+#: Table 2 (rows: test sets; columns: models).
+TABLE2 = pd.DataFrame(
+    {
+        "MobileNet-v3": [67.9, 91.0, 90.0, 15.7, 69.7, 56.1, 13.6],
+        "EfficientNet-b0": [77.2, 95.6, 94.3, 11.9, 79.7, 67.8, 11.9],
+        "ResNet-50": [77.6, 96.2, 95.0, 17.8, 82.3, 76.3, 6.0],
+        "WRN-50x2": [78.5, 95.8, 95.5, 20.7, 81.7, 73.0, 8.7],
+        "DPN-92": [80.0, 96.8, 96.0, 20.6, 85.4, 77.6, 7.8],
+        "AlexNet*": [None, 86.7, 83.1, 41.5, 76.2, 54.2, 22.0],
+        "ShuffleNet*": [None, 95.7, 93.2, 43.6, 86.7, 69.4, 17.3],
+        "ResNet-50*": [None, 96.3, 94.6, 43.6, 89.9, 75.6, 14.3],
+        "WRN-50x2*": [None, 97.2, 95.2, 45.1, 90.6, 78.0, 12.6],
+        "VGG16-BN*": [None, 97.6, 96.0, 45.7, 91.0, 78.0, 13.0],
+    },
+    index=["imagenet", ORIGINAL, IN9L, ONLY_BG_T, MIXED_SAME, MIXED_RAND, "bg_gap"],
+)
+
+#: The official repository's README table: Original / Mixed-Same / Mixed-Rand / BG-Gap.
+README_TABLE = pd.DataFrame(
+    {
+        "VGG16-BN": [94.3, 83.6, 73.4, 10.2],
+        "ResNet-50": [95.6, 86.2, 78.9, 7.3],
+        "ResNet-152": [96.7, 89.3, 83.5, 5.8],
+        "ResNet-50 (IN-9L)": [96.4, 89.8, 75.6, 14.2],
+        "ResNet-50 (IN-9 Mixed-Rand)": [73.3, 71.5, 71.3, 0.2],
+    },
+    index=[ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap"],
+)
+
+#: Where the numbers below that ../shared/PAPER.md does not hold come from: the paper's arXiv text.
+ARXIV = "arXiv:2006.09994v1 (17 June 2020), Appendix D, Table 5"
+
+#: Table 5 of the arXiv text: accuracy (%) of ResNet-50s trained on each set (rows) on each test set (columns), the
+#: values behind Figs. 2 and 5 (the ICLR camera-ready's figures show bars only). None: not given in that text for
+#: the row (the Original- and Mixed-Rand-trained rows are quoted there only for the sets of Fig. 5).
+TABLE5 = pd.DataFrame(
+    {
+        MIXED_NEXT: [78.07, 45.41, 13.70, 10.35, 11.48, 33.04, 71.21, 48.77, 71.09],
+        MIXED_RAND: [53.28, 51.36, 18.74, 15.41, 17.09, 35.88, 75.60, 53.58, 71.53],
+        MIXED_SAME: [48.49, 74.40, 42.79, 38.37, 45.80, 47.63, 89.90, 73.80, 71.33],
+        NO_FG: [16.20, 39.85, 70.91, 37.85, 40.84, 27.90, 55.78, None, None],
+        ONLY_BG_B: [11.19, 35.19, 36.79, 54.30, 38.49, 23.58, 34.02, None, None],
+        ONLY_BG_T: [8.22, 41.58, 42.52, 42.54, 50.25, 22.59, 43.60, None, None],
+        ONLY_FG: [59.60, 61.65, 31.48, 21.38, 19.19, 84.20, 84.12, 63.23, 74.89],
+        ORIGINAL: [52.32, 75.01, 48.94, 42.10, 49.06, 54.62, 96.32, 85.95, 73.23],
+    },
+    index=[MIXED_NEXT, MIXED_SAME, NO_FG, ONLY_BG_B, ONLY_BG_T, ONLY_FG, IN9L, ORIGINAL,
+           MIXED_RAND],
+)
+TABLE5.index.name = "trained on"
+
+#: Fig. 7 (text of Sec. 5 of the arXiv text): about 35% of the test images need their background (the "BG
+#: Required" and "BG+FG Required" categories) for the Original-trained ResNet-50. The per-category shares are in
+#: the figure only.
+FIG7_BACKGROUND_NEEDED = 35.0
+
+#: Claim 3: challenge accuracy (share of foregrounds no background fools).
+CHALLENGE = {"ResNet-50 (ImageNet)": 22.3, "ResNet-50 (IN-9L)": 12.0}
+
+
+def beside(ours: pd.Series | dict, paper: pd.Series | dict, name_ours: str = "ours",
+           name_paper: str = "paper") -> pd.DataFrame:
+    """Ours and the paper's numbers side by side, with the difference (ours - paper)."""
+    ours, paper = pd.Series(ours, dtype=float), pd.Series(paper, dtype=float)
+    table = pd.DataFrame({name_ours: ours, name_paper: paper.reindex(ours.index)})
+    table["difference"] = table[name_ours] - table[name_paper]
+    return table

@@ -1,0 +1,444 @@
+"""What each chapter of the book shows: its tables beside the paper's numbers, the numbers its prose
+quotes, and its example figures, each from the cached experiment records.
+
+Every function takes the chapter's parameters (data folder, profile, seed, ...) and returns a
+`Study`: `table` (what the page shows first), `tables` (further named tables), `numbers` (name ->
+value, glued into the text by `bgrepro.book.chapter.show`) and, where a figure needs them, the records.
+A chapter cell is one call: ``show(studies.mixed_rand(data, profile, seed))``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import pandas as pd
+
+from .. import layout, registry
+from ..analyses.rps import activation_maps, estimate
+from ..in9 import NUM_CLASSES
+from ..profiles import chapter_models, get_profile
+from ..training.classifier import TrainConfig
+from ..variants import MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_T, ONLY_FG, ORIGINAL, title
+from . import experiments, paper
+from . import verdicts as claim_verdicts
+
+
+@dataclass
+class Study:
+    """A chapter section's results: the main table, further tables, and the numbers its text quotes."""
+
+    table: pd.DataFrame
+    numbers: dict = field(default_factory=dict)
+    tables: dict = field(default_factory=dict)
+    records: dict = field(default_factory=dict)
+    #: The claims this section judges (`bgrepro.book.verdicts.Verdict`), computed from its numbers.
+    verdicts: list = field(default_factory=list)
+
+
+def two_models(data: Path, profile: str | None = None, seed: int = 0) -> dict[str, TrainConfig]:
+    """The profile's default model trained on Original and on Mixed-Rand, by their names in the book."""
+    base = TrainConfig.from_profile(data, profile, seed=seed)
+    return {"trained on Original": base, "trained on Mixed-Rand": replace(base, variant=MIXED_RAND)}
+
+
+def original_model(data: Path, profile: str | None = None, seed: int = 0):
+    """The profile's default model trained on Original (trained once, then loaded from its record)."""
+    return experiments.trained_model(TrainConfig.from_profile(data, profile, seed=seed)).load()
+
+
+def variants_example(data: Path, profile: str | None = None, seed: int = 0):
+    """The paper's Fig. 1: one test image in the eight variants, each labelled with the prediction of the model
+    trained on Original."""
+    from ..analyses.evaluate import predict
+    from ..data.previews import variants_figure
+
+    model = original_model(data, profile, seed)
+    return variants_figure(data, predict=lambda images: predict(model, images, device="cpu"))
+
+
+def top_backgrounds(record: Study, data: Path, per_class: int = 5):
+    """The paper's Fig. 3 from the challenge study's every-pair record: the backgrounds that fool most."""
+    from ..data.previews import variant_image
+    from ..plots import top_backgrounds as figure
+
+    return figure(record.records["pairs"], lambda i: variant_image(data, ONLY_BG_T, "val", i), per_class)
+
+
+# ----------------------------------------------------------------------------- Sec. 3: backgrounds suffice
+def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Background-only models (paper Fig. 2) beside the paper's threshold and chance."""
+    table = experiments.backgrounds_suffice(data, profile, seed)
+    table["paper on original (at least)"] = paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL
+    table["chance"] = 100 / len(layout.class_folders(data))
+    weakest = table[ORIGINAL].idxmin()
+    note = f"The {weakest} model transfers least to Original."
+    if weakest == NO_FG:
+        note += " It also sees the black silhouette of the object, a shape cue that Original images do not have."
+    side = pd.DataFrame({
+        "ours, own test set": [table.loc[v, "own test set"] for v in table.index],
+        "paper, own test set": [paper.TABLE5.loc[v, v] for v in table.index],
+        "ours, Original": table[ORIGINAL].to_numpy(),
+        "paper, Original": [paper.TABLE5.loc[v, ORIGINAL] for v in table.index]}, index=table.index)
+    return Study(table, {"best_bg_only": table[ORIGINAL].max(), "worst_bg_only": table[ORIGINAL].min(),
+                         "weakest_note": note, "chance": float(table["chance"].iloc[0])}, {"paper": side})
+
+
+# ----------------------------------------------------------------------------- Sec. 3: Mixed-Rand training
+def mixed_rand(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Original- vs Mixed-Rand-trained models on the foreground-keeping variants (paper Fig. 5), and
+    beside the official ResNet-50s (table "beside the paper")."""
+    table = experiments.mixed_rand_training(data, profile, seed)
+    official = paper.README_TABLE
+    side = pd.DataFrame({
+        "ours, trained on Original": table[ORIGINAL], "ours, trained on Mixed-Rand": table[MIXED_RAND],
+        "paper ResNet-50 (IN-9L)": official["ResNet-50 (IN-9L)"],
+        "paper ResNet-50 (Mixed-Rand)": official["ResNet-50 (IN-9 Mixed-Rand)"],
+    }).loc[[ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap"]]
+    side["difference (Mixed-Rand models)"] = side["ours, trained on Mixed-Rand"] - side["paper ResNet-50 (Mixed-Rand)"]
+    with_bg = [ORIGINAL, MIXED_SAME, MIXED_RAND, MIXED_NEXT]  # the foreground on some background
+    spread_bg = table.loc[with_bg].max() - table.loc[with_bg].min()
+    fly = "mixed_rand (on the fly)"
+    numbers = {"gap_orig": table.loc["bg_gap", ORIGINAL], "gap_mixed": table.loc["bg_gap", MIXED_RAND],
+               "spread_bg_orig": spread_bg[ORIGINAL], "spread_bg_mixed": spread_bg[MIXED_RAND],
+               "spread_bg_fly": spread_bg[fly], "spread_mixed": table.loc["spread", MIXED_RAND],
+               "spread_fly": table.loc["spread", fly], "fg_orig": table.loc[ONLY_FG, ORIGINAL],
+               "fg_mixed": table.loc[ONLY_FG, MIXED_RAND], "fg_fly": table.loc[ONLY_FG, fly]}
+    fig5 = [ORIGINAL, MIXED_SAME, MIXED_RAND, MIXED_NEXT, ONLY_FG]  # what Fig. 5's models are quoted on
+    matched = pd.DataFrame({
+        "ours, trained on Original": table.loc[fig5, ORIGINAL],
+        "paper, trained on Original": paper.TABLE5.loc[ORIGINAL, fig5],
+        "ours, trained on Mixed-Rand": table.loc[fig5, MIXED_RAND],
+        "paper, trained on Mixed-Rand": paper.TABLE5.loc[MIXED_RAND, fig5]})
+    cost = matched.loc[ORIGINAL]
+    numbers.update(paper_cost=cost["paper, trained on Original"] - cost["paper, trained on Mixed-Rand"],
+                   our_cost=cost["ours, trained on Original"] - cost["ours, trained on Mixed-Rand"])
+    return Study(table, numbers, {"beside the paper": side, "matched": matched})
+
+
+def saliency(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Share of Grad-CAM saliency on the foreground, Original- vs Mixed-Rand-trained (claim 4)."""
+    shares = experiments.saliency_on_foreground(two_models(data, profile, seed))
+    return Study(shares, {"sal_orig": shares.loc["all test images", "trained on Original"],
+                          "sal_mixed": shares.loc["all test images", "trained on Mixed-Rand"]})
+
+
+def saliency_examples(data: Path, profile: str | None = None, seed: int = 0, count: int = 6):
+    """Grad-CAM maps of both models on the first test image of each of the first `count` classes."""
+    from ..analyses.saliency import foreground_share, gradcam, saliency_figure
+    from ..data.datasets import load_variant
+
+    test = load_variant(data, ORIGINAL, "val", with_masks=True)
+    pick = test.first_positions(1)[:count]  # the first image of each of the first classes
+    maps, shares = {}, {}
+    for name, config in two_models(data, profile, seed).items():
+        maps[name] = gradcam(experiments.trained_model(config).load(), test.images[pick])
+        shares[name] = foreground_share(maps[name], test.masks[pick])
+    return saliency_figure(test.images[pick], test.masks[pick], maps, shares)
+
+
+# ----------------------------------------------------------------------------- Sec. 4: the challenge
+def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """The backgrounds challenge of both models (the Original-trained one also over every pair of the
+    profile's share of foregrounds, for Figs. 3-4): a summary, the paper's comparison, the fooled
+    share per class and the fooling share of each background class."""
+    pairs_per_class = get_profile(profile).challenge_pairs_per_class
+    original, mixed = two_models(data, profile, seed).values()
+    records = {"trained on Original": experiments.adversarial_backgrounds(original, pairs_per_class),
+               "trained on Mixed-Rand": experiments.adversarial_backgrounds(mixed, pairs_per_class=0)}
+    summary = pd.DataFrame({
+        name: {"clean accuracy (Original)": 100 * r.clean_accuracy, "challenge accuracy": 100 * r.challenge_accuracy,
+               "foregrounds fooled": 100 * r.fooled_fraction, "foregrounds": r.summary["n_foregrounds"],
+               "backgrounds": r.summary["n_backgrounds"], "composites evaluated": r.summary["composites"],
+               "search seconds": r.summary["seconds"]}
+        for name, r in records.items()})
+    counts = pd.IndexSlice[["foregrounds", "backgrounds", "composites evaluated"], :]
+    ours = {name: 100 * r.challenge_accuracy for name, r in records.items()}
+    comparison = pd.DataFrame({"ours": ours.values(),
+                               "paper (its closest model)": [paper.CHALLENGE["ResNet-50 (IN-9L)"], None],
+                               "paper model": ["ResNet-50 trained on IN-9L", "(not reported)"]}, index=list(ours))
+    from ..registry import available_pretrained
+
+    if layout.data_kind(data) == "in9" and "resnet50" in available_pretrained():  # the paper's ImageNet ResNet-50
+        imagenet = experiments.pretrained_challenge("resnet50", data)
+        comparison.loc["ImageNet-pretrained ResNet-50"] = [100 * imagenet["challenge_accuracy"],
+                                                          paper.CHALLENGE["ResNet-50 (ImageNet)"],
+                                                          f"ResNet-50, ImageNet-pretrained ({imagenet['reading']})"]
+    comparison["difference"] = comparison["ours"] - comparison["paper (its closest model)"]
+    classes = list(records["trained on Original"].fooled_per_class)
+    names = [layout.short_name(c) for c in classes]
+    per_class = pd.DataFrame({name: [None if r.fooled_per_class[c] is None else 100 * r.fooled_per_class[c]
+                                     for c in classes] for name, r in records.items()}, index=names, dtype=float)
+    pairs = records["trained on Original"].pairs
+    tables = {"paper": comparison, "per class": per_class}
+    numbers = {"chal_orig": ours["trained on Original"], "chal_mixed": ours["trained on Mixed-Rand"]}
+    if pairs:
+        tables["class fooling"] = pd.Series(
+            {layout.short_name(c): 100 * v for c, v in pairs["class_fooling"].items()},
+            name="other-class foregrounds fooled by some background of the class (%)").to_frame()
+        numbers["pairs_fg"] = pairs["n_foregrounds"]
+    styled = summary.style.format(precision=1).format("{:,.0f}", subset=counts)
+    return Study(styled, numbers, tables, {"pairs": pairs, **records})
+
+
+# ----------------------------------------------------------------------------- how much the seed moves them
+def seed_spread(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """The BG-Gap and the challenge accuracy of the default model trained on Original and on Mixed-Rand
+    with the profile's `spread_seeds` seeds: mean, standard deviation and range over seeds beside the
+    paper's ResNet-50 (IN-9L- and Mixed-Rand-trained; table), and every seed's numbers (tables["per seed"])."""
+    per_seed = experiments.seed_spread(data, profile, seed)
+    table = experiments.spread_summary(per_seed)
+    # the paper's ResNet-50s (one run each; no spread reported) beside ours: IN-9L-trained, Mixed-Rand-trained
+    official = {"trained on Original": {**paper.README_TABLE["ResNet-50 (IN-9L)"].to_dict(),
+                                        "challenge accuracy": paper.CHALLENGE["ResNet-50 (IN-9L)"]},
+                "trained on Mixed-Rand": paper.README_TABLE["ResNet-50 (IN-9 Mixed-Rand)"].to_dict()}
+    table["paper ResNet-50 (one run)"] = [official[m].get(metric) for m, metric in table.index]
+    at = lambda model, metric, column: float(table.loc[(model, metric), column])  # noqa: E731
+    numbers = {"n_seeds": int(per_seed["seed"].nunique())}
+    for key, model in (("orig", "trained on Original"), ("mixed", "trained on Mixed-Rand")):
+        for short, metric in (("gap", "bg_gap"), ("chal", "challenge accuracy")):
+            numbers[f"{short}_sd_{key}"] = at(model, metric, "sd")
+            numbers[f"{short}_mean_{key}"] = at(model, metric, "mean")
+    return Study(table, numbers, {"per seed": per_seed.set_index(["model", "seed"])}, {"per seed": per_seed})
+
+
+# ----------------------------------------------------------------------------- Sec. 5: fine-grained
+def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """The fine-grained categories of both models (overview), the paper's two-way split ("2x2"), the
+    Original-trained model per class ("by class"); `records` holds each model's per-category summary."""
+    from ..analyses import finegrained as fg
+
+    tables = {name: fg.categorize(experiments.finegrained_correctness(config))
+              for name, config in two_models(data, profile, seed).items()}
+    summaries = {name: fg.summary(t) for name, t in tables.items()}
+    overview = pd.concat({n: s["share %"] for n, s in summaries.items()}, axis=1)
+    needed = overview.loc[["background overrides", "background needed"], "trained on Original"].sum()
+    judged = claim_verdicts.claim_5(float(needed))
+    two_way = pd.concat({n: 100 * t["split_2x2"].value_counts(normalize=True).reindex(list(fg.SPLIT_2X2))
+                         for n, t in tables.items()}, axis=1)
+    by_class = fg.summary(tables["trained on Original"], by_class=True)
+    return Study(overview, {"bg_needed_orig": needed, "fine_note": judged.sentence(),
+                            "paper_bg_needed": paper.FIG7_BACKGROUND_NEEDED},
+                 {"2x2": two_way, "by class": by_class}, summaries, [judged])
+
+
+# ----------------------------------------------------------------------------- Sec. 6: progress
+def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = ()) -> Study:
+    """The model zoo's accuracy per variant (table) and the linear fits against Original ("fits")."""
+    from ..analyses.progress import linear_fits, slope_intervals
+
+    zoo = experiments.zoo_table(data, profile, seed, pretrained=pretrained)
+    fits = linear_fits(zoo)
+    intervals = slope_intervals(zoo)
+    fits = fits.join(intervals.drop(index="mixed_rand - only_bg_t", errors="ignore"))
+    rand, bgt = fits.loc[MIXED_RAND, "slope"], fits.loc[ONLY_BG_T, "slope"]
+    diff = "mixed_rand - only_bg_t"
+    ci = list(intervals.loc[diff]) if diff in intervals.index else None
+    judged = claim_verdicts.claim_6({k: float(fits.loc[k, "slope"]) for k in fits.index}, ci, len(zoo))
+    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": judged.sentence()}, {"fits": fits},
+                 verdicts=[judged])
+
+
+# ----------------------------------------------------------------------------- localization
+def _exact_truth(synth: Path | None) -> Path | None:
+    """The synthetic source when it has exact masks (then maps are scored against them)."""
+    return Path(synth) if synth and layout.split_dir(synth, layout.MASKS, "val").is_dir() else None
+
+
+#: The localization table's columns (the standard WSOL metrics, %) and their headings.
+LOCALIZATION_COLUMNS = {
+    "maxboxaccv2": "MaxBoxAccV2", "iou30": "IoU 30", "iou50": "IoU 50", "iou70": "IoU 70",
+    "maxboxaccv2_held_out": "MaxBoxAccV2, held-out threshold", "held_out_threshold": "held-out threshold",
+    "pxap": "PxAP", "piou": "PIoU", "mask_iou@0.5": "mask IoU at 0.5",
+}
+
+
+def localization(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
+    """RPS against the CAAM baseline (channel sum) on two backbones: one trained here without labels
+    (SimSiam, as the method is published with self-supervised backbones) and the Original-trained model's
+    trunk (scored against the exact synthetic masks when `synth` has them); GrabCut / RPS mask quality
+    ("masks"); the self-supervised backbone's training in the numbers (ssl_*)."""
+    config = TrainConfig.from_profile(data, profile, seed=seed)
+    truth = _exact_truth(synth)
+    ssl = experiments.simsiam_backbone(data, profile, seed)
+    full = experiments.rps_localization(config, truth=truth, ssl_checkpoint=Path(ssl.metrics["checkpoint"]))
+    table = full[[c for c in LOCALIZATION_COLUMNS if c in full.columns]].rename(columns=LOCALIZATION_COLUMNS)
+    tables = {}
+    if synth and (Path(synth) / "annotations.csv").exists():
+        tables["masks"] = experiments.mask_quality(synth, config)
+    numbers = {"rps_speed": full.attrs["estimate_images_per_s"], "n_held_out": full.attrs["n_held_out"],
+               "ssl_epochs": get_profile(profile).ssl_epochs, "ssl_seconds": ssl.metrics["train_seconds"],
+               "ssl_z_std": ssl.metrics["z_std"], "ssl_collapse_reference": ssl.metrics["collapse_reference"],
+               "ssl_loss": ssl.metrics["loss"]}
+    for prefix, backbone in (("", experiments.SELF_SUPERVISED_BACKBONE), ("sup_", experiments.SUPERVISED_BACKBONE)):
+        for key, method in (("rps", "RPS"), ("caam", "CAAM (channel sum)")):
+            row = full.loc[(backbone, method)]
+            numbers.update({f"{prefix}{key}_pxap": row["pxap"], f"{prefix}{key}_maxboxaccv2": row["maxboxaccv2"],
+                            f"{prefix}{key}_held_out": row["maxboxaccv2_held_out"]})
+    return Study(table, numbers, tables)
+
+
+def localization_examples(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None,
+                          count: int = 6):
+    """CAAM and RPS maps of the self-supervised backbone, and RPS of the classifier's trunk, on the first test
+    image of each of the first `count` classes."""
+    from ..analyses.wsol import box_from_map
+    from ..data.datasets import load_variant
+    from ..plots import map_grid
+
+    config = TrainConfig.from_profile(data, profile, seed=seed)
+    supervised = registry.load(experiments.trained_model(config).checkpoint).trunk()
+    rps = experiments.rps_predictor(config)
+    ssl_checkpoint = experiments.simsiam_backbone(data, profile, seed).metrics["checkpoint"]
+    ssl = registry.load(ssl_checkpoint).trunk()
+    train = load_variant(data, ORIGINAL, "train")
+    ssl_rps = estimate(ssl, train.images, train.labels, num_classes=len(train.classes))
+    test = load_variant(_exact_truth(synth) or data, ORIGINAL, "val", with_masks=True)
+    pick = test.first_positions(1)[:count]  # the first image of each of the first classes
+    images = test.images[pick]
+    maps = {"CAAM (SimSiam)": activation_maps(ssl, images, None),
+            "RPS (SimSiam)": activation_maps(ssl, images, ssl_rps),
+            "RPS (classifier)": activation_maps(supervised, images, rps)}
+    arrays = {name: m.numpy() for name, m in maps.items()}
+    boxes = {name: [box_from_map(heat, 0.5) for heat in m] for name, m in arrays.items()}
+    return map_grid(images.numpy(), test.masks[pick].numpy(), arrays, boxes=boxes, overlay=False,
+                    mask_title="exact mask")
+
+
+# ----------------------------------------------------------------------------- the synthetic data
+def habitats(synth: Path) -> Study:
+    """The synthetic source's class-habitat correlation R, the background-only accuracy it allows, and
+    the designed vs realised class x habitat matrices (a figure)."""
+    import json
+
+    from ..data.previews import habitat_matrices
+    from ..data.synth import background_only_ceiling
+
+    path = Path(synth) / "synth.json"
+    if not path.exists():
+        return Study(pd.DataFrame(), {"correlation": float("nan"), "ceiling": float("nan")})
+    correlation = json.loads(path.read_text())["correlation"]
+    habitat_matrices(synth, correlation)
+    return Study(pd.DataFrame(), {"correlation": correlation, "ceiling": 100 * background_only_ceiling(correlation)})
+
+
+# ----------------------------------------------------------------------------- all claims
+#: The claims each chapter judges (its verdict box).
+CHAPTER_CLAIMS = {"backgrounds_suffice": ("1",), "bg_gap": ("2",), "adversarial": ("3",),
+                  "mixed_rand_training": ("4a", "4b", "4c"), "finegrained": ("5",), "progress": ("6",),
+                  "localization": ("RPS",)}
+
+
+def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None):
+    """One claim judged on this run's numbers (`bgrepro.book.verdicts`), from the same cached records its chapter
+    shows."""
+    from . import verdicts as v
+
+    p = get_profile(profile)
+    models = two_models(data, profile, seed)
+    original = models["trained on Original"]
+    if claim == "1":
+        table = experiments.backgrounds_suffice(data, profile, seed)
+        return v.claim_1({title(name): float(table.loc[name, ORIGINAL]) for name in table.index},
+                         100 / len(layout.class_folders(data)), paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
+    if claim == "2":
+        return v.claim_2(100 * experiments.trained_model(original).bg_gap)
+    if claim == "3":
+        record = experiments.adversarial_backgrounds(original, p.challenge_pairs_per_class)
+        return v.claim_3(100 * record.challenge_accuracy, paper.CHALLENGE["ResNet-50 (IN-9L)"])
+    if claim in ("4a", "4b"):
+        table = experiments.mixed_rand_training(data, profile, seed)
+        if claim == "4a":
+            return v.claim_4a(float(table.loc["bg_gap", MIXED_RAND]), float(table.loc["bg_gap", ORIGINAL]))
+        return v.claim_4b(float(table.loc[ORIGINAL, ORIGINAL]), float(table.loc[ORIGINAL, MIXED_RAND]))
+    if claim == "4c":
+        shares = experiments.saliency_on_foreground(models)
+        return v.claim_4c(shares.loc["all test images", "trained on Original"],
+                          shares.loc["all test images", "trained on Mixed-Rand"])
+    if claim == "5":  # the fine-grained chapter's own verdict
+        return finegrained(data, profile, seed).verdicts[0]
+    if claim == "6":  # the progress chapter's, on the same zoo (with the ImageNet models on disk)
+        from ..registry import available_pretrained
+
+        return progress(data, profile, seed, pretrained=available_pretrained()).verdicts[0]
+    if claim == "RPS":  # judged on the self-supervised backbone, as the method is published
+        table = localization(data, profile, seed, synth).table
+        ssl = experiments.SELF_SUPERVISED_BACKBONE
+        rps, caam = table.loc[(ssl, "RPS")], table.loc[(ssl, "CAAM (channel sum)")]
+        pick = lambda row: {"maxboxaccv2": float(row["MaxBoxAccV2"]), "pxap": float(row["PxAP"])}  # noqa: E731
+        return v.claim_rps(pick(rps), pick(caam), self_supervised=True,
+                           backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)")
+    raise ValueError(f"unknown claim {claim!r}")
+
+
+def chapter_verdicts(chapter: str, data: Path, profile: str | None = None, seed: int = 0,
+                     synth: Path | None = None) -> list:
+    """The verdicts of a chapter's claims (`CHAPTER_CLAIMS`)."""
+    return [verdict(c, data, profile, seed, synth) for c in CHAPTER_CLAIMS[chapter]]
+
+
+def claims(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
+    """Every claim of both papers: our measure, the paper's, the verdict computed from the numbers by its
+    criterion (`bgrepro.book.verdicts.CRITERIA`) and the reason; `records["verdicts"]` holds the verdicts."""
+    judged = [verdict(c, data, profile, seed, synth) for chapter in CHAPTER_CLAIMS.values() for c in chapter]
+    table = pd.DataFrame([{"claim": j.claim, "statement": j.statement, "measure": j.measure, "ours": j.ours,
+                           "paper": j.paper, "verdict": j.verdict, "why": j.reason, "criterion": j.criterion}
+                          for j in judged])
+    counts = table["verdict"].value_counts()
+    numbers = {f"n_{key.replace(' ', '_')}": int(counts.get(key, 0)) for key in
+               ("reproduced", "partly reproduced", "not reproduced", "no counterpart at this scale")}
+    numbers["n_claims"] = len(table)
+    return Study(table, numbers, records={"verdicts": judged})
+
+
+def profile_sizes() -> pd.DataFrame:
+    """Per profile: images (train + test), image side, default model and epochs."""
+    from ..in9 import NUM_CLASSES
+    from ..profiles import PROFILES
+
+    return pd.DataFrame({name: {"images (train + test)": NUM_CLASSES * (p.train_per_class + p.test_per_class),
+                                "side (px)": p.image_size, "default model": p.arch, "epochs": p.epochs}
+                         for name, p in PROFILES.items()})
+
+
+__all__ = ["Study", "backgrounds_suffice", "challenge", "claims", "finegrained", "habitats", "localization",
+           "localization_examples", MIXED_RAND, "profile_sizes", "progress", "saliency", "saliency_examples",
+           "two_models"]
+
+
+def gpu_measurements(path: Path = layout.GPU_RESULTS) -> dict | None:
+    """The committed GPU benchmark results, or None where the file is not there (an installed package)."""
+    return json.loads(Path(path).read_text()) if Path(path).exists() else None
+
+
+def gpu_rates(measured: dict) -> pd.DataFrame:
+    """Images (or maps) per second of each measured stage, on the GPU that measured it."""
+    train = measured["train"]
+    rows = {
+        "training: bgrepro (set on the GPU)": train["images_per_second"],
+        "training: bgrepro (streamed from the host)": train.get("streaming_images_per_second"),
+        "training: ImageFolder + DataLoader": train["baseline_images_per_second"],
+        "training: same step on random GPU tensors": train["gpu_only_images_per_second"],
+        "Grad-CAM maps": measured.get("saliency", {}).get("maps_per_second"),
+        "RPS estimation": measured.get("localize", {}).get("estimate_images_per_second"),
+        "RPS maps": measured.get("localize", {}).get("map_images_per_second"),
+        "challenge composites": measured.get("challenge", {}).get("composites_per_second"),
+    }
+    return pd.DataFrame({"per second": {k: v for k, v in rows.items() if v is not None}})
+
+
+def full_budget(measured: dict, profile: str = "full") -> pd.DataFrame:
+    """Per chapter: the models it trains at `profile` and the minutes the measured rate gives for those of
+    the measured architecture (30 epochs over IN-9's training set, decoding included); other
+    architectures' rates are not measured and are listed, not guessed."""
+    p = get_profile(profile)
+    train = measured["train"]
+    per_model = (p.epochs * NUM_CLASSES * p.train_per_class / train["images_per_second"] + train["decode_seconds"]) / 60
+    rows = {}
+    for chapter, models in chapter_models(p).items():
+        timed = [m for m in models if m[0] == train["arch"]]
+        rows[chapter] = {"models trained": len(models), f"{train['arch']} models": len(timed),
+                         f"{train['arch']} training (min)": round(len(timed) * per_model, 1),
+                         "not measured": ", ".join(sorted({a for a, _ in models if a != train["arch"]})) or "-"}
+    return pd.DataFrame(rows).T
