@@ -402,7 +402,13 @@ def stage_localize(args, device) -> dict:
 
 
 # ----------------------------------------------------------------------------- driver
+#: A stage that never ends (a name; tests only): the lease's deadline must stop it and keep what came before.
+STALL_ENV = "BGREPRO_BENCH_STALL"
+
+
 def run_stage(name: str, args) -> None:
+    if os.environ.get(STALL_ENV) == name:
+        time.sleep(3600)
     import torch
 
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
