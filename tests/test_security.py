@@ -323,6 +323,7 @@ def test_the_checks_pass_what_torch_export_writes(tmp_path):
     """The allowlists are not so tight that a real network's export fails them (ResNet-18, a timm ViT)."""
     import timm
     import torchvision
+
     from bgrepro.registry.export import load_export
 
     batch = torch.export.Dim("batch", min=1, max=1024)
