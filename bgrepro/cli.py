@@ -432,6 +432,7 @@ def _run_eval(args: argparse.Namespace) -> int:
 
     from .analyses.evaluate import format_table, image_listing
     from .analyses.finegrained import shares
+    from .analyses.groups import as_json
     from .distributed import is_main, on_main
     from .io import atomic_write_text
     from .outputs import check_file_output
@@ -448,6 +449,7 @@ def _run_eval(args: argparse.Namespace) -> int:
     on_main(lambda: check_file_output(record, "eval", inputs, "--record"))
     scored, result = _scored_predictions(args) if args.predictions else _scored_model(args)
     result["finegrained"] = shares(scored, args.data)
+    result["groups"] = as_json(scored, args.data, args.split)
     result["written_by"] = "bgrepro eval"
     if is_main():
         atomic_write_text(record, json.dumps(result, indent=2, allow_nan=False) + "\n")

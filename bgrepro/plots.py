@@ -203,3 +203,29 @@ def seed_spread_figure(per_seed, metrics=("bg_gap", "challenge accuracy"), out: 
         ax.tick_params(axis="x", labelsize=8)
     return _finish(fig, out)
 
+
+def group_heatmaps(panels: dict, small: int = 10, out: Path | None = None):
+    """Accuracy (%) per (foreground class, background class) group, one heat map per panel side by side
+    (`panels`: title -> (accuracy table, count table), as `analyses.groups.frames` gives); each cell shows its
+    accuracy, a group of fewer than `small` images is marked with * and hatched, an empty one left blank."""
+    import seaborn as sns
+
+    n = len(panels)
+    side = max(len(acc) for acc, _ in panels.values())
+    fig, axes = plt.subplots(1, n, figsize=(min(0.55 * side + 1.8, 7.5) * n, min(0.5 * side + 1.6, 6.5)),
+                             squeeze=False)
+    for ax, (name, (accuracy, count)) in zip(axes[0], panels.items()):
+        text = accuracy.map(lambda v: "" if np.isnan(v) else f"{v:.0f}")
+        text = text.where(~((count > 0) & (count < small)), text + "*")
+        sns.heatmap(accuracy, ax=ax, vmin=0, vmax=100, cmap="RdYlGn", annot=text, fmt="", cbar=ax is axes[0, -1],
+                    annot_kws={"fontsize": 8}, linewidths=0.5, linecolor="white",
+                    cbar_kws={"label": "accuracy (%)"} if ax is axes[0, -1] else None)
+        for (i, j), c in np.ndenumerate(count.to_numpy()):
+            if 0 < c < small:
+                ax.add_patch(plt.Rectangle((j, i), 1, 1, fill=False, hatch="///", edgecolor="0.5", lw=0))
+        ax.set_title(name, fontsize=10)
+        ax.tick_params(labelsize=8)
+        ax.tick_params(axis="y", labelrotation=0)
+        ax.set_xlabel("background class", fontsize=9)
+        ax.set_ylabel("foreground class", fontsize=9)
+    return _finish(fig, out)

@@ -89,6 +89,23 @@ def test_mixed_files_keep_the_foreground_exactly(built, tiny_dataset):
         np.testing.assert_array_equal(composite_image[~mask], background[~mask])
 
 
+def test_every_composite_names_the_source_files_of_its_pair(built, tiny_dataset):
+    """The manifest's fg_source and bg_source lead from any composite back to its two source images (issue 32):
+    the foreground's source image shows through the mask exactly, and the background's gives the rest."""
+    out, _ = built
+    rows = [r for r in read_manifest(out) if r["variant"] == "mixed_rand" and r["split"] == "val"]
+    for r in rows[:12]:
+        fg_source, bg_source = tiny_dataset / r["fg_source"], tiny_dataset / r["bg_source"]
+        assert fg_source.is_file() and bg_source.is_file() and not r["fg_source"].startswith("/")
+        assert fg_source.stem == r["fg_id"] and bg_source.stem == r["bg_id"]
+        composite_image = read_image(out / r["path"])
+        mask = read_mask(out / "fg_mask" / "val" / CLASS_FOLDERS[int(r["fg_class"])] / f"{r['fg_id']}.npy",
+                         composite_image.shape[:2])
+        np.testing.assert_array_equal(composite_image[mask], read_image(fg_source)[mask])
+    singles = [r for r in read_manifest(out) if r["variant"] == "only_fg"]
+    assert all(r["fg_source"] and not r["bg_source"] for r in singles)
+
+
 def test_pairings_are_deterministic_from_the_seed():
     samples = [{"split": "val", "id": f"i{k}", "label": k % 3} for k in range(30)]
     for variant in ("mixed_same", "mixed_rand", "mixed_next"):

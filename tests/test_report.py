@@ -92,7 +92,14 @@ def test_report_from_a_folder_of_photos(photos, clean_report):
         assert 0 <= m["challenge_accuracy"] <= 100
         assert m["foreground_share"] is None or 0 <= m["foreground_share"] <= 100
         assert sum(m["finegrained"].values()) == pytest.approx(100)
+        # which backgrounds hurt which classes: Mixed-Rand group by group, in %, its worst group named
+        groups = m["groups"]["mixed_rand"]
+        assert sum(g["n"] for g in groups["groups"]) == data["kept_per_split"]["val"]
+        assert groups["accuracy"] == pytest.approx(m["accuracy"]["mixed_rand"])
+        assert all(g["small"] for g in groups["groups"])  # two test photos per class: every group is small
+        assert m["worst_group"].endswith(f"(the set's mean {groups['accuracy']:.1f}%)")
     page = (clean_report / "report.html").read_text()
+    assert "Which backgrounds hurt which classes" in page and "worst group" in page
     assert not re.search(r"""(src|href)=["']?(https?:|//|file:)""", page)  # nothing outside the page
     assert "<script" not in page and "<link" not in page
     assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', page)) >= 6

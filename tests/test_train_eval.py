@@ -229,9 +229,17 @@ def test_eval_json_gives_intervals(tmp_path, tiny_variants, tiny_checkpoint, cap
         assert 0 <= lo <= result["accuracy"][variant] <= hi <= 1
     lo, hi = result["bg_gap_ci95"]
     assert lo <= result["bg_gap"] <= hi and result["bootstrap"]["resamples"] == 1000
+    # the class-by-background matrix of every mixed set (issue 32), its groups adding up to the set
+    groups = result["groups"]["mixed_rand"]
+    assert sum(g["n"] for g in groups["groups"]) == result["n"]["mixed_rand"]
+    assert groups["accuracy"] == pytest.approx(result["accuracy"]["mixed_rand"])
+    assert all(g["ci95"][0] <= g["accuracy"] <= g["ci95"][1] for g in groups["groups"])
+    assert {g["background"] for g in result["groups"]["mixed_next"]["groups"]} == set(result["classes"])
+    assert all(g["foreground"] == g["background"] for g in result["groups"]["mixed_same"]["groups"])
     assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(tiny_checkpoint),
                  "--record", str(tmp_path / "t.json")]) == 0
-    assert "95% interval" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "95% interval" in printed and "worst group of mixed_rand: " in printed and " backgrounds: " in printed
 
 
 def test_fine_tuning_starts_from_imagenet_weights_but_the_class_layer(tmp_path, tiny_variants, capsys):

@@ -279,9 +279,12 @@ def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = No
              batch_size: int | None = None, device=None, progress: bool = False, precision: str = "fp32",
              bootstrap: int = 0, seed: int = 0) -> dict:
     """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap; with
-    `bootstrap` resamples, 95% intervals over test images (`ci95`, `bg_gap_ci95`)."""
-    inference = Inference.at(device, precision, batch_size)
-    return correctness(model, root, variants, split, inference, progress).summarize(bootstrap, seed)
+    `bootstrap` resamples, 95% intervals over test images (`ci95`, `bg_gap_ci95`); and the groups of every
+    mixed set (`groups`: foreground class x background class, `analyses.groups`)."""
+    from .groups import as_json
+
+    scored = correctness(model, root, variants, split, Inference.at(device, precision, batch_size), progress)
+    return {**scored.summarize(bootstrap, seed), "groups": as_json(scored, root, split)}
 
 
 def format_table(result: dict) -> str:
@@ -293,4 +296,8 @@ def format_table(result: dict) -> str:
         lines.append(f"{variant:<12}{100 * acc:>9.1f}%{result['n'][variant]:>8}{span(ci.get(variant))}")
     if result.get("bg_gap") is not None:
         lines.append(f"{'BG-Gap':<12}{100 * result['bg_gap']:>9.1f}{'':>9}{span(result.get('bg_gap_ci95'))}")
+    from .groups import worst_group_line
+
+    for variant, matrix in (result.get("groups") or {}).items():
+        lines.append(f"worst group of {variant}: {worst_group_line(matrix)}")
     return "\n".join(lines)

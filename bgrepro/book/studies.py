@@ -13,6 +13,7 @@ import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from .. import layout, registry
@@ -115,6 +116,58 @@ def mixed_rand(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     numbers.update(paper_cost=cost["paper, trained on Original"] - cost["paper, trained on Mixed-Rand"],
                    our_cost=cost["ours, trained on Original"] - cost["ours, trained on Mixed-Rand"])
     return Study(table, numbers, {"beside the paper": side, "matched": matched})
+
+
+def groups(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Claim 4 group by group: Mixed-Rand's accuracy per (foreground class, background class) of the Original-
+    and the Mixed-Rand-trained models (`analyses.groups`), their worst groups, and how uneven the groups are
+    (the standard deviation of the accuracies of the groups that are not small)."""
+    from ..analyses.groups import frames, worst_group_line
+
+    matrices = {name: experiments.trained_model(config).record.metrics["evaluation"]["groups"][MIXED_RAND]
+                for name, config in two_models(data, profile, seed).items()}
+    rows, numbers = {}, {}
+    for (name, m), key in zip(matrices.items(), ("orig", "mixed")):
+        large = [100 * g["accuracy"] for g in m["groups"] if not g["small"]]
+        w = m["worst"]
+        rows[name] = {"Mixed-Rand accuracy %": 100 * m["accuracy"], "groups": len(m["groups"]),
+                      "small groups": sum(g["small"] for g in m["groups"]),
+                      "sd of group accuracies, points": float(np.std(large, ddof=1)) if len(large) > 1 else None,
+                      "worst group": worst_group_line(m), "worst-group accuracy %": 100 * w["accuracy"]}
+        numbers.update({f"groups_sd_{key}": rows[name]["sd of group accuracies, points"],
+                        f"worst_{key}": worst_group_line(m), f"worst_acc_{key}": 100 * w["accuracy"]})
+    hardest = pd.DataFrame({name: {layout.short_name(c): (f"{layout.short_name(h['background'])}: "
+                                                          f"-{100 * h['drop']:.1f}" if h else "-")
+                                   for c, h in m["hardest_background"].items()} for name, m in matrices.items()})
+    hardest.index.name = "foreground class"
+    return Study(pd.DataFrame(rows).T, numbers, {"hardest background": hardest},
+                 records={name: frames(m) for name, m in matrices.items()})
+
+
+def groups_figure(study: Study):
+    """The group matrices of the models of `groups` side by side."""
+    from ..analyses.groups import SMALL_GROUP
+    from ..plots import group_heatmaps
+
+    return group_heatmaps(study.records, SMALL_GROUP)
+
+
+def composite_origins(data: Path, count: int = 6) -> pd.DataFrame:
+    """Where composites came from: the first Mixed-Rand test composite of each of the first `count` classes with
+    its foreground's and its background's class and source file (the manifest's `fg_source`, `bg_source`)."""
+    from ..data.build import read_manifest
+
+    rows = [r for r in read_manifest(data) if r["variant"] == MIXED_RAND and r["split"] == "val"]
+    firsts: dict[str, dict] = {}
+    for r in rows:
+        firsts.setdefault(r["fg_class"], r)
+    classes = layout.class_folders(data)
+    table = pd.DataFrame([{"composite": r["path"], "foreground class": layout.short_name(classes[int(r["fg_class"])]),
+                           "foreground from": r.get("fg_source") or "(not recorded)",
+                           "background class": layout.short_name(classes[int(r["bg_class"])]),
+                           "background from": r.get("bg_source") or "(not recorded)"}
+                          for r in list(firsts.values())[:count]])
+    return table.sort_values("composite", ignore_index=True)
 
 
 def saliency(data: Path, profile: str | None = None, seed: int = 0) -> Study:

@@ -3,7 +3,9 @@
     DIR/<variant>/<split>/<class folder>/<id>.<ext>     the variants asked for, and always `original`
     DIR/fg_mask/<split>/<class folder>/<id>.npy         boolean foreground masks
     DIR/manifest.csv                                    every output: variant, split, path, label,
-                                                        fg_id, fg_class, bg_id, bg_class
+                                                        fg_id, fg_class, bg_id, bg_class, and the source
+                                                        files of its foreground and background (fg_source,
+                                                        bg_source: relative to the source's folder)
     DIR/rejections.csv                                  images the paper's filters left out, and why
 
 Two phases, both parallel over processes and resumable: (1) per source image: load it (GrabCut
@@ -47,7 +49,8 @@ from . import composite
 from .parallel import run_tasks
 from .sources import Record, Source
 
-MANIFEST_COLUMNS = ("variant", "split", "path", "label", "fg_id", "fg_class", "bg_id", "bg_class")
+MANIFEST_COLUMNS = ("variant", "split", "path", "label", "fg_id", "fg_class", "bg_id", "bg_class", "fg_source",
+                    "bg_source")
 SPLIT_ORDER = layout.SPLITS
 
 
@@ -90,6 +93,17 @@ def _out_path(out: Path, variant: str, split: str, folder: str, sample_id: str, 
     return layout.image_path(out, variant, split, folder, sample_id, _ext(fmt))
 
 
+def _source_file(source: Source, record: Record) -> str:
+    """Where a source image came from: its path relative to the source's folder (absolute where it lies
+    elsewhere), so that every composite's foreground and background can be found again."""
+    path = Path(record.image_path)
+    root = getattr(source, "root", None)
+    try:
+        return path.resolve().relative_to(Path(root).resolve()).as_posix() if root else str(path)
+    except ValueError:
+        return str(path.resolve())
+
+
 def _single(record: Record) -> tuple[dict, int]:
     """Phase 1 for one source image; returns its record and how many files were written."""
     source: Source = _STATE["source"]
@@ -101,7 +115,7 @@ def _single(record: Record) -> tuple[dict, int]:
     if meta_file.exists():
         meta = json.loads(meta_file.read_text())
         if meta["status"] == "rejected" or all(p.exists() for p in targets.values()):
-            return meta, 0
+            return {"source": _source_file(source, record), **meta}, 0
     try:
         sample = source.load(record)
     except composite.Rejected as rejection:
@@ -120,7 +134,8 @@ def _single(record: Record) -> tuple[dict, int]:
                                                   fmt))
         written += 1
     meta = {"status": "ok", "id": record.id, "split": record.split, "label": record.label,
-            "box": None if sample.box is None else list(sample.box), "shape": list(sample.image.shape[:2])}
+            "box": None if sample.box is None else list(sample.box), "shape": list(sample.image.shape[:2]),
+            "source": _source_file(source, record)}
     atomic_write_text(meta_file, json.dumps(meta) + "\n")  # last: marks the image finished
     return meta, written
 
@@ -308,7 +323,8 @@ def _write_manifest(out, source, fmt, ok, variants, pairs, report) -> None:
             has_bg = variant != layout.MASKS and V.BY_NAME[variant].background
             rows.append([variant, fg["split"], path, fg["label"],
                          fg["id"] if has_fg else "", fg["label"] if has_fg else "",
-                         bg["id"] if has_bg else "", bg["label"] if has_bg else ""])
+                         bg["id"] if has_bg else "", bg["label"] if has_bg else "",
+                         fg.get("source", "") if has_fg else "", bg.get("source", "") if has_bg else ""])
             report.counts[variant, fg["split"]] += 1
     if not distributed.is_main():
         return

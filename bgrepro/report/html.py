@@ -116,6 +116,7 @@ def _results(report: dict, figures: dict[str, str]) -> list[str]:
              "until one makes the model predict another class. What was tried: "
              f"{html.escape(report.get('challenge', {}).get('reading', 'every pair'))}.</p>",
              _figure(figures, "challenge", "Share of each class's foregrounds that some background fools."),
+             *_groups(models, figures),
              "<h2>Is the background needed? (fine-grained)</h2><p>Each test image by what the model gets right: the "
              "foreground alone (Only-FG), the image, and the foreground on another class's background "
              "(Mixed-Rand).</p>",
@@ -125,6 +126,32 @@ def _results(report: dict, figures: dict[str, str]) -> list[str]:
                     [[m["name"], _fmt(m["foreground_share"]), _fmt(m["mask_area"])] for m in models])]
     parts += [_figure(figures, f"saliency-{k}", f"Grad-CAM of {m['name']} (first seed) on test photos.")
               for k, m in enumerate(models)]
+    return parts
+
+
+def _groups(models: list[dict], figures: dict[str, str]) -> list[str]:
+    """Mixed-Rand group by group: the heat map, the worst group and, per class, the background class that hurts
+    it most."""
+    from ..layout import short_name
+    from ..variants import MIXED_RAND
+
+    matrices = [(m["name"], m["groups"][MIXED_RAND], m["worst_group"]) for m in models if MIXED_RAND in m["groups"]]
+    if not matrices:
+        return []
+    small = matrices[0][1]["small_group"]
+    parts = ["<h2>Which backgrounds hurt which classes</h2><p>Mixed-Rand's test images grouped by the class of "
+             "their foreground and the class their background came from (the build's manifest records both): each "
+             f"group's accuracy, with its 95% Wilson interval. Groups of fewer than {small} images are marked * "
+             "and hatched; the worst group is chosen among the others.</p>",
+             _figure(figures, "groups", "Accuracy (%) per foreground class (rows) and background class (columns) "
+                                        "on Mixed-Rand; green is right, red wrong.")]
+    for name, matrix, worst in matrices:
+        rows = [[short_name(c), short_name(h["background"]) + (" *" if h["small"] else ""), _fmt(h["accuracy"]),
+                 _fmt(h["own_accuracy"]), _fmt(h["drop"]), h["n"]]
+                for c, h in matrix["hardest_background"].items() if h]
+        parts += [f"<p><b>{html.escape(name)}</b>: worst group {html.escape(worst)}.</p>",
+                  _table(["foreground class", "most harmful background class", "accuracy %",
+                          "on its own class's backgrounds (Mixed-Same) %", "drop, points", "images"], rows)]
     return parts
 
 

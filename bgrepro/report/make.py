@@ -424,6 +424,10 @@ class ModelResult:
     conclusion: list[dict] = field(default_factory=list)
     #: 95% interval of the challenge accuracy when the foregrounds were sampled (one seed), else None.
     challenge_ci95: list | None = None
+    #: Per mixed test set, accuracy per (foreground class, background class) group (`analyses.groups`, in %),
+    #: and Mixed-Rand's worst group in words.
+    groups: dict[str, dict] = field(default_factory=dict)
+    worst_group: str | None = None
 
     def to_json(self) -> dict:
         out = asdict(self)
@@ -433,11 +437,24 @@ class ModelResult:
         return strict_json(out)
 
 
-def _model_entry(group: str, runs: list[_Run], analyses: list[Analysis], pooled: Correctness, cfg: ReportConfig
-                 ) -> ModelResult:
+def _percent_groups(matrix: dict) -> dict:
+    """A group matrix's JSON (`GroupMatrix.to_json`) with its accuracies and intervals in %."""
+    def scaled(entry: dict) -> dict:
+        return {k: (_pct(v) if k in ("accuracy", "own_accuracy", "drop") else _pct_pair(v) if k == "ci95" else v)
+                for k, v in entry.items()}
+
+    return {**scaled(matrix), "worst": scaled(matrix["worst"]), "groups": [scaled(g) for g in matrix["groups"]],
+            "hardest_background": {c: h and scaled(h) for c, h in matrix["hardest_background"].items()}}
+
+
+def _model_entry(group: str, runs: list[_Run], analyses: list[Analysis], pooled: Correctness, cfg: ReportConfig,
+                 data: Path) -> ModelResult:
     """A model's result: seeds pooled (per-image correctness averaged over seeds, so the intervals are a
     bootstrap over test images of the seed-averaged numbers), in %."""
+    from ..analyses.groups import as_json, worst_group_line
+
     first = analyses[0]
+    matrices = as_json(pooled, data)
     result = pooled.summarize(cfg.bootstrap, cfg.seed)
     per_seed = [a.scored.summarize() for a in analyses]
     gaps = [r["bg_gap"] for r in per_seed if r["bg_gap"] is not None]
@@ -464,6 +481,8 @@ def _model_entry(group: str, runs: list[_Run], analyses: list[Analysis], pooled:
                "challenge_accuracy": _pct(a.challenge_accuracy), "foreground_share": _pct(a.foreground_share)}
               for r, s, a in zip(runs, per_seed, analyses)],
         skipped=list(first.skipped),
+        groups={v: _percent_groups(m) for v, m in matrices.items()},
+        worst_group=worst_group_line(matrices[MIXED_RAND]) if MIXED_RAND in matrices else None,
     )
 
 
@@ -477,6 +496,8 @@ CRITERIA = {
     "breaks": "some background fools most foregrounds: challenge accuracy below half of Original accuracy",
     "no_evidence": "the BG-Gap's 95% interval includes 0",
     "holds": "challenge accuracy at least half of Original accuracy",
+    "worst_group": "Mixed-Rand's worst group (at least 10 test images) has a 95% interval wholly below Mixed-Rand's "
+                   "accuracy",
 }
 #: The paper's range of BG-Gaps (points) for the models of its Table 2, to size ours against.
 PAPER_GAPS = (6.0, 22.0)
@@ -528,6 +549,14 @@ def conclude(result: ModelResult, n_classes: int, seeds: int = 1, trained: bool 
         else:
             say("holds", f"It holds up against the backgrounds challenge: {result.challenge_accuracy:.1f}% of "
                 "test foregrounds survive every test background.")
+    groups = result.groups.get(MIXED_RAND)
+    if groups and not groups["worst"]["small"] and groups["worst"]["ci95"][1] < groups["accuracy"]:
+        w = groups["worst"]
+        say("worst_group", f"Its worst group is {layout.short_name(w['foreground'])} on "
+            f"{layout.short_name(w['background'])} backgrounds: {w['accuracy']:.1f}% {_interval(w['ci95']).strip()} "
+            f"of {w['n']} images, {groups['accuracy'] - w['accuracy']:.1f} points below its Mixed-Rand accuracy "
+            f"({groups['accuracy']:.1f}%).", f"look at its {layout.short_name(w['foreground'])} photos whose "
+            f"surroundings resemble {layout.short_name(w['background'])} scenes, and add varied ones")
     return findings
 
 
@@ -669,7 +698,7 @@ def _analysed(cfg: ReportConfig, runs: list[_Run], data: Path, cfg_out: Path, n_
     results = []
     for group, items in groups.items():
         pooled = items[0][1].scored.pooled([a.scored for _, a in items[1:]])
-        result = _model_entry(group, [r for r, _ in items], [a for _, a in items], pooled, cfg)
+        result = _model_entry(group, [r for r, _ in items], [a for _, a in items], pooled, cfg, data)
         result.conclusion = conclude(result, n_classes, cfg.seeds, trained)
         results.append(result)
     return plan, groups, results
@@ -706,6 +735,7 @@ def _figures(report: dict, groups: dict, data: Path, cfg: ReportConfig) -> dict[
 
     from .. import plots
     from ..analyses.finegrained import stacked_bars
+    from ..analyses.groups import SMALL_GROUP, frames
     from ..data.previews import variants_figure
 
     figures = {"variants": _png(variants_figure(data, split="val"))}
@@ -731,6 +761,10 @@ def _figures(report: dict, groups: dict, data: Path, cfg: ReportConfig) -> dict[
                            for m in report["models"] if m["fooled_per_class"]})
     if not fooled.empty:
         figures["challenge"] = _png(plots.per_class_bars(fooled, "foregrounds fooled by some background (%)"))
+    panels = {m["name"]: frames(m["groups"][MIXED_RAND], scale=1) for m in report["models"]
+              if MIXED_RAND in m["groups"]}
+    if panels:
+        figures["groups"] = _png(plots.group_heatmaps(panels, SMALL_GROUP))
     for k, items in enumerate(groups.values()):
         path = items[0][1].saliency_figure
         if path is not None and path.exists():
@@ -760,6 +794,9 @@ def summary_lines(report: dict) -> list[str]:
                      f"{_fmt(gap['value'])}{_interval(gap['ci95'])}, challenge {bound}"
                      f"{_pct_text(m['challenge_accuracy'])}{_interval(m.get('challenge_ci95'))}, Grad-CAM on "
                      f"foreground {_pct_text(m['foreground_share'])}")
+    for m in report["models"]:
+        if m.get("worst_group"):
+            lines.append(f"  {m['name']}: worst Mixed-Rand group: {m['worst_group']}")
     if report.get("challenge"):
         lines.append(f"  challenge: {report['challenge']['reading']}")
     return lines
