@@ -1,9 +1,10 @@
 """What the book costs, in a unit that travels between machines (issue 31).
 
 Runs every chapter of the book from a cold cache (a fresh results folder: every record and every chapter
-made anew; the data and the venv in place) and, in the same process, the reference unit: the profile's
-default model trained on Original with seed 0, timed before and after the chapters (two runs, so that a
-machine that speeds up or slows down in the meantime shows). The book's total divided by the mean of the
+made anew; the data and the venv in place) and, in the same run, the reference unit: the profile's default
+model trained on Original with seed 0 by the code of the baseline commit (`REFERENCE_COMMIT`, a fixed piece of
+work), timed before and after the chapters (two runs, so that a machine that speeds up or slows down in the
+meantime shows). The book's total divided by the mean of the
 two references is its cost in reference units, which compares across machines and days where seconds
 alone do not (this project's machines differ by up to 2x from day to day).
 
@@ -26,17 +27,40 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+#: The reference unit's code: the default model's training as it stood at the issue's baseline commit, run from
+#: that commit's own files (`git archive`), so that the unit is the same work in every run: training made faster
+#: later makes the book cheaper in units instead of shrinking the unit with it.
+REFERENCE_COMMIT = "79518ffa5e0e650e0505870d840f4c59058d0b17"
+_REFERENCE = """
+import sys, time
+from pathlib import Path
+from bgrepro.train import TrainConfig, train
+t0 = time.perf_counter()
+train(TrainConfig.from_profile(Path(sys.argv[1]), sys.argv[2]), Path(sys.argv[3]), progress=False)
+print(time.perf_counter() - t0)
+"""
+
+
+def reference_code(work: Path) -> Path:
+    """The baseline commit's package, unpacked once under `work` (needs this checkout's git history)."""
+    dest = work / "reference-code"
+    if not (dest / "bgrepro").is_dir():
+        dest.mkdir(parents=True, exist_ok=True)
+        archive = subprocess.run(["git", "archive", REFERENCE_COMMIT, "bgrepro"], capture_output=True, check=True,
+                                 cwd=Path(__file__).resolve().parent)
+        subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
+    return dest
+
 
 def reference_seconds(data: Path, profile: str, work: Path) -> float:
-    """Seconds to train the profile's default model on Original (seed 0) into a fresh folder."""
-    from bgrepro.training.classifier import TrainConfig, train
-
+    """Seconds to train the profile's default model on Original (seed 0) into a fresh folder, with the
+    baseline commit's code (`REFERENCE_COMMIT`) in a process of its own."""
     run = work / f"reference-{time.monotonic_ns()}"
-    t0 = time.perf_counter()
-    train(TrainConfig.from_profile(data, profile), run, progress=False)
-    seconds = time.perf_counter() - t0
+    env = {**os.environ, "PYTHONPATH": str(reference_code(work)), "BGREPRO_RESULTS": str(work / "reference-results")}
+    done = subprocess.run([sys.executable, "-c", _REFERENCE, str(data), profile, str(run)], capture_output=True,
+                          text=True, env=env, check=True)
     shutil.rmtree(run, ignore_errors=True)
-    return seconds
+    return float(done.stdout.strip().splitlines()[-1])
 
 
 def commit_of(package_dir: Path) -> str | None:
@@ -100,7 +124,8 @@ def main() -> None:
                     "python": platform.python_version(), "torch": torch.__version__},
         "chapters_seconds": {k: round(v, 1) for k, v in chapters.items()},
         "total_seconds": round(total, 1),
-        "reference": {"what": f"the {args.profile} profile's default model trained on Original, seed 0",
+        "reference": {"what": f"the {args.profile} profile's default model trained on Original, seed 0, with the "
+                              f"code of commit {REFERENCE_COMMIT[:7]}",
                       "seconds": [round(r, 1) for r in references], "mean_seconds": round(unit, 1)},
         "total_units": round(total / unit, 2),
         "chapters_units": {k: round(v / unit, 2) for k, v in chapters.items()},
