@@ -98,5 +98,28 @@ def test_the_book_check_fails_a_page_a_reader_would_not_trust():
     assert page_problems("p", f"<main>{figure}</main>{bare}", "0") == ["p: 1 figure(s) without a numbered caption"]
     assert page_problems("p", f"<main>{figure}<td>NaN</td></main>", "0") == ["p: NaN shown where a number is missing"]
     assert page_problems("p", f"<main>{figure}<pre>x = float('NaN')</pre></main>", "0") == []  # code is not output
-    assert page_problems("p", f"<main>{figure}</main>", "2") == ["p: 2 table(s) wider than the page"]
+    assert page_problems("p", f"<main>{figure}</main>", "2") == [
+        "p: 2 table(s) wider than the page at 1280 px (columns hidden or scrolled)"]
     assert page_problems("p", "<main><p>text</p></main>", "0") == ["p: no figure"]
+
+
+@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser")), reason="no Chromium")
+def test_the_book_check_measures_tables_inside_scroll_containers(tmp_path):
+    """A table wider than the page hides its last columns whether it sticks out of the page or sits in a
+    container that scrolls (as the theme wraps outputs): the check counts both, in the browser, at 1280 px."""
+    from bgrepro.book.runner import check_site
+
+    figure = ('<figure><img src="_images/a.png"><figcaption><span class="caption-number">Fig. 1 </span>'
+              '</figcaption></figure>')
+    wide = "<table><tr>" + "".join(f"<td>column {k} with a long heading</td>" for k in range(40)) + "</tr></table>"
+    narrow = "<table><tr><td>1</td><td>2</td></tr></table>"
+    pages = {"scrolled": f"<div style='overflow-x:auto'>{wide}</div>", "bare": wide, "fits": narrow,
+             "wrapped": "<div style='overflow-x:auto'><table style='width:100%;table-layout:fixed'><tr>"
+                        + "".join(f"<td>word {k}</td>" for k in range(8)) + "</tr></table></div>"}
+    for name, body in pages.items():
+        (tmp_path / f"{name}.html").write_text(f"<html><body><main style='max-width:800px'>{figure}{body}</main>"
+                                               "</body></html>")
+    problems = check_site(tmp_path, tmp_path / "shots", tuple(pages))
+    assert sorted(p for p in problems if "wider" in p) == [
+        "bare: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)",
+        "scrolled: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)"]

@@ -107,11 +107,11 @@ def stacked_bars(summaries: dict[str, pd.DataFrame], out: Path | None = None):
         ax.bar(labels, values, bottom=bottom, color=colour, label=category, width=0.6)
         for x, (v, b0) in enumerate(zip(values, bottom)):
             if v >= 6:
-                ax.text(x, b0 + v / 2, f"{v:.0f}%", ha="center", va="center", fontsize=7)
+                ax.text(x, b0 + v / 2, f"{v:.0f}%", ha="center", va="center", fontsize=8)
         bottom += values
     ax.set_ylabel("test images (%)")
     ax.set_ylim(0, 100)
-    ax.legend(fontsize=7, bbox_to_anchor=(1.02, 1), loc="upper left")
+    ax.legend(fontsize=8, bbox_to_anchor=(1.02, 1), loc="upper left")
     fig.tight_layout()
     if out is not None:
         fig.savefig(out, dpi=110)

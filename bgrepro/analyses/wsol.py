@@ -243,5 +243,24 @@ def localization_metrics(maps, masks, boxes=None, ignore=None, threshold: float 
     return {**box_metrics(maps, boxes, threshold), "pxap": pxap(maps, masks, ignore), "piou": piou(maps, masks, ignore)}
 
 
+def chance_rows(masks) -> dict[str, dict]:
+    """What maps that know nothing score on these masks, the rows every method must beat: a constant map (its
+    one box the whole image; every pixel equally likely foreground, so its PxAP and PIoU are the share of
+    foreground pixels) and a centred Gaussian map (sigma a quarter of the side) scored like any map."""
+    from ..data.datasets import mask_boxes
+
+    masks = np.asarray(masks, dtype=bool)
+    n, h, w = masks.shape
+    ious = _iou_matrix(np.array([[0, 0, w - 1, h - 1]]), mask_boxes(torch.as_tensor(masks)).numpy())[0]
+    constant = {f"iou{d}": 100 * float((ious >= d / 100).mean()) for d in IOU_THRESHOLDS}
+    constant["maxboxaccv2"] = float(np.mean([constant[f"iou{d}"] for d in IOU_THRESHOLDS]))
+    constant["pxap"] = constant["piou"] = 100 * float(masks.mean())
+    yy, xx = np.mgrid[0:h, 0:w]
+    centre = np.exp(-0.5 * (((yy - (h - 1) / 2) / (h / 4)) ** 2 + ((xx - (w - 1) / 2) / (w / 4)) ** 2))
+    return {"constant map": constant,
+            "centre Gaussian map": localization_metrics(np.repeat(centre[None], n, axis=0), masks)}
+
+
 __all__ = ["CAM_THRESHOLDS", "IOU_THRESHOLDS", "box_from_map", "best_ious", "box_accuracy_curve", "max_box_acc",
-           "box_metrics", "best_threshold", "pxap", "piou", "mask_iou", "masks_from_maps", "localization_metrics"]
+           "box_metrics", "best_threshold", "pxap", "piou", "mask_iou", "masks_from_maps", "localization_metrics",
+           "chance_rows"]

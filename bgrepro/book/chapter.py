@@ -27,9 +27,8 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         """Without MyST-NB: show the value, glue nothing."""
         return value if display else None
 
-__all__ = ["glue", "imagenet_note", "np", "number", "paper", "pd", "plots", "plt", "setup", "show", "studies",
-           "table_html",
-           "verdict_box"]
+__all__ = ["badge", "claims_figure", "claims_table", "glue", "imagenet_note", "np", "number", "paper", "pd", "plots",
+           "plt", "setup", "show", "studies", "table_html", "verdict_box", "words_table"]
 
 
 def number(value) -> str:
@@ -41,6 +40,8 @@ def number(value) -> str:
         return "\u2014"
     if isinstance(value, bool | np.bool_ | str):
         return str(value)
+    if isinstance(value, tuple | list):  # a profile's list of networks: words, not a Python tuple
+        return ", ".join(label(v) for v in value)
     if isinstance(value, int | np.integer):
         return str(int(value))
     if isinstance(value, float | np.floating):
@@ -48,12 +49,29 @@ def number(value) -> str:
     return str(value)
 
 
+def label(name) -> str:
+    """A row or column name as a reader reads it: the paper's name of a variant, "BG-Gap" for `bg_gap`, the
+    parts of a tuple joined; other names as they are."""
+    from ..variants import title
+
+    if isinstance(name, tuple):
+        return ", ".join(label(n) for n in name)
+    return "BG-Gap" if name == "bg_gap" else title(name) if isinstance(name, str) else str(name)
+
+
 def table_html(frame: pd.DataFrame) -> str:
-    """A DataFrame as a page shows it: `number` in every cell, scrolling sideways when wider than the page."""
-    inner = (frame.style.format(number)  # cells apart, numbers right-aligned so their digits line up
-             .set_table_styles([{"selector": "td, th", "props": "padding: 0.2em 0.7em"},
-                                {"selector": "td", "props": "text-align: right"}]).to_html())
-    return f"<div class='table-scroll' style='overflow-x:auto;max-width:100%'>{inner}</div>"
+    """A DataFrame as a page shows it: `number` in every cell, the paper's names for variants, numbers
+    right-aligned so their digits line up and words left-aligned and wrapped, so the table fits the page."""
+    frame = frame.rename(index=label, columns=label)
+    words = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, str)).any()]
+    styled = frame.style.format(number).set_table_styles([
+        {"selector": "", "props": "width:100%;table-layout:auto;border-collapse:collapse;font-size:0.9em"},
+        {"selector": "td, th", "props": "padding:0.2em 0.4em;white-space:normal"},
+        {"selector": "th", "props": "overflow-wrap:anywhere"},
+        {"selector": "td", "props": "text-align:right"}])
+    if words:
+        styled = styled.set_properties(subset=words, **{"text-align": "left", "overflow-wrap": "anywhere"})
+    return f"<div class='table-fit' style='max-width:100%'>{styled.to_html()}</div>"
 
 
 def setup(profile: str) -> Profile:
@@ -105,35 +123,133 @@ def imagenet_note(data, pretrained: tuple[str, ...], what: str):
                     "chapter then computes it beside the paper's.")
 
 
-def scale_text(profile: Profile, data) -> str:
-    """What produced a page's numbers, and how to get the paper's scale, in one paragraph."""
+def scale_text(profile: Profile, data, synth=None, rps: bool = False) -> str:
+    """What produced a page's numbers (the data, its size, the network, epochs and seeds, and the generator
+    setting the verdicts of claims 1 and 2 depend on), and how to get the paper's scale, in one paragraph; with
+    `rps`, the localization page's: the backbones here and the RPS paper's."""
     from ..layout import data_kind
 
-    where = str(data)
     kind = data_kind(data)
-    what = {"synthetic": "the embedded synthetic IN-9 (procedural objects on procedural habitats)",
-            "in9": "the official IN-9 test sets"}.get(kind, f"the data in {where}")
-    return (f"These numbers: {what}, {profile.image_size} px, the {profile.arch} network trained "
-            f"{profile.epochs} epochs (profile {profile.name}). The paper: IN-9's photographs at 224 px, "
-            "ResNet-50 and the models of its Table 2. The paper's scale: `make reproduce PROFILE=full DATA=in9` "
-            "on a GPU.")
+    what = {"synthetic": "synthetic IN-9 (procedural objects on procedural habitats, not photographs)",
+            "in9": "the official IN-9 test sets"}.get(kind, f"the data in {data}")
+    text = (f"Scale of these numbers: {what}, {profile.image_size} px, the {profile.arch} network trained "
+            f"{profile.epochs} epochs, {profile.spread_seeds} seeds (profile {profile.name}).")
+    if rps:
+        return (f"Scale of these numbers: {what}, {profile.image_size} px; the backbones are a {profile.arch} trained "
+                f"here without labels by SimSiam ({profile.ssl_epochs} epochs) and the trunk of our Original-trained "
+                f"{profile.arch}. The RPS paper: DINO and MoCo ResNet-50 and ViT-S backbones pretrained on ImageNet, "
+                "scored on CUB-200-2011, ImageNet-1K and OpenImages30k. The full profile trains a ResNet-50 by "
+                "SimSiam on IN-9's photographs at 224 px (`make reproduce PROFILE=full DATA=in9`, on a GPU); "
+                "`bgrepro localize --backbone dino_resnet50` reads the paper's own DINO ResNet-50.")
+    setting = studies.generator_setting(synth) if kind == "synthetic" else None
+    if setting:
+        text += (f" The generator ties habitat to class with correlation R = {setting['correlation']:g}, so a "
+                 f"background alone can be right on at most {setting['ceiling']:.1f}% of images: claims 1 and 2 "
+                 "depend on it.")
+    return text + (" The paper: IN-9's photographs at 224 px, ResNet-50 and the models of its Table 2 "
+                   "(`make reproduce PROFILE=full DATA=in9`, on a GPU).")
 
 
-def verdict_box(verdicts: list, profile: Profile, data):
-    """The box a chapter opens with: each of its claims' verdict (computed from the numbers by a criterion fixed
-    in `bgrepro.book.verdicts`) and the scale banner."""
+def _code(text: str) -> str:
+    """Text as HTML, `backticked` words as code."""
+    import html
+    import re
+
+    return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
+
+
+#: Each verdict's badge colour (white text on it).
+BADGES = {"reproduced": "#1b7f3b", "partly reproduced": "#9a6700", "not reproduced": "#b42318",
+          "not shown at this scale": "#4b5a9a", "inconclusive at this scale": "#5f6368",
+          "no counterpart at this scale": "#7a7a7a"}
+
+
+def badge(verdict: str) -> str:
+    """A verdict as a coloured badge (HTML)."""
+    import html
+
+    return (f"<span style='background:{BADGES.get(verdict, '#444')};color:#fff;border-radius:0.8em;padding:"
+            f"0.1em 0.6em;white-space:nowrap;font-size:0.9em'>{html.escape(verdict)}</span>")
+
+
+def verdict_box(verdicts: list, profile: Profile, data, synth=None):
+    """The box a chapter opens with: each of its claims' verdict as a badge (computed from the numbers by a
+    criterion fixed in `bgrepro.book.verdicts`), the reason, a link back to the claims page, and the scale."""
     import html
 
     from IPython.display import HTML
 
-    colours = {"reproduced": "#1b7f3b", "partly reproduced": "#9a6700", "not reproduced": "#b42318",
-               "no counterpart at this scale": "#555"}
+    from .verdicts import CLAIMS
+
+    rps = any(v.claim == "RPS" for v in verdicts)
     items = "".join(
-        f"<li><b style='color:{colours.get(v.verdict, '#222')}'>{html.escape(v.verdict.capitalize())}</b>: "
-        f"claim {html.escape(v.claim)}, {html.escape(v.statement[0].lower() + v.statement[1:])}. "
-        f"{html.escape(v.reason[0].upper() + v.reason[1:])}. <span style='color:#555'>Criterion: "
-        f"{html.escape(v.criterion)}.</span></li>" for v in verdicts)
-    banner = html.escape(scale_text(profile, data)).replace("`make reproduce PROFILE=full DATA=in9`",
-                                                             "<code>make reproduce PROFILE=full DATA=in9</code>")
+        f"<li>{badge(v.verdict)} <b>Claim {html.escape(v.claim)}</b>, {html.escape(CLAIMS[v.claim].title.lower())}: "
+        f"{html.escape(v.reason[0].upper() + v.reason[1:])}. <a href='claims.html#claim-{html.escape(v.claim)}'>All "
+        f"claims, with the paper's words and the criterion</a></li>" for v in verdicts)
     return HTML(f"<div class='admonition note'><p class='admonition-title'>Verdict at this scale</p><ul>{items}</ul>"
-                f"<p style='font-size:.9em'>{banner}</p></div>")
+                f"<p style='font-size:.9em'>{_code(scale_text(profile, data, synth, rps))}</p></div>")
+
+
+def claims_table(verdicts: list):
+    """The claims page's table: per claim the paper's sentence with its place, our number with its interval, the
+    paper's, the verdict as a badge with its reason, and a link to the chapter with the evidence."""
+    import html
+
+    from IPython.display import HTML
+
+    from .verdicts import CLAIMS
+
+    rows = []
+    for v in verdicts:
+        claim = CLAIMS[v.claim]
+        where = f"{claim.chapter}.html" + (f"#{claim.section}" if claim.section else "")
+        rows.append(
+            f"<tr id='claim-{html.escape(v.claim)}'><td><b>{html.escape(v.claim)}</b> {html.escape(claim.title)}"
+            f"<br><a href='{where}'>evidence</a></td><td>\u201c{html.escape(claim.quote)}\u201d <span "
+            f"style='color:#555;font-size:.9em'>({html.escape(claim.place)})</span></td>"
+            f"<td>{html.escape(v.ours)}<br><span style='color:#555;font-size:.9em'>paper: {html.escape(v.paper)}"
+            f"</span></td><td>{badge(v.verdict)}<br>{html.escape(v.reason)}</td></tr>")
+    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in
+                   ("claim", "the paper says", "ours (95% interval) and the paper's", "verdict and why"))
+    cols = "".join(f"<col style='width:{w}'>" for w in ("17%", "33%", "23%", "27%"))
+    return HTML(f"<table class='claims'><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
+                f"<tbody>{''.join(rows)}</tbody></table>{_WORDS_STYLE.format(name='claims')}")
+
+
+#: How a table of sentences reads: the page's width, wrapped, left-aligned, each row's top aligned.
+_WORDS_STYLE = ("<style>table.{name}{{width:100%;table-layout:fixed;border-collapse:collapse;text-align:left;"
+                "font-size:.92em}} table.{name} td{{vertical-align:top;padding:.4em;border-top:1px solid #ddd;"
+                "white-space:normal;overflow-wrap:break-word;text-align:left}}</style>")
+
+
+def words_table(rows: list[dict], widths: tuple[str, ...] | None = None):
+    """A table of sentences (HTML, left-aligned, wrapped to the page): criteria, their history, sources."""
+    import html
+
+    from IPython.display import HTML
+
+    columns = list(rows[0]) if rows else []
+    cols = "".join(f"<col style='width:{w}'>" for w in widths) if widths else ""
+    head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_code(str(r[c]))}</td>" for c in columns) + "</tr>" for r in rows)
+    return HTML(f"<table class='words'><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}"
+                f"</tbody></table>{_WORDS_STYLE.format(name='words')}")
+
+
+def claims_figure(claims):
+    """Every claim and its verdict at a glance: one row per claim, in the column and colour of its verdict."""
+    order = list(BADGES)
+    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(claims) + 1.0))
+    y = list(range(len(claims)))[::-1]
+    for row, ypos in zip(claims.itertuples(), y):
+        k = order.index(row.verdict)
+        ax.barh(ypos, 1, left=k, color=BADGES[row.verdict])
+        ax.text(k + 0.5, ypos, row.verdict.replace(" at this scale", ""), ha="center", va="center", fontsize=8,
+                color="white")
+    ax.set_yticks(y, [f"{c} {t}" for c, t in zip(claims["claim"], claims["title"])], fontsize=9)
+    ax.set_xticks([k + 0.5 for k in range(len(order))], [v.replace(" at this scale", "\n(at this scale)")
+                                                         for v in order], fontsize=8)
+    ax.set_xlim(0, len(order))
+    ax.set_title("Verdict per claim, computed from the numbers", fontsize=10)
+    fig.tight_layout(pad=0.3)
+    return fig

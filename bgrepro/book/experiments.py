@@ -30,17 +30,19 @@ from ..analyses.adversarial import challenge, load_challenge_data
 from ..analyses.evaluate import evaluate
 from ..analyses.progress import PROGRESS_VARIANTS
 from ..analyses.rps import RPS, activation_maps, estimate
-from ..analyses.wsol import best_threshold, box_metrics, localization_metrics, mask_iou, masks_from_maps
+from ..analyses.wsol import best_threshold, box_metrics, chance_rows, localization_metrics, mask_iou, masks_from_maps
 from ..inference import Inference
 from ..layout import results_dir
 from ..profiles import get_profile
 from ..registry import PAPER_WEIGHTS
 from ..training.classifier import TrainConfig, train
-from ..variants import MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_B, ONLY_BG_T, ONLY_FG, ORIGINAL
+from ..variants import MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_B, ONLY_BG_T, ONLY_FG, ORIGINAL, title
 from .records import Record, cached, config_hash
 
 #: Which localization metric definitions a record holds (part of its key, so a change recomputes).
-METRICS = "wsol-standard-maxboxaccv2, caam-channel-sum"
+METRICS = "wsol-standard-maxboxaccv2, caam-channel-sum, chance-rows, blank-maps"
+#: The localization table's rows of maps that know nothing (`wsol.chance_rows`), under this backbone name.
+CHANCE = "chance (no backbone)"
 FOREGROUND_VARIANTS = (ORIGINAL, MIXED_SAME, MIXED_RAND, MIXED_NEXT, ONLY_FG)
 TABLE2_ROWS = (ORIGINAL, ONLY_BG_T, MIXED_SAME, MIXED_RAND)
 
@@ -423,6 +425,8 @@ def rps_localization(config: TrainConfig, transfer_from: str = MIXED_RAND, truth
                     net, s.images, w, classes=predict(classifier, s.images))
             rows += [{"backbone": backbone_name, "method": name, **_scored(maps_of, test, held_out, name)}
                      for name, maps_of in methods.items()]
+        rows += [{"backbone": CHANCE, "method": name, **metrics}
+                 for name, metrics in chance_rows(test.masks.numpy()).items()]
         return {"rows": rows, "estimate_images_per_s": speed, "n_train": len(train_set),
                 "n_test": len(test), "n_held_out": len(held_out)}
 
@@ -442,7 +446,7 @@ def _rps_methods(net, rps, transferred, transfer_from: str) -> dict:
         "CAAM (channel sum)": lambda s: activation_maps(net, s.images, None),
         "RPS": lambda s: activation_maps(net, s.images, rps),
         "RPS class-wise (labels)": lambda s: activation_maps(net, s.images, rps, classes=s.labels),
-        f"RPS zero-shot (w* from {transfer_from})": lambda s: activation_maps(net, s.images, transferred),
+        f"RPS zero-shot (w* from {title(transfer_from)})": lambda s: activation_maps(net, s.images, transferred),
     }
 
 
@@ -455,7 +459,9 @@ def _scored(maps_of, test, held_out, name: str) -> dict:
     threshold = best_threshold(maps_of(held_out).numpy(), mask_boxes(held_out.masks).numpy())
     held = box_metrics(maps, mask_boxes(test.masks).numpy(), threshold=threshold)
     row = {**localization_metrics(maps, masks), "held_out_threshold": threshold,
-           "maxboxaccv2_held_out": held["maxboxaccv2"]}
+           "maxboxaccv2_held_out": held["maxboxaccv2"],
+           # a blank map: no location scores above 0 (RPS clamps at 0), so nothing is localized in that image
+           "blank_maps": 100 * float((maps.reshape(len(maps), -1).max(axis=1) <= 0).mean())}
     if name == "RPS":
         row["mask_iou@0.5"] = 100 * float(mask_iou(masks_from_maps(maps), masks).mean())
     return row

@@ -10,7 +10,7 @@ import pandas as pd
 
 from ..variants import IN9L, MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_B, ONLY_BG_T, ONLY_FG, ORIGINAL
 
-#: Claim 1: background-only models reach "over 40%" on Original test images.
+#: Claim 1: background-only models reach "around 40-50%" on Original test images (Sec. 3); the lower end.
 BACKGROUNDS_SUFFICE_ON_ORIGINAL = 40.0
 
 #: Table 2 (rows: test sets; columns: models).
@@ -42,9 +42,6 @@ README_TABLE = pd.DataFrame(
     index=[ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap"],
 )
 
-#: Where the numbers below that ../shared/PAPER.md does not hold come from: the paper's arXiv text.
-ARXIV = "arXiv:2006.09994v1 (17 June 2020), Appendix D, Table 5"
-
 #: Table 5 of the arXiv text: accuracy (%) of ResNet-50s trained on each set (rows) on each test set (columns), the
 #: values behind Figs. 2 and 5 (the ICLR camera-ready's figures show bars only). None: not given in that text for
 #: the row (the Original- and Mixed-Rand-trained rows are quoted there only for the sets of Fig. 5).
@@ -64,13 +61,79 @@ TABLE5 = pd.DataFrame(
 )
 TABLE5.index.name = "trained on"
 
-#: Fig. 7 (text of Sec. 5 of the arXiv text): about 35% of the test images need their background (the "BG
-#: Required" and "BG+FG Required" categories) for the Original-trained ResNet-50. The per-category shares are in
-#: the figure only.
-FIG7_BACKGROUND_NEEDED = 35.0
+#: Where each number comes from.
+SOURCES = {
+    "table2": "the paper's Table 2 (the same in arXiv:2006.09994v1 and the ICLR 2021 version)",
+    "table5": "arXiv:2006.09994v1, Appendix D, Table 5 (the values behind Figs. 2 and 5; the ICLR version draws "
+              "them as bars)",
+    "sec3": "arXiv:2006.09994v1, Sec. 3 (text)",
+    "readme": "the official repository's README (MadryLab/backgrounds_challenge): its leaderboard and its table of "
+              "test accuracies, a later evaluation of the released models",
+}
 
-#: Claim 3: challenge accuracy (share of foregrounds no background fools).
-CHALLENGE = {"ResNet-50 (ImageNet)": 22.3, "ResNet-50 (IN-9L)": 12.0}
+#: One number per quantity, each with its source, where two sources differ the choice said once: every page and
+#: every verdict reads from here. Rows: (model, quantity, value in %, source, note).
+NUMBERS = pd.DataFrame([
+    *[("ResNet-50 trained on IN-9L", v, TABLE2.loc[v, "ResNet-50*"], "table2",
+       "chosen over the README's 96.4 / 89.8 / 75.6 / 14.2 (Original / Mixed-Same / Mixed-Rand / BG-Gap), a later "
+       "evaluation rounded differently: the paper's own table is the claim's source")
+      for v in (ORIGINAL, IN9L, ONLY_BG_T, MIXED_SAME, MIXED_RAND, "bg_gap")],
+    *[("ResNet-50 trained on Original (IN-9)", v, TABLE5.loc[ORIGINAL, v], "table5", "")
+      for v in (ORIGINAL, MIXED_SAME, MIXED_RAND, MIXED_NEXT, ONLY_FG)],
+    ("ResNet-50 trained on Original (IN-9)", "bg_gap",
+     round(TABLE5.loc[ORIGINAL, MIXED_SAME] - TABLE5.loc[ORIGINAL, MIXED_RAND], 2), "table5",
+     "Mixed-Same minus Mixed-Rand of the same row"),
+    *[("ResNet-50 trained on Mixed-Rand (IN-9)", v, TABLE5.loc[MIXED_RAND, v], "table5",
+       "chosen over the README's 73.3 / 71.5 / 71.3 (Original / Mixed-Same / Mixed-Rand), which holds the same two "
+       "numbers in the other order, and so a BG-Gap of +0.2 where Table 5 gives -0.2")
+      for v in (ORIGINAL, MIXED_SAME, MIXED_RAND, MIXED_NEXT, ONLY_FG)],
+    ("ResNet-50 trained on Mixed-Rand (IN-9)", "bg_gap",
+     round(TABLE5.loc[MIXED_RAND, MIXED_SAME] - TABLE5.loc[MIXED_RAND, MIXED_RAND], 2), "table5",
+     "Mixed-Same minus Mixed-Rand of the same row; the README prints 0.2"),
+    *[(f"ResNet-50 trained on {name}", ORIGINAL, TABLE5.loc[v, ORIGINAL], "table5",
+       "Sec. 3 sums these up as \"around 40-50% for every model\"")
+      for v, name in ((ONLY_BG_B, "Only-BG-B"), (ONLY_BG_T, "Only-BG-T"), (NO_FG, "No-FG"))],
+    ("ResNet-50 trained on IN-9L", "challenge accuracy", 12.0, "readme",
+     "the leaderboard's number; Sec. 3 of the arXiv text says \"87.5% of foregrounds are susceptible\" (12.5%), the "
+     "ICLR abstract \"up to 88%\""),
+    ("ResNet-50, ImageNet weights", "challenge accuracy", 22.3, "readme", "clean accuracy on IN-9: 95.6%"),
+    ("ResNet-50 trained on Original (IN-9)", "images that need their background", 35.0, "sec3",
+     "\"approximately 35% on the ORIGINAL trained classifiers\" (BG Required plus BG+FG Required, Fig. 7); the "
+     "per-category shares are drawn only"),
+], columns=["model", "quantity", "value", "source", "note"])
+
+
+def number(model: str, quantity: str) -> float:
+    """One of the papers' numbers (`NUMBERS`), in %."""
+    found = NUMBERS[(NUMBERS["model"] == model) & (NUMBERS["quantity"] == quantity)]
+    if len(found) != 1:
+        raise KeyError(f"no paper number for {model!r}, {quantity!r}")
+    return float(found["value"].iloc[0])
+
+
+def model_numbers(model: str, quantities) -> pd.Series:
+    """One model's numbers (`NUMBERS`) on the given quantities (variant names, "bg_gap", ...), NaN where the
+    paper gives none."""
+    rows = NUMBERS[NUMBERS["model"] == model].set_index("quantity")["value"]
+    return rows.reindex(list(quantities)).astype(float).rename(model)
+
+
+#: The two models trained on the same images, with and without their backgrounds (Table 5): what our Original-
+#: and Mixed-Rand-trained models are set beside (the IN-9L model was trained on a set ten times larger).
+ORIGINAL_MODEL = "ResNet-50 trained on Original (IN-9)"
+MIXED_RAND_MODEL = "ResNet-50 trained on Mixed-Rand (IN-9)"
+IN9L_MODEL = "ResNet-50 trained on IN-9L"
+
+
+def numbers_table() -> pd.DataFrame:
+    """Every number the book sets ours beside, with its source in words and what was chosen where sources
+    differ (for the claims page)."""
+    from ..variants import title
+
+    table = NUMBERS.assign(quantity=[title(q) if q in TABLE5.columns or q == IN9L else
+                                     "BG-Gap" if q == "bg_gap" else q for q in NUMBERS["quantity"]],
+                           source=NUMBERS["source"].map(SOURCES))
+    return table.set_index(["model", "quantity"])
 
 
 def beside(ours: pd.Series | dict, paper: pd.Series | dict, name_ours: str = "ours",

@@ -152,19 +152,20 @@ def build_site(profile: str, executed: Path | None = None, book: Path = BOOK, ou
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Error\w*: .*\n.*File \"")
 
 
-#: Run in the page once it has loaded: how many tables stick out of the page's main column without a
-#: scrolling container of their own (the book check counts them).
+#: Run in the page once it has loaded: how many tables a reader cannot see whole at the window's width, those
+#: sticking out of the page's main column and those inside a scrolling or clipping container (the theme wraps
+#: outputs in one) that holds more than it shows (the book check counts both).
 _WIDE_TABLES = """<script>window.addEventListener('load', () => {
   const main = document.querySelector('main') || document.body;
-  const right = main.getBoundingClientRect().right + 1;
   let wide = 0;
   for (const table of document.querySelectorAll('table')) {
-    let scrolls = false;
+    let limit = main.getBoundingClientRect().right + 1, hidden = false;
     for (let node = table.parentElement; node && node !== document.body; node = node.parentElement) {
-      const overflow = getComputedStyle(node).overflowX;
-      if (overflow === 'auto' || overflow === 'scroll') { scrolls = true; break; }
+      if (getComputedStyle(node).overflowX === 'visible') continue;
+      limit = Math.min(limit, node.getBoundingClientRect().right + 1);
+      if (node.scrollWidth > node.clientWidth + 1) hidden = true;
     }
-    if (!scrolls && table.getBoundingClientRect().right > right) wide += 1;
+    if (hidden || table.getBoundingClientRect().right > limit) wide += 1;
   }
   document.body.setAttribute('data-wide-tables', String(wide));
 });</script>"""
@@ -190,7 +191,7 @@ def page_problems(page: str, html_text: str, measured: str | None = None) -> lis
     if "Traceback" in html_text and TRACEBACK.search(re.sub(r"<[^>]+>", "", outputs or html_text)):
         problems.append(f"{page}: a Python traceback in an output cell")
     if measured and measured != "0":
-        problems.append(f"{page}: {measured} table(s) wider than the page")
+        problems.append(f"{page}: {measured} table(s) wider than the page at 1280 px (columns hidden or scrolled)")
     return problems
 
 

@@ -71,7 +71,7 @@ def top_backgrounds(record: Study, data: Path, per_class: int = 5):
 def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """Background-only models (paper Fig. 2) beside the paper's threshold and chance."""
     table = experiments.backgrounds_suffice(data, profile, seed)
-    table["paper on original (at least)"] = paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL
+    table["paper on Original (around 40-50%): lower end"] = paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL
     table["chance"] = 100 / len(layout.class_folders(data))
     weakest = table[ORIGINAL].idxmin()
     note = f"The {weakest} model transfers least to Original."
@@ -91,12 +91,12 @@ def mixed_rand(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """Original- vs Mixed-Rand-trained models on the foreground-keeping variants (paper Fig. 5), and
     beside the official ResNet-50s (table "beside the paper")."""
     table = experiments.mixed_rand_training(data, profile, seed)
-    official = paper.README_TABLE
+    rows = [ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap"]
     side = pd.DataFrame({
         "ours, trained on Original": table[ORIGINAL], "ours, trained on Mixed-Rand": table[MIXED_RAND],
-        "paper ResNet-50 (IN-9L)": official["ResNet-50 (IN-9L)"],
-        "paper ResNet-50 (Mixed-Rand)": official["ResNet-50 (IN-9 Mixed-Rand)"],
-    }).loc[[ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap"]]
+        "paper ResNet-50 (IN-9L)": paper.model_numbers(paper.IN9L_MODEL, rows),
+        "paper ResNet-50 (Mixed-Rand)": paper.model_numbers(paper.MIXED_RAND_MODEL, rows),
+    }).loc[rows]
     side["difference (Mixed-Rand models)"] = side["ours, trained on Mixed-Rand"] - side["paper ResNet-50 (Mixed-Rand)"]
     with_bg = [ORIGINAL, MIXED_SAME, MIXED_RAND, MIXED_NEXT]  # the foreground on some background
     spread_bg = table.loc[with_bg].max() - table.loc[with_bg].min()
@@ -170,6 +170,17 @@ def composite_origins(data: Path, count: int = 6) -> pd.DataFrame:
     return table.sort_values("composite", ignore_index=True)
 
 
+def headline(data: Path, profile: str | None = None, seed: int = 0):
+    """Like with like: our models trained on Original and on Mixed-Rand beside the paper's two ResNet-50s trained
+    on the same images with and without their backgrounds (Table 5), on Original, Mixed-Same and Mixed-Rand."""
+    from ..plots import ours_beside_paper
+
+    rows = [ORIGINAL, MIXED_SAME, MIXED_RAND]
+    theirs = pd.DataFrame({ORIGINAL: paper.model_numbers(paper.ORIGINAL_MODEL, rows),
+                           MIXED_RAND: paper.model_numbers(paper.MIXED_RAND_MODEL, rows)})
+    return ours_beside_paper(experiments.mixed_rand_training(data, profile, seed), theirs, rows)
+
+
 def saliency(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """Share of Grad-CAM saliency on the foreground, Original- vs Mixed-Rand-trained (claim 4)."""
     shares = experiments.saliency_on_foreground(two_models(data, profile, seed))
@@ -209,14 +220,16 @@ def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     counts = pd.IndexSlice[["foregrounds", "backgrounds", "composites evaluated"], :]
     ours = {name: 100 * r.challenge_accuracy for name, r in records.items()}
     comparison = pd.DataFrame({"ours": ours.values(),
-                               "paper (its closest model)": [paper.CHALLENGE["ResNet-50 (IN-9L)"], None],
+                               "paper (its closest model)": [paper.number(paper.IN9L_MODEL, "challenge accuracy"),
+                                                             None],
                                "paper model": ["ResNet-50 trained on IN-9L", "(not reported)"]}, index=list(ours))
     from ..registry import available_pretrained
 
     if layout.data_kind(data) == "in9" and "resnet50" in available_pretrained():  # the paper's ImageNet ResNet-50
         imagenet = experiments.pretrained_challenge("resnet50", data)
         comparison.loc["ImageNet-pretrained ResNet-50"] = [100 * imagenet["challenge_accuracy"],
-                                                          paper.CHALLENGE["ResNet-50 (ImageNet)"],
+                                                          paper.number("ResNet-50, ImageNet weights",
+                                                                       "challenge accuracy"),
                                                           f"ResNet-50, ImageNet-pretrained ({imagenet['reading']})"]
     comparison["difference"] = comparison["ours"] - comparison["paper (its closest model)"]
     classes = list(records["trained on Original"].fooled_per_class)
@@ -243,9 +256,9 @@ def seed_spread(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     per_seed = experiments.seed_spread(data, profile, seed)
     table = experiments.spread_summary(per_seed)
     # the paper's ResNet-50s (one run each; no spread reported) beside ours: IN-9L-trained, Mixed-Rand-trained
-    official = {"trained on Original": {**paper.README_TABLE["ResNet-50 (IN-9L)"].to_dict(),
-                                        "challenge accuracy": paper.CHALLENGE["ResNet-50 (IN-9L)"]},
-                "trained on Mixed-Rand": paper.README_TABLE["ResNet-50 (IN-9 Mixed-Rand)"].to_dict()}
+    quantities = [ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap", "challenge accuracy"]
+    official = {"trained on Original": paper.model_numbers(paper.IN9L_MODEL, quantities).to_dict(),
+                "trained on Mixed-Rand": paper.model_numbers(paper.MIXED_RAND_MODEL, quantities).to_dict()}
     table["paper ResNet-50 (one run)"] = [official[m].get(metric) for m, metric in table.index]
     at = lambda model, metric, column: float(table.loc[(model, metric), column])  # noqa: E731
     numbers = {"n_seeds": int(per_seed["seed"].nunique())}
@@ -267,30 +280,42 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     summaries = {name: fg.summary(t) for name, t in tables.items()}
     overview = pd.concat({n: s["share %"] for n, s in summaries.items()}, axis=1)
     needed = overview.loc[["background overrides", "background needed"], "trained on Original"].sum()
-    judged = claim_verdicts.claim_5(float(needed))
+    judged = verdict("5", data, profile, seed)
     two_way = pd.concat({n: 100 * t["split_2x2"].value_counts(normalize=True).reindex(list(fg.SPLIT_2X2))
                          for n, t in tables.items()}, axis=1)
     by_class = fg.summary(tables["trained on Original"], by_class=True)
     return Study(overview, {"bg_needed_orig": needed, "fine_note": judged.sentence(),
-                            "paper_bg_needed": paper.FIG7_BACKGROUND_NEEDED},
+                            "paper_bg_needed": paper.number(paper.ORIGINAL_MODEL, "images that need their background")},
                  {"2x2": two_way, "by class": by_class}, summaries, [judged])
 
 
 # ----------------------------------------------------------------------------- Sec. 6: progress
 def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = ()) -> Study:
     """The model zoo's accuracy per variant (table) and the linear fits against Original ("fits")."""
-    from ..analyses.progress import linear_fits, slope_intervals
+    from ..analyses.progress import FASTER_THAN_ONLY_BG_T, difference_name, linear_fits, slope_intervals
 
     zoo = experiments.zoo_table(data, profile, seed, pretrained=pretrained)
     fits = linear_fits(zoo)
     intervals = slope_intervals(zoo)
-    fits = fits.join(intervals.drop(index="mixed_rand - only_bg_t", errors="ignore"))
+    differences = [difference_name(v) for v in FASTER_THAN_ONLY_BG_T]
+    fits = fits.join(intervals.drop(index=differences, errors="ignore"))
     rand, bgt = fits.loc[MIXED_RAND, "slope"], fits.loc[ONLY_BG_T, "slope"]
-    diff = "mixed_rand - only_bg_t"
-    ci = list(intervals.loc[diff]) if diff in intervals.index else None
-    judged = claim_verdicts.claim_6({k: float(fits.loc[k, "slope"]) for k in fits.index}, ci, len(zoo))
+    over = f"{len(zoo)} models"
+    slopes = {k: claim_verdicts.Estimate(float(fits.loc[k, "slope"]), *_pair(intervals, k), over) for k in fits.index}
+    slope_diffs = {v: claim_verdicts.Estimate(float(fits.loc[v, "slope"] - fits.loc[ONLY_BG_T, "slope"]),
+                                              *_pair(intervals, difference_name(v)), over)
+                   for v in FASTER_THAN_ONLY_BG_T if v in fits.index}
+    judged = claim_verdicts.claim_6(slopes, slope_diffs, {str(i): float(zoo.loc[i, ORIGINAL]) for i in zoo.index},
+                                    100 / len(layout.class_folders(data)))
     return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": judged.sentence()}, {"fits": fits},
                  verdicts=[judged])
+
+
+def _pair(intervals: pd.DataFrame, row: str) -> tuple[float | None, float | None]:
+    """A bootstrap interval's (low, high) from `slope_intervals`, (None, None) where it has none."""
+    if row not in intervals.index:
+        return None, None
+    return float(intervals.loc[row, "ci95 low"]), float(intervals.loc[row, "ci95 high"])
 
 
 # ----------------------------------------------------------------------------- localization
@@ -301,9 +326,13 @@ def _exact_truth(synth: Path | None) -> Path | None:
 
 #: The localization table's columns (the standard WSOL metrics, %) and their headings.
 LOCALIZATION_COLUMNS = {
-    "maxboxaccv2": "MaxBoxAccV2", "iou30": "IoU 30", "iou50": "IoU 50", "iou70": "IoU 70",
-    "maxboxaccv2_held_out": "MaxBoxAccV2, held-out threshold", "held_out_threshold": "held-out threshold",
-    "pxap": "PxAP", "piou": "PIoU", "mask_iou@0.5": "mask IoU at 0.5",
+    "maxboxaccv2": "MaxBoxAccV2", "maxboxaccv2_held_out": "MaxBoxAccV2, held-out threshold", "pxap": "PxAP",
+    "blank_maps": "blank maps (% of images)",
+}
+#: The further columns, in the table "detail": each IoU's box accuracy, the held-out threshold, PIoU, mask IoU.
+LOCALIZATION_DETAIL = {
+    "iou30": "IoU 30", "iou50": "IoU 50", "iou70": "IoU 70", "held_out_threshold": "held-out threshold",
+    "piou": "PIoU", "mask_iou@0.5": "mask IoU at 0.5",
 }
 
 
@@ -317,7 +346,7 @@ def localization(data: Path, profile: str | None = None, seed: int = 0, synth: P
     ssl = experiments.simsiam_backbone(data, profile, seed)
     full = experiments.rps_localization(config, truth=truth, ssl_checkpoint=Path(ssl.metrics["checkpoint"]))
     table = full[[c for c in LOCALIZATION_COLUMNS if c in full.columns]].rename(columns=LOCALIZATION_COLUMNS)
-    tables = {}
+    tables = {"detail": full[[c for c in LOCALIZATION_DETAIL if c in full.columns]].rename(columns=LOCALIZATION_DETAIL)}
     if synth and (Path(synth) / "annotations.csv").exists():
         tables["masks"] = experiments.mask_quality(synth, config)
     numbers = {"rps_speed": full.attrs["estimate_images_per_s"], "n_held_out": full.attrs["n_held_out"],
@@ -328,7 +357,12 @@ def localization(data: Path, profile: str | None = None, seed: int = 0, synth: P
         for key, method in (("rps", "RPS"), ("caam", "CAAM (channel sum)")):
             row = full.loc[(backbone, method)]
             numbers.update({f"{prefix}{key}_pxap": row["pxap"], f"{prefix}{key}_maxboxaccv2": row["maxboxaccv2"],
-                            f"{prefix}{key}_held_out": row["maxboxaccv2_held_out"]})
+                            f"{prefix}{key}_held_out": row["maxboxaccv2_held_out"],
+                            f"{prefix}{key}_blank": row["blank_maps"]})
+    chance = full.loc[experiments.CHANCE]
+    numbers.update(chance_pxap=float(chance.loc["constant map", "pxap"]),
+                   chance_box=float(chance["maxboxaccv2"].max()), chance_centre_pxap=float(
+                       chance.loc["centre Gaussian map", "pxap"]))
     return Study(table, numbers, tables)
 
 
@@ -360,20 +394,28 @@ def localization_examples(data: Path, profile: str | None = None, seed: int = 0,
 
 
 # ----------------------------------------------------------------------------- the synthetic data
+def generator_setting(synth: Path | None) -> dict | None:
+    """The synthetic source's class-habitat correlation R and the background-only accuracy it allows (its
+    Bayes ceiling, %): the generator settings claims 1 and 2 depend on; None without a synthetic source."""
+    from ..data.synth import background_only_ceiling
+
+    path = Path(synth) / "synth.json" if synth else None
+    if path is None or not path.exists():
+        return None
+    correlation = json.loads(path.read_text())["correlation"]
+    return {"correlation": correlation, "ceiling": 100 * background_only_ceiling(correlation)}
+
+
 def habitats(synth: Path) -> Study:
     """The synthetic source's class-habitat correlation R, the background-only accuracy it allows, and
     the designed vs realised class x habitat matrices (a figure)."""
-    import json
-
     from ..data.previews import habitat_matrices
-    from ..data.synth import background_only_ceiling
 
-    path = Path(synth) / "synth.json"
-    if not path.exists():
+    setting = generator_setting(synth)
+    if setting is None:
         return Study(pd.DataFrame(), {"correlation": float("nan"), "ceiling": float("nan")})
-    correlation = json.loads(path.read_text())["correlation"]
-    habitat_matrices(synth, correlation)
-    return Study(pd.DataFrame(), {"correlation": correlation, "ceiling": 100 * background_only_ceiling(correlation)})
+    habitat_matrices(synth, setting["correlation"])
+    return Study(pd.DataFrame(), setting)
 
 
 # ----------------------------------------------------------------------------- all claims
@@ -383,34 +425,56 @@ CHAPTER_CLAIMS = {"backgrounds_suffice": ("1",), "bg_gap": ("2",), "adversarial"
                   "localization": ("RPS",)}
 
 
+def seed_measures(data: Path, profile: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """Per seed model of the spread (trained on Original and on Mixed-Rand, `experiments.seed_spread`): its
+    accuracy on Original, Mixed-Same and Mixed-Rand, BG-Gap and challenge accuracy, and its Grad-CAM share on the
+    foreground and share of test images that need their own background (right on Original, wrong on
+    Mixed-Rand): every number a claim about these models is judged on, in % and points."""
+    per_seed = experiments.seed_spread(data, profile, seed)
+    configs = {(row.model, row.seed): TrainConfig.from_profile(
+        data, profile, variant=ORIGINAL if row.model == "trained on Original" else MIXED_RAND, seed=int(row.seed))
+        for row in per_seed.itertuples()}
+    shares = experiments.saliency_on_foreground({f"{m} {s}": c for (m, s), c in configs.items()})
+    per_seed["saliency on foreground"] = [shares.loc["all test images", f"{m} {s}"] for m, s in configs]
+    needed = []
+    for config in configs.values():
+        table = experiments.finegrained_correctness(config)
+        needed.append(100 * float((table[ORIGINAL] & ~table[MIXED_RAND]).mean()))
+    per_seed["needs its background"] = needed
+    return per_seed
+
+
 def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None):
     """One claim judged on this run's numbers (`bgrepro.book.verdicts`), from the same cached records its chapter
-    shows."""
+    shows: claims about the default models on every seed model of the spread."""
+    from ..data.datasets import ImageListing
     from . import verdicts as v
 
     p = get_profile(profile)
-    models = two_models(data, profile, seed)
-    original = models["trained on Original"]
+    chance = 100 / len(layout.class_folders(data))
     if claim == "1":
         table = experiments.backgrounds_suffice(data, profile, seed)
-        return v.claim_1({title(name): float(table.loc[name, ORIGINAL]) for name in table.index},
-                         100 / len(layout.class_folders(data)), paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
-    if claim == "2":
-        return v.claim_2(100 * experiments.trained_model(original).bg_gap)
-    if claim == "3":
-        record = experiments.adversarial_backgrounds(original, p.challenge_pairs_per_class)
-        return v.claim_3(100 * record.challenge_accuracy, paper.CHALLENGE["ResNet-50 (IN-9L)"])
-    if claim in ("4a", "4b"):
-        table = experiments.mixed_rand_training(data, profile, seed)
+        n = len(ImageListing.of(data, ORIGINAL, "val"))
+        return v.claim_1({title(name): (round(float(table.loc[name, ORIGINAL]) * n / 100), n) for name in table.index},
+                         chance, paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
+    if claim in ("2", "3", "4a", "4b", "4c", "5"):
+        per_seed = seed_measures(data, profile, seed)
+        orig = per_seed[per_seed["model"] == "trained on Original"]
+        mixed = per_seed[per_seed["model"] == "trained on Mixed-Rand"]
+        both = {"the Original-trained models": float(orig[ORIGINAL].mean()),
+                "the Mixed-Rand-trained models": float(mixed[ORIGINAL].mean())}
+        if claim == "2":
+            return v.claim_2(list(orig["bg_gap"]), list(orig[ORIGINAL]), chance)
+        if claim == "3":
+            return v.claim_3(list(orig["challenge accuracy"]), list(orig[ORIGINAL]), chance)
         if claim == "4a":
-            return v.claim_4a(float(table.loc["bg_gap", MIXED_RAND]), float(table.loc["bg_gap", ORIGINAL]))
-        return v.claim_4b(float(table.loc[ORIGINAL, ORIGINAL]), float(table.loc[ORIGINAL, MIXED_RAND]))
-    if claim == "4c":
-        shares = experiments.saliency_on_foreground(models)
-        return v.claim_4c(shares.loc["all test images", "trained on Original"],
-                          shares.loc["all test images", "trained on Mixed-Rand"])
-    if claim == "5":  # the fine-grained chapter's own verdict
-        return finegrained(data, profile, seed).verdicts[0]
+            return v.claim_4a(list(orig["bg_gap"]), list(mixed["bg_gap"]), both, chance)
+        if claim == "4b":
+            return v.claim_4b(list(orig[ORIGINAL]), list(mixed[ORIGINAL]), chance)
+        if claim == "4c":
+            return v.claim_4c(list(orig["saliency on foreground"]), list(mixed["saliency on foreground"]), both,
+                              chance)
+        return v.claim_5(list(orig["needs its background"]), list(orig[ORIGINAL]), chance)
     if claim == "6":  # the progress chapter's, on the same zoo (with the ImageNet models on disk)
         from ..registry import available_pretrained
 
@@ -418,10 +482,14 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
     if claim == "RPS":  # judged on the self-supervised backbone, as the method is published
         table = localization(data, profile, seed, synth).table
         ssl = experiments.SELF_SUPERVISED_BACKBONE
-        rps, caam = table.loc[(ssl, "RPS")], table.loc[(ssl, "CAAM (channel sum)")]
         pick = lambda row: {"maxboxaccv2": float(row["MaxBoxAccV2"]), "pxap": float(row["PxAP"])}  # noqa: E731
-        return v.claim_rps(pick(rps), pick(caam), self_supervised=True,
-                           backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)")
+        chance = table.loc[experiments.CHANCE]  # the better of the constant and the centred map, per metric
+        chance_maps = {"maxboxaccv2": float(chance["MaxBoxAccV2"].max()), "pxap": float(chance["PxAP"].max())}
+        return v.claim_rps(pick(table.loc[(ssl, "RPS")]), pick(table.loc[(ssl, "CAAM (channel sum)")]), chance_maps,
+                           self_supervised=True,
+                           backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)",
+                           decide="a backbone that localizes, such as the full profile's DINO ResNet-50 "
+                                  "(`make reproduce PROFILE=full`, on a GPU), would decide it")
     raise ValueError(f"unknown claim {claim!r}")
 
 
@@ -433,16 +501,110 @@ def chapter_verdicts(chapter: str, data: Path, profile: str | None = None, seed:
 
 def claims(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
     """Every claim of both papers: our measure, the paper's, the verdict computed from the numbers by its
-    criterion (`bgrepro.book.verdicts.CRITERIA`) and the reason; `records["verdicts"]` holds the verdicts."""
+    criterion (`bgrepro.book.verdicts.CLAIMS`) and the reason; `records["verdicts"]` holds the verdicts and
+    `numbers["verdict_summary"]` says how many of each, in words."""
+    from .verdicts import CLAIMS, VERDICTS
+
     judged = [verdict(c, data, profile, seed, synth) for chapter in CHAPTER_CLAIMS.values() for c in chapter]
-    table = pd.DataFrame([{"claim": j.claim, "statement": j.statement, "measure": j.measure, "ours": j.ours,
-                           "paper": j.paper, "verdict": j.verdict, "why": j.reason, "criterion": j.criterion}
-                          for j in judged])
+    table = pd.DataFrame([{"claim": j.claim, "title": CLAIMS[j.claim].title, "measure": j.measure, "ours": j.ours,
+                           "paper": j.paper, "verdict": j.verdict, "why": j.reason} for j in judged])
     counts = table["verdict"].value_counts()
-    numbers = {f"n_{key.replace(' ', '_')}": int(counts.get(key, 0)) for key in
-               ("reproduced", "partly reproduced", "not reproduced", "no counterpart at this scale")}
-    numbers["n_claims"] = len(table)
-    return Study(table, numbers, records={"verdicts": judged})
+    parts = [f"{int(counts[v])} {v}" for v in VERDICTS if counts.get(v, 0)]
+    summary = f"Of {len(table)} claims, " + (", ".join(parts[:-1]) + " and " + parts[-1] if len(parts) > 1
+                                              else parts[0]) + "."
+    return Study(table, {"verdict_summary": summary, "n_claims": len(table)}, records={"verdicts": judged})
+
+
+def criteria_rows() -> list[dict]:
+    """Each claim's criterion, in the words fixed in `bgrepro.book.verdicts` (for the claims page)."""
+    from .verdicts import CLAIMS
+
+    return [{"claim": f"{c.key} {c.title}", "criterion": c.criterion} for c in CLAIMS.values()]
+
+
+def history_rows() -> list[dict]:
+    """The criteria changed after numbers had been seen: old, new, why and when (`verdicts.HISTORY`)."""
+    from .verdicts import HISTORY
+
+    return [{"claims": c, "date": d, "before": old, "now": new, "why": why} for c, d, old, new, why in HISTORY]
+
+
+def paper_numbers() -> tuple[list[dict], list[str]]:
+    """The papers' numbers the book sets ours beside, per model with their source (rows), and the notes that
+    say which source was chosen where two differ."""
+    from ..variants import title
+
+    rows, notes = [], []
+    for model, group in paper.NUMBERS.groupby("model", sort=False):
+        values = "; ".join(f"{'BG-Gap' if q == 'bg_gap' else title(q)} {v:g}" for q, v in zip(group["quantity"],
+                                                                                            group["value"]))
+        rows.append({"model": model, "numbers (%)": values,
+                     "source": "; ".join(dict.fromkeys(paper.SOURCES[k] for k in group["source"]))})
+        notes += [f"{model}: {n}" for n in dict.fromkeys(group["note"]) if n]
+    return rows, notes
+
+
+def coverage(data: Path) -> Study:
+    """Which of the papers' numbers have a counterpart in this run, and why the others have none: the table,
+    and the sentence the landing page says it with (`coverage`)."""
+    from ..registry import available_pretrained
+
+    in9 = layout.data_kind(data) == "in9"
+    weights = "resnet50" in available_pretrained()
+    rows = [
+        ("Table 2, models trained on IN-9L", True, "our nets trained on Original stand beside them"),
+        ("Table 2, ImageNet-pretrained models", in9 and bool(available_pretrained()),
+         "needs IN-9's photographs and ImageNet weights"),
+        ("Fig. 2 and Table 5, background-only models", True, ""),
+        ("Fig. 5 and Table 5, models trained on Original and on Mixed-Rand", True, ""),
+        ("the challenge accuracy of the IN-9L ResNet-50", True, ""),
+        ("the challenge accuracy of the ImageNet ResNet-50", in9 and weights,
+         "needs IN-9's photographs and the ImageNet ResNet-50's weights"),
+        ("Fig. 7, the share of images that need their background", True,
+         "the total only: the paper draws the categories as bars"),
+        ("Fig. 8, the slopes", False, "the paper draws the lines and gives no values"),
+        ("the RPS paper's MaxBoxAccV2 and PxAP tables", False,
+         "no text of the paper with its numbers was reachable, and its repository holds none"),
+    ]
+    table = pd.DataFrame(rows, columns=["the papers' numbers", "ours beside them here", "note"])
+    missing = [f"{what} ({why})" for what, here, why in rows if not here]
+    sentence = (f"It sets ours beside {sum(h for _, h, _ in rows)} of the {len(rows)} groups of numbers the papers "
+                "report" + (f"; {len(missing)} have no counterpart here: " + "; ".join(missing) if missing else "")
+                + ".")
+    return Study(table, {"coverage": sentence})
+
+
+def what_ran(data: Path, profile: str | None = None) -> str:
+    """In plain words: what this build of the book ran (profile, data), whether the full profile and the official
+    IN-9 have been run for it, and where the GPU measurements come from."""
+    p = get_profile(profile)
+    kind = layout.data_kind(data)
+    data_words = {"synthetic": "the synthetic IN-9", "in9": "the official IN-9"}.get(kind, f"the data in {data}")
+    ran = f"This build of the book ran the {p.name} profile on {data_words}."
+    if p.name != "full" or kind != "in9":
+        missing = [what for what, done in (("the full profile", p.name == "full"), ("the official IN-9", kind == "in9"))
+                   if not done]
+        ran += (f" {' and '.join(missing).capitalize()} {'have' if len(missing) > 1 else 'has'} not been run for "
+                "these pages: every number of the paper's scale on them is the paper's, not ours.")
+    measured = gpu_measurements()
+    if measured:
+        prov = measured.get("provenance", {})
+        ran += (f" The GPU measurements below were taken by `bench/gpu.py` on one {prov.get('device', 'GPU')} "
+                f"({prov.get('created', 'date unknown')[:10]}, commit {str(prov.get('commit', ''))[:7]}): stage "
+                "rates, not a run of the book.")
+    else:
+        ran += " No GPU measurement is in this checkout (`bench/results/gpu.json`)."
+    return ran
+
+
+def profile_settings(profile) -> pd.DataFrame:
+    """A profile's settings as a reader reads them: names in words, lists joined, none as a dash."""
+    def shown(value):
+        if isinstance(value, tuple | list):
+            return ", ".join(map(str, value)) or "\u2014"
+        return "\u2014" if value is None else str(value)
+
+    return pd.DataFrame({"value": {k.replace("_", " "): shown(v) for k, v in profile.as_dict().items()}})
 
 
 def profile_sizes() -> pd.DataFrame:

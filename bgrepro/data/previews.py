@@ -40,13 +40,8 @@ def variants_figure(root: Path, image_id: str | None = None, split: str = "val",
     rows = [r for r in read_manifest(root) if r["split"] == split and r["variant"] in V.TITLES]
     if not rows:
         raise ValueError(f"{root}: the manifest lists no variant images in split {split!r}")
-    if image_id is None:  # the first image whose Mixed-Same and Mixed-Rand backgrounds differ (they may coincide)
-        backgrounds: dict[tuple, dict] = {}
-        for r in rows:
-            if r["variant"] in (MIXED_SAME, MIXED_RAND):
-                backgrounds.setdefault((r["fg_id"], r["label"]), {})[r["variant"]] = r["bg_id"]
-        differ = next((key for key, bg in backgrounds.items() if len(set(bg.values())) > 1), None)
-        first = next((r for r in rows if differ and (r["fg_id"], r["label"]) == differ), rows[0])
+    if image_id is None:
+        first = _clearest_example(root, rows)
     else:
         first = next((r for r in rows if (r["fg_id"] or r["bg_id"]) == image_id), None)
     if first is None:
@@ -81,6 +76,26 @@ def variants_figure(root: Path, image_id: str | None = None, split: str = "val",
     return fig
 
 
+def _clearest_example(root: Path, rows: list[dict], candidates: int = 64) -> dict:
+    """The manifest row of the image whose Mixed-Same and Mixed-Rand composites differ most (their foreground is
+    the same pixels, so the difference is the backgrounds'), among the first `candidates` whose Mixed-Rand
+    background comes from another class: the example in which the figure's point can be seen."""
+    pairs: dict[tuple, dict] = {}
+    for r in rows:
+        if r["variant"] in (MIXED_SAME, MIXED_RAND):
+            pairs.setdefault((r["fg_id"], r["label"]), {})[r["variant"]] = r
+    eligible = [key for key, both in pairs.items()
+                if len(both) == 2 and both[MIXED_RAND]["bg_class"] != both[MIXED_RAND]["label"]][:candidates]
+    best, score = None, -1.0
+    for key in eligible:
+        same, rand = (read_image(Path(root) / pairs[key][v]["path"]).astype(np.float32)
+                      for v in (MIXED_SAME, MIXED_RAND))
+        difference = float(np.abs(same - rand).mean()) if same.shape == rand.shape else 0.0
+        if difference > score:
+            best, score = key, difference
+    return next((r for r in rows if best and (r["fg_id"], r["label"]) == best), rows[0])
+
+
 def habitat_matrices(root: Path, correlation: float, split: str = "train", out: Path | None = None):
     """The designed class x habitat distribution at `correlation` beside the one realised in a
     synthetic dataset's split (from its annotations.csv)."""
@@ -95,8 +110,8 @@ def habitat_matrices(root: Path, correlation: float, split: str = "train", out: 
     for ax, matrix, title in zip(axes, (designed, realised),
                                  (f"designed, R = {correlation}", f"realised ({split} split)")):
         ax.imshow(matrix, cmap="Greens", vmin=0, vmax=1)
-        ax.set_xticks(range(len(HABITATS)), HABITATS, rotation=60, fontsize=7)
-        ax.set_yticks(range(len(names)), names, fontsize=7)
+        ax.set_xticks(range(len(HABITATS)), HABITATS, rotation=60, fontsize=8)
+        ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set_title(title, fontsize=9)
     return _finish(fig, out)
 
@@ -128,9 +143,9 @@ def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path 
             x0, y0, x1, y1 = r["xmin"], r["ymin"], r["xmax"], r["ymax"]
             ax_img.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
                                            fill=False, color="yellow", lw=0.8))
-            ax_img.set_title(HABITATS[r["habitat"]], fontsize=7, pad=2)
+            ax_img.set_title(HABITATS[r["habitat"]], fontsize=8, pad=2)
             ax_mask.imshow(mask, cmap="gray", interpolation="nearest")
-            ax_mask.set_title("mask", fontsize=7, pad=2)
+            ax_mask.set_title("mask", fontsize=8, pad=2)
         axes[row, 0].set_ylabel(layout.short_name(folder), fontsize=8, rotation=0, ha="right", va="center")
     fig.tight_layout(pad=0.3)
     if out is not None:
