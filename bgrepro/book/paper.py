@@ -125,17 +125,6 @@ MIXED_RAND_MODEL = "ResNet-50 trained on Mixed-Rand (IN-9)"
 IN9L_MODEL = "ResNet-50 trained on IN-9L"
 
 
-def numbers_table() -> pd.DataFrame:
-    """Every number the book sets ours beside, with its source in words and what was chosen where sources
-    differ (for the claims page)."""
-    from ..variants import title
-
-    table = NUMBERS.assign(quantity=[title(q) if q in TABLE5.columns or q == IN9L else
-                                     "BG-Gap" if q == "bg_gap" else q for q in NUMBERS["quantity"]],
-                           source=NUMBERS["source"].map(SOURCES))
-    return table.set_index(["model", "quantity"])
-
-
 def beside(ours: pd.Series | dict, paper: pd.Series | dict, name_ours: str = "ours",
            name_paper: str = "paper") -> pd.DataFrame:
     """Ours and the paper's numbers side by side, with the difference (ours - paper)."""

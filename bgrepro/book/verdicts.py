@@ -250,10 +250,6 @@ class Verdict:
     power: str | None = None
 
     @property
-    def statement(self) -> str:
-        return CLAIMS[self.claim].quote
-
-    @property
     def criterion(self) -> str:
         return CLAIMS[self.claim].criterion
 
