@@ -21,7 +21,7 @@ VARIANTS_DIR := $(DATA)
 endif
 BOOK_HTML := book/_build/html
 
-.PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-scale bench-gpu bench-lease clean
+.PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-book bench-scale bench-gpu bench-lease clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
@@ -32,6 +32,7 @@ help:
 	@echo "make lab        JupyterLab on book/ (the chapters open as notebooks)"
 	@echo "make fullcheck  every chapter at 224 px with the full profile's architectures on 2+2 images per class (CPU, ~15 min)"
 	@echo "make bench      throughput benchmarks (variant builder; training vs ImageFolder; challenge vs official)"
+	@echo "make bench-book the smoke book from a cold cache, in seconds and reference units -> bench/results/book.json"
 	@echo "make bench-scale build, eval and the sampled challenge on 5k/20k/50k images: time and memory growth"
 	@echo "make bench-gpu  every stage at IN-9's size on a GPU -> bench/results/gpu.json (bench/gpu.py)"
 	@echo "make bench-lease one 9-minute GPU command: the challenge at 4,050 x 4,050, claims at IN-9's test size"
@@ -111,6 +112,13 @@ bench: data
 	$(BIN)/python bench/scale.py --out bench/results/scale.json
 
 # time and peak memory of build, eval and the sampled challenge on 5k, 20k and 50k images at 64 px
+# The smoke book from a cold cache (records and chapters anew; data and venv in place) in seconds and in reference
+# units (the default model's training at the baseline commit, timed before and after), appended to
+# bench/results/book.json. LABEL names the measurement (before, after, ...).
+LABEL ?= $(shell git rev-parse --short HEAD)
+bench-book: data
+	$(BIN)/python bench/book.py --profile $(PROFILE) --data $(VARIANTS_DIR) --synth $(SYNTH_DIR) --label $(LABEL)
+
 bench-scale: setup
 	$(BIN)/python bench/scale.py --out bench/results/scale.json
 
