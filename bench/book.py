@@ -46,8 +46,11 @@ def reference_code(work: Path) -> Path:
     dest = work / "reference-code"
     if not (dest / "bgrepro").is_dir():
         dest.mkdir(parents=True, exist_ok=True)
-        archive = subprocess.run(["git", "archive", REFERENCE_COMMIT, "bgrepro"], capture_output=True, check=True,
-                                 cwd=Path(__file__).resolve().parent)
+        archive = subprocess.run(["git", "archive", REFERENCE_COMMIT, "bgrepro"], capture_output=True,
+                                 cwd=Path(__file__).resolve().parent.parent)
+        if archive.returncode != 0:
+            raise SystemExit(f"the reference unit needs commit {REFERENCE_COMMIT[:7]} in this checkout's history "
+                             f"(a shallow clone lacks it: git fetch --unshallow): {archive.stderr.decode().strip()}")
         subprocess.run(["tar", "-x", "-C", str(dest)], input=archive.stdout, check=True)
     return dest
 
