@@ -61,7 +61,7 @@ def reference_seconds(data: Path, profile: str, work: Path) -> float:
     run = work / f"reference-{time.monotonic_ns()}"
     env = {**os.environ, "PYTHONPATH": str(reference_code(work)), "BGREPRO_RESULTS": str(work / "reference-results")}
     done = subprocess.run([sys.executable, "-c", _REFERENCE, str(data), profile, str(run)], capture_output=True,
-                          text=True, env=env, check=True)
+                          text=True, env=env, check=True, cwd=work)  # not the checkout: its package would come first
     shutil.rmtree(run, ignore_errors=True)
     return float(done.stdout.strip().splitlines()[-1])
 
