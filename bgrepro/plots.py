@@ -192,15 +192,17 @@ def seed_spread_figure(per_seed, metrics=("bg_gap", "challenge accuracy"), out: 
 
 
 def group_heatmaps(panels: dict, small: int = 10, out: Path | None = None):
-    """Accuracy (%) per (foreground class, background class) group, one heat map per panel side by side
-    (`panels`: title -> (accuracy table, count table), as `analyses.groups.frames` gives); each cell shows its
-    accuracy, a group of fewer than `small` images is marked with * and hatched, an empty one left blank."""
+    """Accuracy (%) per (foreground class, background class) group, one heat map per panel, one above the other
+    (side by side they were shrunk to half a page's width, their numbers to 4 pt) (`panels`: title -> (accuracy
+    table, count table), as `analyses.groups.frames` gives); each cell shows its accuracy, a group of fewer than
+    `small` images is marked with * and hatched, an empty one left blank."""
     import seaborn as sns
 
     n = len(panels)
     side = max(len(acc) for acc, _ in panels.values())
-    fig, axes = plt.subplots(1, n, figsize=(min(0.55 * side + 1.8, 7.5) * n, min(0.5 * side + 1.6, 6.5)),
+    fig, axes = plt.subplots(n, 1, figsize=(min(0.55 * side + 2.2, 7.5), min(0.5 * side + 1.6, 6.5) * n),
                              squeeze=False)
+    axes = axes.T
     for ax, (name, (accuracy, count)) in zip(axes[0], panels.items()):
         text = accuracy.map(lambda v: "" if np.isnan(v) else f"{v:.0f}")
         text = text.where(~((count > 0) & (count < small)), text + "*")

@@ -61,8 +61,8 @@ def test_linear_fits_recover_known_lines():
 def test_zoo_table_trains_the_profile_zoo(tmp_path, tiny_variants, monkeypatch):
     monkeypatch.setenv("BGREPRO_RESULTS", str(tmp_path / "results"))
     table = zoo_table(tiny_variants, "tiny", progress=False)
-    assert list(table.index) == ["smallcnn_narrow (1 ep)", "smallcnn_narrow (2 ep)", "smallcnn (1 ep)",
-                                 "smallcnn (2 ep)"]
+    assert list(table.index) == ["smallcnn_narrow (1 epoch)", "smallcnn_narrow (2 epochs)", "smallcnn (1 epoch)",
+                                 "smallcnn (2 epochs)"]
     assert {"original", "only_bg_t", "mixed_rand", "only_fg"} <= set(table.columns)
     assert ((table >= 0) & (table <= 100)).all().all()
     progress_figure(table, out=tmp_path / "progress.png")

@@ -123,3 +123,21 @@ def test_the_book_check_measures_tables_inside_scroll_containers(tmp_path):
     assert sorted(p for p in problems if "wider" in p) == [
         "bare: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)",
         "scrolled: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)"]
+
+
+def test_tables_speak_the_papers_names_not_the_packages():
+    """A reader sees Mixed-Rand, BG-Gap and words, never `mixed_rand`, `bg_gap` or an index's key, also inside a
+    parenthesis, in a MultiIndex and in the name of an index."""
+    import pandas as pd
+
+    from bgrepro.book.chapter import table_html
+
+    frame = pd.DataFrame({"mixed_rand (on the fly)": [1.0, 2.0], "ci95 low": [0.5, 1.5]},
+                         index=pd.MultiIndex.from_tuples([("only_bg_t", "bg_gap"), ("imagenet", "fg_mask")],
+                                                         names=["split_2x2", None]))
+    html = table_html(frame)
+    for shown in ("Mixed-Rand (on the fly)", "95% interval, low", "Only-BG-T", "BG-Gap", "ImageNet",
+                  "foreground masks", "split"):
+        assert shown in html, shown
+    for key in ("mixed_rand", "ci95", "only_bg_t", "bg_gap", "imagenet", "fg_mask", "split_2x2"):
+        assert key not in html, key

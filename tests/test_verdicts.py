@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from bgrepro.book import verdicts as v
@@ -128,6 +130,18 @@ def test_every_claim_quotes_the_paper_with_its_place_and_the_history_is_kept():
     assert {"5", "RPS"} <= {c for h in v.HISTORY for c in h[0].split(", ")}
     sentence = v.claim_5([8.0, 9.0, 10.0], [80.0, 81.0, 82.0], CHANCE).sentence()
     assert sentence.startswith("Claim 5") and "not reproduced" in sentence and "9.0 [" in sentence
+
+
+def test_every_claim_links_to_a_heading_of_its_chapter():
+    """The claims page's evidence links land: each claim's section is the anchor Jupyter Book gives a heading of
+    its chapter (lower case, every run of other characters one hyphen)."""
+    import re
+
+    book = Path(__file__).resolve().parent.parent / "book"
+    for name, claim in v.CLAIMS.items():
+        headings = re.findall(r"^#+ (.+)$", (book / f"{claim.chapter}.md").read_text(), re.M)
+        anchors = {re.sub(r"[^a-z0-9]+", "-", h.lower()).strip("-") for h in headings}
+        assert claim.section in anchors, (name, claim.section, sorted(anchors))
 
 
 def test_progress_slope_intervals_cover_the_fitted_slope():

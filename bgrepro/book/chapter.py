@@ -27,8 +27,8 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         """Without MyST-NB: show the value, glue nothing."""
         return value if display else None
 
-__all__ = ["badge", "claims_figure", "claims_table", "glue", "imagenet_note", "np", "number", "paper", "pd", "plots",
-           "plt", "setup", "show", "studies", "table_html", "verdict_box", "words_table"]
+__all__ = ["badge", "claims_figure", "claims_table", "glue", "imagenet_note", "label", "np", "number", "paper", "pd",
+           "plots", "plt", "setup", "show", "studies", "table_html", "verdict_box", "words_table"]
 
 
 def number(value) -> str:
@@ -49,20 +49,30 @@ def number(value) -> str:
     return str(value)
 
 
+#: Names of the package's tables that a reader reads otherwise (variants have theirs in `variants.TITLES`).
+WORDS = {"bg_gap": "BG-Gap", "imagenet": "ImageNet", "split_2x2": "split", "ci95 low": "95% interval, low",
+         "ci95 high": "95% interval, high", "fg_mask": "foreground masks"}
+
+
 def label(name) -> str:
-    """A row or column name as a reader reads it: the paper's name of a variant, "BG-Gap" for `bg_gap`, the
-    parts of a tuple joined; other names as they are."""
+    """A row or column name as a reader reads it: the paper's name of a variant, also before a parenthesis
+    ("Mixed-Rand (on the fly)"), the book's words for the package's names (`WORDS`), the parts of a tuple
+    joined; other names as they are."""
     from ..variants import title
 
     if isinstance(name, tuple):
         return ", ".join(label(n) for n in name)
-    return "BG-Gap" if name == "bg_gap" else title(name) if isinstance(name, str) else str(name)
+    if not isinstance(name, str):
+        return str(name)
+    head, paren, rest = name.partition(" (")
+    return WORDS.get(name) or (title(head) + paren + rest if paren else title(name))
 
 
 def table_html(frame: pd.DataFrame) -> str:
     """A DataFrame as a page shows it: `number` in every cell, the paper's names for variants, numbers
     right-aligned so their digits line up and words left-aligned and wrapped, so the table fits the page."""
-    frame = frame.rename(index=label, columns=label)
+    frame = frame.rename(index=label, columns=label).rename_axis(
+        index=[None if n is None else label(n) for n in frame.index.names])
     words = [c for c in frame.columns if frame[c].map(lambda v: isinstance(v, str)).any()]
     styled = frame.style.format(number).set_table_styles([
         {"selector": "", "props": "width:100%;table-layout:auto;border-collapse:collapse;font-size:0.9em"},
@@ -237,19 +247,18 @@ def words_table(rows: list[dict], widths: tuple[str, ...] | None = None):
 
 
 def claims_figure(claims):
-    """Every claim and its verdict at a glance: one row per claim, in the column and colour of its verdict."""
-    order = list(BADGES)
-    fig, ax = plt.subplots(figsize=(8.5, 0.42 * len(claims) + 1.0))
+    """Every claim and its verdict at a glance: one row per claim, its verdict written in the verdict's colour
+    (as wide as the page, so that every word of every verdict fits at a readable size)."""
+    fig, ax = plt.subplots(figsize=(7.5, 0.36 * len(claims) + 0.7))
     y = list(range(len(claims)))[::-1]
     for row, ypos in zip(claims.itertuples(), y):
-        k = order.index(row.verdict)
-        ax.barh(ypos, 1, left=k, color=BADGES[row.verdict])
-        ax.text(k + 0.5, ypos, row.verdict.replace(" at this scale", ""), ha="center", va="center", fontsize=8,
-                color="white")
-    ax.set_yticks(y, [f"{c} {t}" for c, t in zip(claims["claim"], claims["title"])], fontsize=9)
-    ax.set_xticks([k + 0.5 for k in range(len(order))], [v.replace(" at this scale", "\n(at this scale)")
-                                                         for v in order], fontsize=8)
-    ax.set_xlim(0, len(order))
-    ax.set_title("Verdict per claim, computed from the numbers", fontsize=10)
+        ax.barh(ypos, 1, left=0, height=0.8, color=BADGES[row.verdict])
+        ax.text(0.03, ypos, row.verdict, ha="left", va="center", fontsize=10, color="white")
+    ax.set_yticks(y, [f"{c} {t}" for c, t in zip(claims["claim"], claims["title"])], fontsize=10)
+    ax.set_xlim(0, 1)
+    ax.set_xticks([])
+    for spine in ax.spines.values():
+        spine.set_visible(False)
+    ax.set_title("Verdict per claim, computed from the numbers", fontsize=11)
     fig.tight_layout(pad=0.3)
     return fig

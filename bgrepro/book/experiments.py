@@ -556,7 +556,7 @@ def zoo_table(data: Path, profile: str | None = None, seed: int = 0, pretrained:
         for epochs in p.zoo_epochs:
             config = TrainConfig.from_profile(data, profile, arch=arch, epochs=epochs, seed=seed)
             acc = trained_model(config, progress=progress).accuracy
-            rows[f"{arch} ({epochs} ep)"] = acc
+            rows[f"{arch} ({epochs} epoch{'s' if epochs != 1 else ''})"] = acc
     for arch in pretrained:
         rows[f"{arch} (ImageNet)"] = pretrained_accuracy(arch, data)
     if not rows:

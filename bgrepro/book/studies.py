@@ -74,7 +74,7 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -
     table["paper on Original (around 40-50%): lower end"] = paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL
     table["chance"] = 100 / len(layout.class_folders(data))
     weakest = table[ORIGINAL].idxmin()
-    note = f"The {weakest} model transfers least to Original."
+    note = f"The {title(weakest)} model transfers least to Original."
     if weakest == NO_FG:
         note += " It also sees the black silhouette of the object, a shape cue that Original images do not have."
     side = pd.DataFrame({
@@ -145,7 +145,7 @@ def groups(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 
 
 def groups_figure(study: Study):
-    """The group matrices of the models of `groups` side by side."""
+    """The group matrices of the models of `groups` one above the other."""
     from ..analyses.groups import SMALL_GROUP
     from ..plots import group_heatmaps
 
@@ -489,7 +489,7 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
                            self_supervised=True,
                            backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)",
                            decide="a backbone that localizes, such as the full profile's DINO ResNet-50 "
-                                  "(`make reproduce PROFILE=full`, on a GPU), would decide it")
+                                  "(make reproduce PROFILE=full, on a GPU), would decide it")
     raise ValueError(f"unknown claim {claim!r}")
 
 

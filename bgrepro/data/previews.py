@@ -110,7 +110,7 @@ def habitat_matrices(root: Path, correlation: float, split: str = "train", out: 
     for ax, matrix, title in zip(axes, (designed, realised),
                                  (f"designed, R = {correlation}", f"realised ({split} split)")):
         ax.imshow(matrix, cmap="Greens", vmin=0, vmax=1)
-        ax.set_xticks(range(len(HABITATS)), HABITATS, rotation=60, fontsize=8)
+        ax.set_xticks(range(len(HABITATS)), [h.replace("_", " ") for h in HABITATS], rotation=60, fontsize=8)
         ax.set_yticks(range(len(names)), names, fontsize=8)
         ax.set_title(title, fontsize=9)
     return _finish(fig, out)
@@ -143,7 +143,7 @@ def synth_preview(root: Path, split: str = "val", per_class: int = 3, out: Path 
             x0, y0, x1, y1 = r["xmin"], r["ymin"], r["xmax"], r["ymax"]
             ax_img.add_patch(plt.Rectangle((x0 - 0.5, y0 - 0.5), x1 - x0 + 1, y1 - y0 + 1,
                                            fill=False, color="yellow", lw=0.8))
-            ax_img.set_title(HABITATS[r["habitat"]], fontsize=8, pad=2)
+            ax_img.set_title(HABITATS[r["habitat"]].replace("_", " "), fontsize=8, pad=2)
             ax_mask.imshow(mask, cmap="gray", interpolation="nearest")
             ax_mask.set_title("mask", fontsize=8, pad=2)
         axes[row, 0].set_ylabel(layout.short_name(folder), fontsize=8, rotation=0, ha="right", va="center")
@@ -163,7 +163,7 @@ def habitat_gallery(size: int = 96, per_habitat: int = 4, seed: int = 0, out: Pa
             axes[h, k].imshow(render_background(h, size, rng))
             axes[h, k].set_xticks([])
             axes[h, k].set_yticks([])
-        axes[h, 0].set_ylabel(name, fontsize=8, rotation=0, ha="right", va="center")
+        axes[h, 0].set_ylabel(name.replace("_", " "), fontsize=8, rotation=0, ha="right", va="center")
     fig.tight_layout(pad=0.3)
     if out is not None:
         fig.savefig(out, dpi=110)
