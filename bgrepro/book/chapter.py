@@ -219,11 +219,8 @@ def claims_table(verdicts: list):
             f"style='color:#555;font-size:.9em'>({html.escape(claim.place)})</span></td>"
             f"<td>{html.escape(v.ours)}<br><span style='color:#555;font-size:.9em'>paper: {html.escape(v.paper)}"
             f"</span></td><td>{badge(v.verdict)}<br>{html.escape(v.reason)}</td></tr>")
-    head = "".join(f"<th style='text-align:left'>{h}</th>" for h in
-                   ("claim", "the paper says", "ours (95% interval) and the paper's", "verdict and why"))
-    cols = "".join(f"<col style='width:{w}'>" for w in ("17%", "33%", "23%", "27%"))
-    return HTML(f"<table class='claims'><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead>"
-                f"<tbody>{''.join(rows)}</tbody></table>{_WORDS_STYLE.format(name='claims')}")
+    return HTML(_sentence_table("claims", ("claim", "the paper says", "ours (95% interval) and the paper's",
+                                           "verdict and why"), ("17%", "33%", "23%", "27%"), rows))
 
 
 #: How a table of sentences reads: the page's width, wrapped, left-aligned, each row's top aligned.
@@ -234,16 +231,22 @@ _WORDS_STYLE = ("<style>table.{name}{{width:100%;table-layout:fixed;border-colla
 
 def words_table(rows: list[dict], widths: tuple[str, ...] | None = None):
     """A table of sentences (HTML, left-aligned, wrapped to the page): criteria, their history, sources."""
-    import html
-
     from IPython.display import HTML
 
     columns = list(rows[0]) if rows else []
-    cols = "".join(f"<col style='width:{w}'>" for w in widths) if widths else ""
+    body = ["<tr>" + "".join(f"<td>{_code(str(r[c]))}</td>" for c in columns) + "</tr>" for r in rows]
+    return HTML(_sentence_table("words", columns, widths or (), body))
+
+
+def _sentence_table(name: str, columns, widths, rows: list[str]) -> str:
+    """The HTML of a table of sentences of class `name`: its column widths, left-aligned headings (escaped) and
+    rows (`<tr>` HTML), styled by `_WORDS_STYLE`."""
+    import html
+
+    cols = "".join(f"<col style='width:{w}'>" for w in widths)
     head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_code(str(r[c]))}</td>" for c in columns) + "</tr>" for r in rows)
-    return HTML(f"<table class='words'><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{body}"
-                f"</tbody></table>{_WORDS_STYLE.format(name='words')}")
+    return (f"<table class='{name}'><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"
+            f"</tbody></table>{_WORDS_STYLE.format(name=name)}")
 
 
 def claims_figure(claims):

@@ -444,9 +444,15 @@ def seed_measures(data: Path, profile: str | None = None, seed: int = 0) -> pd.D
     return per_seed
 
 
-def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None):
+#: The claims judged on every seed model of the spread (on `seed_measures`).
+SEED_CLAIMS = ("2", "3", "4a", "4b", "4c", "5")
+
+
+def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None,
+            per_seed: pd.DataFrame | None = None):
     """One claim judged on this run's numbers (`bgrepro.book.verdicts`), from the same cached records its chapter
-    shows: claims about the default models on every seed model of the spread."""
+    shows: claims about the default models on every seed model of the spread (`per_seed`, `seed_measures`, read
+    here when not given)."""
     from ..data.datasets import ImageListing
     from . import verdicts as v
 
@@ -457,8 +463,8 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
         n = len(ImageListing.of(data, ORIGINAL, "val"))
         return v.claim_1({title(name): (round(float(table.loc[name, ORIGINAL]) * n / 100), n) for name in table.index},
                          chance, paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
-    if claim in ("2", "3", "4a", "4b", "4c", "5"):
-        per_seed = seed_measures(data, profile, seed)
+    if claim in SEED_CLAIMS:
+        per_seed = seed_measures(data, profile, seed) if per_seed is None else per_seed
         orig = per_seed[per_seed["model"] == "trained on Original"]
         mixed = per_seed[per_seed["model"] == "trained on Mixed-Rand"]
         both = {"the Original-trained models": float(orig[ORIGINAL].mean()),
@@ -496,7 +502,13 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
 def chapter_verdicts(chapter: str, data: Path, profile: str | None = None, seed: int = 0,
                      synth: Path | None = None) -> list:
     """The verdicts of a chapter's claims (`CHAPTER_CLAIMS`)."""
-    return [verdict(c, data, profile, seed, synth) for c in CHAPTER_CLAIMS[chapter]]
+    return _verdicts(CHAPTER_CLAIMS[chapter], data, profile, seed, synth)
+
+
+def _verdicts(keys, data: Path, profile: str | None, seed: int, synth: Path | None) -> list:
+    """The verdicts of the claims `keys`, the seed models' measures read once for all of them."""
+    per_seed = seed_measures(data, profile, seed) if set(keys) & set(SEED_CLAIMS) else None
+    return [verdict(c, data, profile, seed, synth, per_seed) for c in keys]
 
 
 def claims(data: Path, profile: str | None = None, seed: int = 0, synth: Path | None = None) -> Study:
@@ -505,7 +517,7 @@ def claims(data: Path, profile: str | None = None, seed: int = 0, synth: Path | 
     `numbers["verdict_summary"]` says how many of each, in words."""
     from .verdicts import CLAIMS, VERDICTS
 
-    judged = [verdict(c, data, profile, seed, synth) for chapter in CHAPTER_CLAIMS.values() for c in chapter]
+    judged = _verdicts([c for chapter in CHAPTER_CLAIMS.values() for c in chapter], data, profile, seed, synth)
     table = pd.DataFrame([{"claim": j.claim, "title": CLAIMS[j.claim].title, "measure": j.measure, "ours": j.ours,
                            "paper": j.paper, "verdict": j.verdict, "why": j.reason} for j in judged])
     counts = table["verdict"].value_counts()

@@ -1,7 +1,7 @@
 """torch.export archives (`.pt2`) read without running anything they hold.
 
-`torch.export.load` trusts its file: it unpickles weights, constants and sample inputs (retrying with
-`weights_only=False` when the safe load fails), unpickles "opaque" constants with plain `pickle`, loads
+`torch.export.load` trusts its file: it unpickles weights, constants and sample inputs (retrying with the
+weights-only restriction lifted when the safe load fails), unpickles "opaque" constants with plain `pickle`, loads
 AOTInductor shared libraries, hands shape expressions to `sympy.sympify` (which evaluates them), executes
 the archive's guard code, and resolves every graph node's target as any attribute path under `torch`
 (`torch.os.system` among them), called when the model runs. `load_export` closes each door:
@@ -176,6 +176,7 @@ def load_export(path: Path):
             raw, (bytes, bytearray)) else "a pickled part"
 
     def plain_data(f, *args, **kwargs):
+        # weights-only whatever the caller asks: torch.export's retry lifts the restriction, this never does
         raw = f.getvalue() if isinstance(f, io.BytesIO) else f
         try:
             return real_load(io.BytesIO(raw) if isinstance(raw, (bytes, bytearray)) else raw,
