@@ -25,6 +25,7 @@ import json
 import os
 import re
 import shutil
+import stat
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -44,16 +45,35 @@ FRESH, RESUME, RECOMPUTE = "fresh", "resume", "recompute"
 
 
 # ------------------------------------------------------------------------------------------ input identity
-def _listing(root: Path, files) -> tuple[str, int]:
-    """sha256 of (path, size, modification and change times, inode) of files under root, and their count: an
+def _visible_files(root: Path, top: bool = True) -> list[tuple[str, os.stat_result]]:
+    """(path relative to root, stat) of every visible file under root, in path order: hidden files and folders
+    (`layout.hidden`) left out, symlinked files followed and symlinked folders not (as `Path.rglob`), the files
+    at root's top left out unless `top`. One walk and one stat per file (a dataset has tens of thousands)."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        rel = os.path.relpath(folder, root)
+        if rel == "." and not top:
+            continue
+        for name in files:
+            if name.startswith("."):
+                continue
+            try:
+                info = os.stat(os.path.join(folder, name))
+            except OSError:  # a broken link, or gone since the walk
+                continue
+            if stat.S_ISREG(info.st_mode):
+                found.append((name if rel == "." else f"{rel}/{name}".replace(os.sep, "/"), info))
+    return sorted(found, key=lambda item: item[0].split("/"))
+
+
+def _listing(files: list[tuple[str, os.stat_result]]) -> tuple[str, int]:
+    """sha256 of (path, size, modification and change times, inode) of files under a root, and their count: an
     added, removed, edited, renamed or swapped file changes it (a rename or a swap changes the ctime)."""
-    digest, count = hashlib.sha256(), 0
-    for file in sorted(files):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(root).as_posix()}\0{stat.st_size}\0{stat.st_mtime_ns}\0"
-                      f"{stat.st_ctime_ns}\0{stat.st_ino}\n".encode())
-        count += 1
-    return digest.hexdigest(), count
+    digest = hashlib.sha256()
+    for rel, info in files:
+        digest.update(f"{rel}\0{info.st_size}\0{info.st_mtime_ns}\0{info.st_ctime_ns}\0{info.st_ino}\n".encode())
+    return digest.hexdigest(), len(files)
 
 
 def fingerprint(path: Path | str | None) -> str | None:
@@ -72,11 +92,10 @@ def fingerprint(path: Path | str | None) -> str | None:
         return f"sha256:{digest.hexdigest()}"
     if path.is_dir():
         mark = read_marker(path)
-        visible = [p for p in path.rglob("*") if p.is_file() and not layout.hidden(p, path)]
         if mark and mark["command"] in ("build", "synth"):
-            listing, count = _listing(path, [p for p in visible if p.parent != path])
+            listing, count = _listing(_visible_files(path, top=False))
             return f"dataset:{layout.data_identity(path)}:{listing}:{count} files"
-        listing, count = _listing(path, visible)
+        listing, count = _listing(_visible_files(path))
         return f"listing:{listing}:{count} files"
     if re.fullmatch(r"[A-Za-z0-9][\w.-]*/[\w.-]+", str(path)) and not str(path).startswith((".", "/")):
         return f"hub:{path}"  # a Hugging Face hub id: the library's cache keeps its revision

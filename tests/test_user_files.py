@@ -586,3 +586,39 @@ def test_records_and_interruptions_at_the_edges(photos, tiny_variants, tiny_chec
     monkeypatch.setattr(cli, "build_parser", interrupted)  # Ctrl-C while the libraries load
     code, lines = _run(["synth", "--out", p / "x"], capsys)
     assert code == 130 and lines == ["bgrepro: interrupted"]
+
+
+def test_a_folders_identity_sees_every_photo_change_and_nothing_hidden(tmp_path):
+    """The identity a resumed run compares (`outputs.fingerprint`): an added, edited, renamed or linked photo changes
+    it, in any folder; a hidden file or folder (.DS_Store, .ipynb_checkpoints) and a broken link do not; a built
+    dataset's identity leaves out the previews and records at its top."""
+    from bgrepro.outputs import fingerprint, write_marker
+
+    photos = tmp_path / "photos"
+    for name in ("cat/a.png", "cat/b c.png", "dog/x.png", "dog b/y.png"):
+        (photos / name).parent.mkdir(parents=True, exist_ok=True)
+        (photos / name).write_bytes(name.encode())
+    seen = [fingerprint(photos)]
+    assert seen[0].endswith(":4 files")
+    (photos / ".DS_Store").write_bytes(b"x")
+    (photos / ".ipynb_checkpoints").mkdir()
+    (photos / ".ipynb_checkpoints" / "a.png").write_bytes(b"x")
+    (photos / "cat" / "._a.png").write_bytes(b"x")
+    (photos / "cat" / "gone.png").symlink_to(tmp_path / "nowhere.png")
+    assert fingerprint(photos) == seen[0]
+    (tmp_path / "elsewhere.png").write_bytes(b"e")
+    (photos / "dog" / "linked.png").symlink_to(tmp_path / "elsewhere.png")
+    seen.append(fingerprint(photos))
+    (photos / "dog" / "z.png").write_bytes(b"z")
+    seen.append(fingerprint(photos))
+    (photos / "dog" / "z.png").rename(photos / "dog" / "w.png")
+    seen.append(fingerprint(photos))
+    os.utime(photos / "dog" / "w.png", ns=(1, 1))
+    seen.append(fingerprint(photos))
+    assert len(set(seen)) == len(seen) and seen[-1].endswith(":6 files")
+    write_marker(photos, "build", {}, {})  # the same folder as a dataset bgrepro built
+    built = fingerprint(photos)
+    (photos / "variants.png").write_bytes(b"preview")
+    assert built.startswith("dataset:") and fingerprint(photos) == built
+    (photos / "cat" / "d.png").write_bytes(b"d")
+    assert fingerprint(photos) != built
