@@ -60,7 +60,7 @@ lint: setup
 TEST_BOOK := results/tiny-test/notebooks
 
 test: setup lint
-	BGREPRO_BOOK_OUT=$(TEST_BOOK) $(BIN)/python -m pytest
+	BGREPRO_BOOK_OUT=$(TEST_BOOK) $(BIN)/python -m pytest -n auto --dist loadgroup
 	$(BIN)/python -m bgrepro.book build --executed $(TEST_BOOK) --output results/tiny-test
 	@if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then \
 		$(BIN)/python -m bgrepro.book check --html results/tiny-test/_build/html --shots results/tiny-test/screenshots --pages all; \

@@ -8,7 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from bgrepro.data.synth import SynthConfig, generate
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs the suite in one worker per core (pytest-xdist): one thread each, for the tests and the
+    # commands they start (OpenMP threads oversubscribed on shared cores spin and slow every worker down)
+    os.environ["OMP_NUM_THREADS"] = "1"
+
+from bgrepro.data.synth import SynthConfig, generate  # noqa: E402 (after the thread count, which torch reads once)
 
 
 def tree_digest(root: Path) -> dict[str, str]:

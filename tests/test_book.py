@@ -14,8 +14,11 @@ import pytest
 
 from bgrepro.book.runner import BOOK, ORDER, execute
 
+#: One worker executes the book once for all of this module's tests (pytest-xdist --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("book")
 
-@pytest.fixture(scope="module")
+
+@pytest.fixture(scope="session")  # once per worker, whatever order the worker runs the tests in
 def executed(tmp_path_factory, tiny_dataset, tiny_variants):
     work = tmp_path_factory.mktemp("book")
     out = work / "notebooks"
@@ -33,7 +36,7 @@ def executed(tmp_path_factory, tiny_dataset, tiny_variants):
     keep = os.environ.get("BGREPRO_BOOK_OUT")
     if keep:
         shutil.rmtree(keep, ignore_errors=True)
-        shutil.copytree(out, keep)
+        shutil.copytree(out, keep, dirs_exist_ok=True)
     return out, first, second
 
 

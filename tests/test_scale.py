@@ -120,9 +120,13 @@ def test_the_lease_stops_at_its_deadline_and_keeps_what_it_measured(tmp_path):
     whatever the machine's speed: the data stage's numbers are kept, every later stage says why it has none."""
     out = tmp_path / "lease.json"
     env = {**os.environ, "BGREPRO_BENCH_STALL": "claims"}
+    # the data stage at its smallest (27 images of 32 px: about 7 s, 15 s on a loaded machine), so the budget that
+    # stops the planted stall is short
+    budget = 25
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--lease", "--scale", "check",
-                           "--budget", "60", "--max-epochs", "1", "--work", str(tmp_path / "work"), "--out", str(out)],
-                          capture_output=True, text=True, timeout=180, env=env)
+                           "--size", "32", "--train-per-class", "1", "--test-per-class", "2",
+                           "--budget", str(budget), "--max-epochs", "1", "--work", str(tmp_path / "work"),
+                           "--out", str(out)], capture_output=True, text=True, timeout=180, env=env)
     assert proc.returncode == 1
     result = json.loads(out.read_text())
     assert "images" in result["data"]  # measured before the deadline, kept
@@ -130,4 +134,5 @@ def test_the_lease_stops_at_its_deadline_and_keeps_what_it_measured(tmp_path):
     late = [s for s in result["lease"]["stages"] if "error" in result[s]]
     assert late[0] == "claims" and all("deadline" in result[s]["error"] or "budget" in result[s]["error"]
                                        for s in late)
-    assert result["lease"]["seconds"] <= 60 + 5
+    assert result["data"]["images"] == 9 * (1 + 2) and result["data"]["size"] == 32
+    assert result["lease"]["seconds"] <= budget + 5
