@@ -38,6 +38,18 @@ def _results_outside_the_checkout(tmp_path_factory):
         os.environ["BGREPRO_RESULTS"] = saved
 
 
+_MADE: dict[str, object] = {}
+
+
+def once(name: str, make):
+    """What `make()` returns, made once per test process. pytest-xdist tears a worker's session fixtures down
+    whenever its queue of tests runs dry, and pytest would make them again; what they made lies in the session's
+    temporary folder, kept to the end, so it is reused instead."""
+    if name not in _MADE:
+        _MADE[name] = make()
+    return _MADE[name]
+
+
 @pytest.fixture(scope="session")
 def tiny_config() -> SynthConfig:
     return SynthConfig.from_profile("tiny", seed=7)
@@ -45,9 +57,12 @@ def tiny_config() -> SynthConfig:
 
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory, tiny_config) -> Path:
-    root = tmp_path_factory.mktemp("synth") / "tiny"
-    generate(root, tiny_config, workers=2, progress=False)
-    return root
+    def make() -> Path:
+        root = tmp_path_factory.mktemp("synth") / "tiny"
+        generate(root, tiny_config, workers=2, progress=False)
+        return root
+
+    return once("tiny_dataset", make)
 
 
 @pytest.fixture(scope="session")
@@ -56,9 +71,12 @@ def tiny_variants(tmp_path_factory, tiny_dataset) -> Path:
     from bgrepro.data.build import build
     from bgrepro.data.sources import SyntheticSource
 
-    out = tmp_path_factory.mktemp("variants") / "tiny"
-    build(SyntheticSource(tiny_dataset), out, seed=0, workers=1, progress=False)
-    return out
+    def make() -> Path:
+        out = tmp_path_factory.mktemp("variants") / "tiny"
+        build(SyntheticSource(tiny_dataset), out, seed=0, workers=1, progress=False)
+        return out
+
+    return once("tiny_variants", make)
 
 
 @pytest.fixture(scope="session")
@@ -67,7 +85,7 @@ def tiny_checkpoint(tmp_path_factory, tiny_variants) -> Path:
     from bgrepro.training.classifier import TrainConfig, train
 
     config = TrainConfig.from_profile(tiny_variants, "tiny", epochs=3, seed=0)
-    return train(config, tmp_path_factory.mktemp("tiny-run"), progress=False)
+    return once("tiny_checkpoint", lambda: train(config, tmp_path_factory.mktemp("tiny-run"), progress=False))
 
 
 def load_model(path, arch=None):

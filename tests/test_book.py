@@ -13,13 +13,15 @@ import shutil
 import pytest
 
 from bgrepro.book.runner import BOOK, ORDER, execute
-
-#: One worker executes the book once for all of this module's tests (pytest-xdist --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("book")
+from tests.conftest import once
 
 
-@pytest.fixture(scope="session")  # once per worker, whatever order the worker runs the tests in
+@pytest.fixture(scope="session")
 def executed(tmp_path_factory, tiny_dataset, tiny_variants):
+    return once("book", lambda: _execute(tmp_path_factory, tiny_dataset, tiny_variants))
+
+
+def _execute(tmp_path_factory, tiny_dataset, tiny_variants):
     work = tmp_path_factory.mktemp("book")
     out = work / "notebooks"
     old = {k: os.environ.get(k) for k in ("BGREPRO_RESULTS",)}
@@ -144,3 +146,22 @@ def test_tables_speak_the_papers_names_not_the_packages():
         assert shown in html, shown
     for key in ("mixed_rand", "ci95", "only_bg_t", "bg_gap", "imagenet", "fg_mask", "split_2x2"):
         assert key not in html, key
+
+
+def test_the_site_builds_from_these_executions_and_reads_whole_in_chromium(executed, tmp_path):
+    """The site rendered from the executions above (`jupyter-book build`, nothing executed again) has every page,
+    and every page opened in headless Chromium at 1280 px shows figures with numbered captions, no NaN, no
+    traceback and no table wider than the page (`check_site`). With $BGREPRO_BOOK_OUT (`make test`) the site and
+    the screenshots stay beside those notebooks for a person to look at."""
+    from pathlib import Path
+
+    from bgrepro.book.runner import build_site, check_site
+
+    out, _, _ = executed
+    keep = os.environ.get("BGREPRO_BOOK_OUT")
+    site = Path(keep).parent if keep else tmp_path
+    html = build_site("tiny", out, output=site)
+    assert all((html / f"{name}.html").is_file() for name in ORDER) and (html / "index.html").is_file()
+    if not any(shutil.which(b) for b in ("chromium", "chromium-browser")):
+        pytest.skip("no Chromium (Debian: apt-get install chromium): the site is built, its pages not opened")
+    assert check_site(html, site / "screenshots", ORDER) == []
