@@ -411,9 +411,10 @@ def _load_model(args: argparse.Namespace):
         loaded = registry.load(args.arch, offline=args.offline, weights=args.weights, tag=args.weights_tag)
     loaded = loaded.for_data(list(layout.class_folders(args.data)), image_side(args.data), args.classes,
                              args.class_map, args.input_size, args.mean, args.std)
+    info = loaded.info(command_options(build_parser(), args.command))
     if loaded.class_mapping and loaded.class_mapping.startswith("assumed"):
-        print(f"note: classes {loaded.class_mapping}", file=sys.stderr)
-    return loaded.net, loaded.name, loaded.info()
+        print(f"note: classes {info['class_mapping']}", file=sys.stderr)
+    return loaded.net, loaded.name, info
 
 
 def _precision_check(model, images, args) -> dict | None:
@@ -798,7 +799,8 @@ def _run_report(args: argparse.Namespace) -> int:
         filters={k: getattr(args, k) for k in PAPER_FILTERS if getattr(args, k) is not None},
         bootstrap=args.bootstrap, challenge_budget=args.challenge_budget, classes_file=args.classes,
         class_map=args.class_map, input_size=args.input_size,
-        mean=args.mean, std=args.std, predictions=args.predictions, list_images=args.list_images)
+        mean=args.mean, std=args.std, predictions=args.predictions, list_images=args.list_images,
+        options=command_options(build_parser(), "report"))
     report = make_report(config, overwrite=args.overwrite, progress=not args.json)
     from .distributed import is_main
 
@@ -871,8 +873,10 @@ def main(argv: list[str] | None = None) -> int:
             raise
         if active() and peer_gone(err):  # another rank ended with an error, which it said: nothing to add
             return PEER_GONE
-        where = f" (rank {rank_label()})" if active() else ""
-        print(f"bgrepro {args.command}{where}: error: {as_options(_describe(err), parser, args.command)}",
+        # under several processes another rank's progress bar may stand unfinished on the shared terminal line:
+        # the error starts a line of its own
+        where, start = (f" (rank {rank_label()})", "\n") if active() else ("", "")
+        print(f"{start}bgrepro {args.command}{where}: error: {as_options(_describe(err), parser, args.command)}",
               file=sys.stderr)
         return 2
     finally:
@@ -911,15 +915,19 @@ def _launch(processes: int, command: list[str]) -> int:
 _ALIASES = {"report": {"weights": "--localizer-weights", "classes_file": "--classes"}}
 
 
+def command_options(parser: argparse.ArgumentParser, command: str) -> dict[str, str]:
+    """The library's parameter names -> the command's options (class_map -> --class-map)."""
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.get(command)
+    options = {a.dest: a.option_strings[-1] for a in (sub._actions if sub else []) if a.option_strings}
+    return {**options, **_ALIASES.get(command, {})}
+
+
 def as_options(text: str, parser: argparse.ArgumentParser, command: str) -> str:
     """A library message with the command's options for the parameters it names: the library names a parameter
     in backticks (`class_map`), the command line shows its option (--class-map)."""
-    import re
+    from .io import with_options
 
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices.get(command)
-    options = {a.dest: a.option_strings[-1] for a in (sub._actions if sub else []) if a.option_strings}
-    options.update(_ALIASES.get(command, {}))
-    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: options.get(m.group(1), m.group(0)), text)
+    return with_options(text, command_options(parser, command))
 
 
 def _describe(err: BaseException) -> str:
