@@ -22,6 +22,14 @@ def first_line(err: BaseException) -> str:
     return (text.splitlines()[0] if text else type(err).__name__)[:160]
 
 
+def with_options(text: str, options: dict[str, str]) -> str:
+    """`text` with every parameter it names in backticks (`class_map`) written as `options` names it (a command's
+    --class-map); the library speaks in its parameters, and a command line shows its options instead."""
+    import re
+
+    return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: options.get(m.group(1), m.group(0)), text)
+
+
 def strict_json(value):
     """`value` with every non-finite float (NaN, inf) replaced by None, so that it is strict JSON."""
     if isinstance(value, float):

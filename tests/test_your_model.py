@@ -245,6 +245,12 @@ def test_report_gives_the_same_numbers_for_a_model_in_any_form(tmp_path, capsys)
             assert reports[name]["training"]["preprocess"][key] == reports["m.pth"]["training"]["preprocess"][key]
     assert reports["m.pth"]["training"]["preprocess"]["input_size"] is None  # the data's size, not timm's 224
     assert reports["m.pth"]["training"]["preprocess"]["source"].startswith("assumed")
+    # what a command's user may pass to say otherwise is named by its option, as the library names its parameter
+    said = {name: (r["training"]["preprocess"]["source"], r["training"]["class_mapping"]) for name, r in reports.items()
+            }
+    assert "--input-size" in said["m.pth"][0] and "`input_size`" not in said["m.pth"][0]
+    assert all("--classes FILE" in mapping and "`classes`" not in mapping for _, mapping in said.values())
+    assert "`input_size`" in load(tmp_path / "m.pth", "mobilenetv3_small_050").info()["preprocess"]["source"]
     assert reports["m.pth"]["skipped"] == []  # Grad-CAM ran on the state dict's network
     assert reports["m.onnx"]["foreground_share"] is None and "Grad-CAM needs" in reports["m.onnx"]["skipped"][0]
     # predictions made outside: list the images, score them, report on the predictions

@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..io import first_line
+from ..io import first_line, with_options
 from .adapters import MappedOutputs, Prepared
 from .classes import resolve_outputs
 
@@ -72,10 +72,15 @@ class LoadedModel:
     #: The `formats.Format` that read it (which knows its feature-map trunk).
     handler: Any = field(default=None, repr=False, compare=False)
 
-    def info(self) -> dict:
-        """What the eval JSON and report.json record of the model."""
-        return {"format": self.format, "weights": self.source, "preprocess": self.preprocess.to_json(),
-                "class_mapping": self.class_mapping, "gradients": self.gradients}
+    def info(self, options: dict[str, str] | None = None) -> dict:
+        """What the eval JSON and report.json record of the model; what was assumed names the parameters that say
+        otherwise as `options` names them (a command's options; the library's parameter names without)."""
+        def said(text: str | None) -> str | None:
+            return None if text is None else with_options(text, options or {})
+
+        return {"format": self.format, "weights": self.source,
+                "preprocess": {**self.preprocess.to_json(), "source": said(self.preprocess.source)},
+                "class_mapping": said(self.class_mapping), "gradients": self.gradients}
 
     def for_data(self, data_classes: list[str], image_size: int, classes_file: Path | None = None,
                  class_map: Path | None = None, input_size: int | None = None, mean=None, std=None) -> LoadedModel:

@@ -86,6 +86,9 @@ class ReportConfig:
     #: it the foregrounds, then the backgrounds, are sampled (`adversarial.budget_sample`). None: the
     #: default of the device (`challenge_budget_default`); 0: the whole challenge.
     challenge_budget: int | None = None
+    #: How the report names a parameter a reader may pass (`input_size`): `bgrepro report` gives its options
+    #: (--input-size); not an argument of the report (its folder's record leaves it out).
+    options: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.masks is not None and self.boxes is not None:
@@ -122,7 +125,7 @@ class ReportConfig:
         """The arguments as plain JSON (what OUT/report_args.json holds; the predictions file is an input,
         recorded by its content, and listing the images is a step of the same report)."""
         values = asdict(self)
-        for key in ("out", "predictions", "list_images"):
+        for key in ("out", "predictions", "list_images", "options"):
             values.pop(key)
         values["side"] = self.side
         values["profile"] = self.profile or "default"
@@ -288,7 +291,7 @@ def _given_models(cfg: ReportConfig, classes: tuple[str, ...]) -> list[_Run]:
                 if variant else f"{Path(path).name} ({loaded.format})")
         if any(r.group == name for r in runs):  # two files of one name: told apart, never pooled as seeds
             name = f"{name} [{path}]"
-        runs.append(_Run(name, None, loaded.net, {"checkpoint": str(path), **loaded.info(),
+        runs.append(_Run(name, None, loaded.net, {"checkpoint": str(path), **loaded.info(cfg.options),
                                                   **({"arch": loaded.meta["arch"]} if "arch" in loaded.meta else {})}))
     if cfg.pretrained and tuple(classes) == CLASS_FOLDERS:
         weights = weights_file(cfg.pretrained)
