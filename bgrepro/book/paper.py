@@ -30,18 +30,6 @@ TABLE2 = pd.DataFrame(
     index=["imagenet", ORIGINAL, IN9L, ONLY_BG_T, MIXED_SAME, MIXED_RAND, "bg_gap"],
 )
 
-#: The official repository's README table: Original / Mixed-Same / Mixed-Rand / BG-Gap.
-README_TABLE = pd.DataFrame(
-    {
-        "VGG16-BN": [94.3, 83.6, 73.4, 10.2],
-        "ResNet-50": [95.6, 86.2, 78.9, 7.3],
-        "ResNet-152": [96.7, 89.3, 83.5, 5.8],
-        "ResNet-50 (IN-9L)": [96.4, 89.8, 75.6, 14.2],
-        "ResNet-50 (IN-9 Mixed-Rand)": [73.3, 71.5, 71.3, 0.2],
-    },
-    index=[ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap"],
-)
-
 #: Table 5 of the arXiv text: accuracy (%) of ResNet-50s trained on each set (rows) on each test set (columns), the
 #: values behind Figs. 2 and 5 (the ICLR camera-ready's figures show bars only). None: not given in that text for
 #: the row (the Original- and Mixed-Rand-trained rows are quoted there only for the sets of Fig. 5).
