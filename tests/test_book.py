@@ -38,7 +38,7 @@ def _execute(tmp_path_factory, tiny_dataset, tiny_variants):
     keep = os.environ.get("BGREPRO_BOOK_OUT")
     if keep:
         shutil.rmtree(keep, ignore_errors=True)
-        shutil.copytree(out, keep, dirs_exist_ok=True)
+        shutil.copytree(out, keep)
     return out, first, second
 
 
