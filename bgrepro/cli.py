@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import errno
+import hashlib
+import json
+import logging
+import math
+import os
 import sys
 import time
 from contextlib import ExitStack, contextmanager
@@ -52,8 +58,6 @@ _side = _integer(8, "at least 8 (pixels)")
 
 
 def _finite(text: str) -> float:
-    import math
-
     try:
         value = float(text)
     except ValueError:
@@ -429,8 +433,6 @@ def _precision_check(model, images, args) -> dict | None:
 
 
 def _run_eval(args: argparse.Namespace) -> int:
-    import json
-
     from .analyses.evaluate import format_table, image_listing
     from .analyses.finegrained import shares
     from .analyses.groups import as_json
@@ -493,8 +495,6 @@ def _default_record(args: argparse.Namespace) -> Path:
     """Where `eval` writes its record when --record is not given: bgrepro's results folder, never beside the
     user's model or predictions (a folder that may be shared, read-only, and is not bgrepro's), under a name
     that tells models apart (the file's name and a hash of its full path, or the architecture and weights)."""
-    import hashlib
-
     from .layout import results_dir
 
     source = args.checkpoint or args.predictions
@@ -535,8 +535,6 @@ def _run_challenge(args: argparse.Namespace) -> int:
 
 
 def _challenge(args: argparse.Namespace, out: Path | None) -> int:
-    import json
-
     from .analyses.adversarial import SearchSettings, challenge, load_challenge_data
     from .distributed import is_main
     from .inference import Inference
@@ -625,8 +623,6 @@ def _add_localize(sub) -> None:
 
 
 def _run_localize(args: argparse.Namespace) -> int:
-    import json
-
     from .analyses.localize import LocalizeConfig, localize_dataset
 
     checkpoint = Path(args.backbone.removeprefix("checkpoint:")) if args.backbone.startswith("checkpoint:") else None
@@ -683,8 +679,6 @@ def _add_saliency(sub) -> None:
 
 
 def _run_saliency(args: argparse.Namespace) -> int:
-    import json
-
     from .analyses.saliency import saliency_report
 
     if not layout.split_dir(args.data, layout.MASKS, args.split).is_dir():
@@ -786,8 +780,6 @@ def _add_report(sub) -> None:
 
 
 def _run_report(args: argparse.Namespace) -> int:
-    import json
-
     from .data.sources import PAPER_FILTERS
     from .report.make import ReportConfig, make_report, summary_lines
 
@@ -888,9 +880,6 @@ def _launch(processes: int, command: list[str]) -> int:
     process would: each rank's error is its own one line; the launcher's report of a failed worker (a traceback
     of its own) is not printed, and the exit code is 2. Without an error from any rank (they lost contact with
     each other), one line says so."""
-    import logging
-    import os
-
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import get_args_parser, run
 
@@ -933,8 +922,6 @@ def as_options(text: str, parser: argparse.ArgumentParser, command: str) -> str:
 def _describe(err: BaseException) -> str:
     """One line for any error: bgrepro's own (ValueError, OSError) as they are, others with their type, and
     the disk-full and no-permission cases said in words wherever they come from."""
-    import errno
-
     text = _one_line(err)
     if isinstance(err, OSError) and err.errno == errno.ENOSPC or "No space left" in text or "file write failed" in text:
         where = f" writing {err.filename}" if isinstance(err, OSError) and err.filename else ""

@@ -15,13 +15,13 @@ from dataclasses import dataclass
 
 import torch
 
+from .distributed import local_device
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def default_device() -> torch.device:
     """CUDA when available (under torchrun, this rank's own GPU), else the CPU."""
-    from .distributed import local_device
-
     return local_device()
 
 

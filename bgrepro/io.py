@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import math
 import os
+import re
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -25,8 +27,6 @@ def first_line(err: BaseException) -> str:
 def with_options(text: str, options: dict[str, str]) -> str:
     """`text` with every parameter it names in backticks (`class_map`) written as `options` names it (a command's
     --class-map); the library speaks in its parameters, and a command line shows its options instead."""
-    import re
-
     return re.sub(r"`([a-z][a-z0-9_]*)`", lambda m: options.get(m.group(1), m.group(0)), text)
 
 
@@ -81,8 +81,6 @@ def read_table(path: Path) -> tuple[list[str], list[dict[str, str]]]:
     "Unicode text"), else Windows-1252 (what Excel's plain "CSV" saves), comma-, semicolon- or tab-separated;
     returns (columns, rows), the column names stripped of spaces. A row with more fields than the header names
     is refused (a shifted column would silently read as another)."""
-    import csv
-
     path = Path(path)
     try:
         raw = path.read_bytes()

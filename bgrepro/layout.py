@@ -16,10 +16,12 @@ image's identity is its class folder and its file name, so file names may repeat
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import re
 from pathlib import Path
 
+from . import in9
 from .variants import ORIGINAL
 
 #: Split folder names: training and test (the official release calls its test split `val`).
@@ -190,10 +192,6 @@ def glob_escape(text: str) -> str:
 def data_kind(data) -> str | None:
     """What a dataset was made from: its build's source kind (`synthetic`, `in9`, `folder`, ...), `in9` for the
     official IN-9 sets as `bgrepro data fetch` unpacks them (no build record, IN-9's class folders), else None."""
-    import json
-
-    from . import in9
-
     if (Path(data) / BUILD_ARGS).is_file():
         try:
             return json.loads((Path(data) / BUILD_ARGS).read_text())["source"]["kind"]

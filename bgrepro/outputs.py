@@ -32,7 +32,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from . import layout
+from . import __version__, layout
 from .io import atomic_write_text, describe_difference
 
 try:
@@ -281,8 +281,6 @@ def read_marker(folder: Path) -> dict | None:
 
 def write_marker(folder: Path, command: str, args: dict, inputs: dict) -> None:
     """Mark `folder` as the output of `bgrepro <command>` with these arguments and inputs."""
-    from . import __version__
-
     atomic_write_text(marker_path(folder), json.dumps(
         {"command": command, "bgrepro": __version__, "args": args, "inputs": inputs},
         indent=2, sort_keys=True, default=str) + "\n")

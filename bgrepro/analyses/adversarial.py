@@ -43,7 +43,7 @@ from tqdm.auto import tqdm
 from .. import distributed, layout
 from ..data import composite
 from ..data.datasets import ImageListing, ImageSet, list_variant, load_variant
-from ..inference import Inference
+from ..inference import Inference, default_device
 from ..io import read_image, read_mask
 from ..variants import ONLY_BG_T, ORIGINAL
 
@@ -180,8 +180,6 @@ CHALLENGE_BUDGET = {"cpu": 1_000_000, "cuda": 25_000_000}
 
 def challenge_budget_default() -> int:
     """The challenge budget of this machine's device (`CHALLENGE_BUDGET`)."""
-    from ..inference import default_device
-
     return CHALLENGE_BUDGET.get(default_device().type, CHALLENGE_BUDGET["cpu"])
 
 

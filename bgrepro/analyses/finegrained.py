@@ -29,7 +29,9 @@ import numpy as np
 import pandas as pd
 
 from .. import layout
+from ..inference import Inference
 from ..variants import MIXED_RAND, ONLY_BG_T, ONLY_FG, ORIGINAL
+from .evaluate import correctness as per_variant
 
 VARIANTS_USED = (ORIGINAL, ONLY_FG, ONLY_BG_T, MIXED_RAND)
 CATEGORIES = ("foreground suffices", "needs a background", "background overrides", "background needed",
@@ -39,9 +41,6 @@ SPLIT_2X2 = ("both", "foreground only", "background only", "neither")
 
 def correctness(model, root: Path, split: str = "val", device=None) -> pd.DataFrame:
     """One row per test image (indexed by id): its class and whether the model is right on each variant."""
-    from ..inference import Inference
-    from .evaluate import correctness as per_variant
-
     return correctness_table(per_variant(model, root, list(VARIANTS_USED), split, Inference.at(device)), root)
 
 

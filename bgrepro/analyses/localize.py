@@ -12,7 +12,11 @@ import torch
 import torch.nn.functional as F
 
 from .. import distributed, layout, registry
+from ..data.datasets import load_variant, mask_boxes
+from ..io import atomic_write_text
+from ..training.simsiam import is_self_supervised
 from ..variants import ORIGINAL
+from .evaluate import predict
 from .masks import folder_images, write_masks
 from .rps import RPS, activation_maps, estimate
 from .wsol import best_threshold, localization_metrics
@@ -72,8 +76,6 @@ class LocalizeConfig:
 def _dataset_images(root: Path, split: str, size: int | None, progress: bool):
     """(images, labels, masks, classes) of a dataset's Original split (labels, masks and classes None
     where unknown: a plain folder of images; masks None when resized, as they would no longer match)."""
-    from ..data.datasets import load_variant
-
     if not layout.variant_dir(root, ORIGINAL).is_dir():
         images, _ = folder_images(root, size or 224, progress=progress)
         return images, None, None, None
@@ -91,8 +93,6 @@ def _supervised_warning(cfg: LocalizeConfig, loaded: registry.LoadedModel) -> st
     """The warning a supervised backbone gets: the method's backbones are self-supervised (DINO, MoCo); a
     classifier's trunk or supervised ImageNet weights give maps that are not the method's (worse than a centred
     box on COCO). A named backbone with a weights file of the user's is taken as self-supervised."""
-    from ..training.simsiam import is_self_supervised
-
     if loaded.format == "self_supervised" or (loaded.format == "imagenet" and cfg.weights is not None) or (
             is_self_supervised(loaded.meta)):
         return None
@@ -139,8 +139,6 @@ class _Run:
     def predicted(self, images: torch.Tensor, classes: list[str] | None) -> torch.Tensor:
         """The backbone's classifier's class of every image (its outputs mapped to the data's `classes` when known;
         "no class" is index len(classes))."""
-        from .evaluate import predict
-
         net = self.loaded.for_data(classes, images.shape[-1]).net if classes else self.loaded.net
         return predict(net, images)
 
@@ -155,8 +153,6 @@ class _Run:
 
     def scores(self, rps: RPS, summary: dict) -> None:
         """RPS's and CAAM's WSOL metrics against the scored split's masks, into `summary` (and `summary["caam"]`)."""
-        from ..data.datasets import mask_boxes
-
         cfg = self.cfg
         images, labels, masks, classes = _dataset_images(Path(cfg.data), cfg.split, cfg.size, self.progress)
         if masks is None:
@@ -184,8 +180,6 @@ def localize_dataset(cfg: LocalizeConfig, progress: bool = True) -> dict:
     """Estimate w* (or load it), score RPS and CAAM maps against the test masks of `cfg.data` when it has them,
     and write RPS masks when asked. Returns the summary (also written to OUT/localize.json beside OUT/rps.pt when
     `cfg.out` is given)."""
-    from ..io import atomic_write_text
-
     run = _Run(cfg, progress)
     rps = run.predictor()
     summary: dict = {"backbone": cfg.backbone, "class_wise": cfg.class_wise, "resnet_stride": cfg.resnet_stride,

@@ -10,6 +10,9 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
+from ..data.composite import REFINEMENTS, grabcut_mask
+from ..data.sources import images_in
+from ..io import covers_image, mask_box, read_image, save_mask
 from .rps import RPS, _maps
 from .wsol import masks_from_maps
 
@@ -17,9 +20,6 @@ from .wsol import masks_from_maps
 def folder_images(root: Path, size: int, progress: bool = False) -> tuple[torch.Tensor, list[Path]]:
     """Every image under a folder, resized to size x size (uint8 (N, 3, size, size)), and their paths."""
     import cv2
-
-    from ..data.sources import images_in
-    from ..io import read_image
 
     files = images_in(root, recursive=True)
     if not files:
@@ -34,9 +34,6 @@ def refine_by_grabcut(rgb: np.ndarray, mask: np.ndarray, working_side: int = 256
     GrabCut draws its edge), run with the image's shorter side brought to `working_side` and brought back
     to the image's size; None where the box leaves no background or GrabCut keeps nothing."""
     import cv2
-
-    from ..data.composite import grabcut_mask
-    from ..io import covers_image, mask_box
 
     h, w = mask.shape
     scale = min(1.0, working_side / min(h, w))
@@ -66,9 +63,6 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
     to skip those images). Masks already there are kept (an interrupted run resumes); returns how many were
     written. `batch_size` defaults to 64 on CUDA and for small images (side <= 64) on the CPU, else 1 (measured
     with a smallcnn trunk: 2.7x faster batched at 40 px; 109 / 94 / 81 images/s at batch 1 / 8 / 16 at 224 px)."""
-    from ..data.composite import REFINEMENTS
-    from ..data.sources import images_in
-
     if refine not in REFINEMENTS:
         raise ValueError(f"`refine` must be one of {', '.join(REFINEMENTS)}, got {refine!r}")
     image_root, out = Path(image_root), Path(out)
@@ -93,8 +87,6 @@ def _write_batch(net: torch.nn.Module, rps: RPS, files: list[Path], targets: lis
                  threshold: float, refine: str) -> int:
     """The masks of one batch of photos (see `write_masks`); returns how many were written."""
     import cv2
-
-    from ..io import read_image, save_mask
 
     photos = [read_image(p) for p in files]
     small = np.stack([cv2.resize(rgb, (size, size), interpolation=cv2.INTER_AREA) for rgb in photos])

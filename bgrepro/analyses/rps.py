@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from .. import distributed
 from ..inference import Inference
+from ..io import atomic_write
 from ..registry import read_torch
 
 
@@ -56,8 +57,6 @@ class RPS:
     w_class: torch.Tensor | None = None
 
     def save(self, path: Path) -> None:
-        from ..io import atomic_write
-
         atomic_write(Path(path), lambda tmp: torch.save({"format": "bgrepro-rps-1", "w": self.w,
                                                          "w_class": self.w_class}, tmp))
 

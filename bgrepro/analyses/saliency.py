@@ -11,6 +11,8 @@ is the fraction of an image's positive saliency that falls inside its foreground
 
 from __future__ import annotations
 
+import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +20,11 @@ import torch
 from tqdm.auto import tqdm
 
 from .. import distributed
+from ..data.datasets import load_variant
 from ..inference import Inference
-from ..registry import feature_trunk
+from ..io import atomic_write_text
+from ..plots import map_grid
+from ..registry import core_of, feature_trunk, reaches_layers
 from ..variants import ORIGINAL
 
 
@@ -29,8 +34,6 @@ def gradcam_layer(model: torch.nn.Module, name: str | None = None, probe: torch.
     module of the convolutional trunk (bgrepro's, torchvision's), else, found by one probe forward: the
     input norm of a vision transformer's last block (its tokens are reshaped to the patch grid), or the
     last module with a spatial (N, C, h, w) output."""
-    from ..registry import core_of, reaches_layers
-
     if not reaches_layers(model):
         raise ValueError("Grad-CAM needs the model's layers and gradients, which this format (ONNX, TorchScript, "
                          "torch.export, a callable or predictions) does not give; it is skipped")
@@ -73,8 +76,6 @@ def _token_maps(model: torch.nn.Module, layer: torch.nn.Module, x: torch.Tensor,
                 ) -> torch.Tensor:
     """Grad-CAM on a transformer layer's tokens (N, T, C): the patch tokens (after any class, distillation or
     register tokens) reshaped to their square grid, weighted by their mean gradient."""
-    import math
-
     seen = {}
     hook = layer.register_forward_hook(lambda m, i, o: seen.__setitem__("tokens", o))
     try:
@@ -171,8 +172,6 @@ def saliency_figure(images: torch.Tensor, masks: torch.Tensor, maps: dict[str, t
                     shares: dict[str, np.ndarray] | None = None, out: Path | None = None):
     """One row per image: the image, its mask, then each model's Grad-CAM over the image (captioned
     with the share on the foreground when `shares` is given)."""
-    from ..plots import map_grid
-
     caption = lambda v: f"{100 * v:.0f}% on fg" if np.isfinite(v) else "no saliency"  # noqa: E731
     captions = None if shares is None else {name: [caption(v) for v in s] for name, s in shares.items()}
     return map_grid(images.numpy(), masks.numpy(), {k: v.numpy() for k, v in maps.items()}, captions=captions,
@@ -186,11 +185,6 @@ def saliency_report(model: torch.nn.Module, data: Path, split: str = "val", per_
     foreground share: the mean, per class, and the mask area (the share a map spread evenly would get).
     With `out`, writes OUT/saliency.json and OUT/saliency.png (the first image of the first `examples`
     classes, their maps and shares)."""
-    import json
-
-    from ..data.datasets import load_variant
-    from ..io import atomic_write_text
-
     test = load_variant(data, ORIGINAL, split, with_masks=True).first_per_class(per_class)
     maps = sharded_gradcam(model, test.images, layer=layer, progress=progress)
     share = foreground_share(maps, test.masks)

@@ -18,6 +18,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ..data.datasets import mask_boxes
+
 #: Map thresholds of the standard evaluation (wsolevaluation's default interval, 0.001).
 CAM_THRESHOLDS = np.arange(0, 1, 0.001)
 #: IoU thresholds (%) of MaxBoxAccV2.
@@ -236,8 +238,6 @@ def localization_metrics(maps, masks, boxes=None, ignore=None, threshold: float 
     """The standard WSOL metrics of maps against masks (boxes: the masks' own unless given): MaxBoxAccV2
     and its three IoUs (best threshold on these maps, or `threshold` from a held-out split), PxAP and
     PIoU, all in %."""
-    from ..data.datasets import mask_boxes
-
     masks_t = torch.as_tensor(np.asarray(masks, dtype=bool))
     boxes = mask_boxes(masks_t).numpy() if boxes is None else boxes
     return {**box_metrics(maps, boxes, threshold), "pxap": pxap(maps, masks, ignore), "piou": piou(maps, masks, ignore)}
@@ -247,8 +247,6 @@ def chance_rows(masks) -> dict[str, dict]:
     """What maps that know nothing score on these masks, the rows every method must beat: a constant map (its
     one box the whole image; every pixel equally likely foreground, so its PxAP and PIoU are the share of
     foreground pixels) and a centred Gaussian map (sigma a quarter of the side) scored like any map."""
-    from ..data.datasets import mask_boxes
-
     masks = np.asarray(masks, dtype=bool)
     n, h, w = masks.shape
     ious = _iou_matrix(np.array([[0, 0, w - 1, h - 1]]), mask_boxes(torch.as_tensor(masks)).numpy())[0]

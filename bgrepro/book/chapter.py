@@ -10,6 +10,9 @@ text quotes them by name) and returns its table for display.
 
 from __future__ import annotations
 
+import html
+import math
+import re
 import warnings
 
 import matplotlib.pyplot as plt
@@ -17,8 +20,11 @@ import numpy as np
 import pandas as pd
 
 from .. import plots
+from ..layout import data_kind
 from ..profiles import Profile, get_profile
+from ..variants import title
 from . import paper, studies
+from .verdicts import CLAIMS
 
 try:  # the book's glue (MyST-NB); a chapter opened without the book tools still runs
     from myst_nb import glue
@@ -34,8 +40,6 @@ __all__ = ["badge", "claims_figure", "claims_table", "glue", "imagenet_note", "l
 def number(value) -> str:
     """A table cell as the book prints it: an em dash for a missing number, one decimal from 1 up, three
     significant digits below (a learning rate of 0.05 or a weight decay of 0.0005 stays what it is)."""
-    import math
-
     if value is None or (isinstance(value, float | np.floating) and math.isnan(value)):
         return "\u2014"
     if isinstance(value, bool | np.bool_ | str):
@@ -58,8 +62,6 @@ def label(name) -> str:
     """A row or column name as a reader reads it: the paper's name of a variant, also before a parenthesis
     ("Mixed-Rand (on the fly)"), the book's words for the package's names (`WORDS`), the parts of a tuple
     joined; other names as they are."""
-    from ..variants import title
-
     if isinstance(name, tuple):
         return ", ".join(label(n) for n in name)
     if not isinstance(name, str):
@@ -115,8 +117,6 @@ def imagenet_note(data, pretrained: tuple[str, ...], what: str):
     the command that computes it: it needs IN-9's photographs and ImageNet weights."""
     from IPython.display import Markdown
 
-    from ..layout import data_kind
-
     kind = data_kind(data)
     if pretrained and kind == "in9":
         return Markdown(f"{what}: computed here with the ImageNet weights on disk ({', '.join(pretrained)}).")
@@ -137,8 +137,6 @@ def scale_text(profile: Profile, data, synth=None, rps: bool = False) -> str:
     """What produced a page's numbers (the data, its size, the network, epochs and seeds, and the generator
     setting the verdicts of claims 1 and 2 depend on), and how to get the paper's scale, in one paragraph; with
     `rps`, the localization page's: the backbones here and the RPS paper's."""
-    from ..layout import data_kind
-
     kind = data_kind(data)
     what = {"synthetic": "synthetic IN-9 (procedural objects on procedural habitats, not photographs)",
             "in9": "the official IN-9 test sets"}.get(kind, f"the data in {data}")
@@ -162,9 +160,6 @@ def scale_text(profile: Profile, data, synth=None, rps: bool = False) -> str:
 
 def _code(text: str) -> str:
     """Text as HTML, `backticked` words as code."""
-    import html
-    import re
-
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", html.escape(text))
 
 
@@ -176,8 +171,6 @@ BADGES = {"reproduced": "#1b7f3b", "partly reproduced": "#9a6700", "not reproduc
 
 def badge(verdict: str) -> str:
     """A verdict as a coloured badge (HTML)."""
-    import html
-
     return (f"<span style='background:{BADGES.get(verdict, '#444')};color:#fff;border-radius:0.8em;padding:"
             f"0.1em 0.6em;white-space:nowrap;font-size:0.9em'>{html.escape(verdict)}</span>")
 
@@ -185,11 +178,7 @@ def badge(verdict: str) -> str:
 def verdict_box(verdicts: list, profile: Profile, data, synth=None):
     """The box a chapter opens with: each of its claims' verdict as a badge (computed from the numbers by a
     criterion fixed in `bgrepro.book.verdicts`), the reason, a link back to the claims page, and the scale."""
-    import html
-
     from IPython.display import HTML
-
-    from .verdicts import CLAIMS
 
     rps = any(v.claim == "RPS" for v in verdicts)
     items = "".join(
@@ -203,11 +192,7 @@ def verdict_box(verdicts: list, profile: Profile, data, synth=None):
 def claims_table(verdicts: list):
     """The claims page's table: per claim the paper's sentence with its place, our number with its interval, the
     paper's, the verdict as a badge with its reason, and a link to the chapter with the evidence."""
-    import html
-
     from IPython.display import HTML
-
-    from .verdicts import CLAIMS
 
     rows = []
     for v in verdicts:
@@ -241,8 +226,6 @@ def words_table(rows: list[dict], widths: tuple[str, ...] | None = None):
 def _sentence_table(name: str, columns, widths, rows: list[str]) -> str:
     """The HTML of a table of sentences of class `name`: its column widths, left-aligned headings (escaped) and
     rows (`<tr>` HTML), styled by `_WORDS_STYLE`."""
-    import html
-
     cols = "".join(f"<col style='width:{w}'>" for w in widths)
     head = "".join(f"<th style='text-align:left'>{html.escape(c)}</th>" for c in columns)
     return (f"<table class='{name}'><colgroup>{cols}</colgroup><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}"

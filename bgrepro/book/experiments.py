@@ -18,6 +18,7 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -26,16 +27,23 @@ import numpy as np
 import pandas as pd
 
 from .. import layout, registry
-from ..analyses.adversarial import challenge, load_challenge_data
-from ..analyses.evaluate import evaluate
+from ..analyses import finegrained
+from ..analyses.adversarial import budget_sample, challenge, challenge_budget_default, load_challenge_data
+from ..analyses.evaluate import evaluate, predict
 from ..analyses.progress import PROGRESS_VARIANTS
 from ..analyses.rps import RPS, activation_maps, estimate
+from ..analyses.saliency import foreground_share, gradcam
 from ..analyses.wsol import best_threshold, box_metrics, chance_rows, localization_metrics, mask_iou, masks_from_maps
-from ..inference import Inference
+from ..data import composite
+from ..data.datasets import ImageListing, image_side, load_variant, mask_boxes
+from ..data.synth import read_annotations
+from ..inference import Inference, default_device
+from ..io import mask_box
 from ..layout import results_dir
 from ..profiles import get_profile
-from ..registry import PAPER_WEIGHTS
+from ..registry import PAPER_WEIGHTS, pretrained_weights_path
 from ..training.classifier import TrainConfig, train
+from ..training.simsiam import SimSiamConfig, train_simsiam
 from ..variants import MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_B, ONLY_BG_T, ONLY_FG, ORIGINAL, title
 from .records import Record, cached, config_hash
 
@@ -142,10 +150,6 @@ def model_for_bench(argv: list[str] | None = None, description: str = "", **extr
     """The arguments of a throughput benchmark (--data, --checkpoint, --profile and `extra`: option ->
     add_argument keywords) and its model on the default device: the checkpoint given, else the profile's
     default model trained on Original (trained if not cached). Returns (args, loaded model, device)."""
-    import argparse
-
-    from ..inference import default_device
-
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--checkpoint", type=Path, default=None)
@@ -182,8 +186,6 @@ def pretrained_record(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS) -
 
 def _imagenet(cfg: dict):
     """An ImageNet-pretrained model (weights from the local cache only) scored on the data's classes."""
-    from ..data.datasets import image_side
-
     loaded = registry.load(cfg["arch"], offline=True, tag=cfg["weights"])
     return loaded.for_data(list(layout.class_folders(cfg["data"])), image_side(cfg["data"])).net
 
@@ -193,9 +195,6 @@ def pretrained_challenge(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS
     ResNet-50. Within the device's budget (`adversarial.challenge_budget_default`): whole on a GPU, on a
     stratified sample of the foregrounds (with its 95% interval) on a CPU. The weights come from the local
     cache only (as `pretrained_record`)."""
-    from ..analyses.adversarial import budget_sample, challenge_budget_default
-    from ..data.datasets import ImageListing
-
     budget = challenge_budget_default()
 
     def compute(cfg: dict) -> dict:
@@ -231,8 +230,6 @@ def bg_gap_table(data: Path, archs: tuple[str, ...], profile: str | None = None,
 def bg_gap_sources(data: Path, archs: tuple[str, ...], profile: str | None = None, seed: int = 0,
                    pretrained: tuple[str, ...] = (), **overrides) -> pd.DataFrame:
     """Which weights and which precision produced every column of `bg_gap_table`, from the records."""
-    from ..registry import pretrained_weights_path
-
     rows = {}
     for arch in archs:
         config = TrainConfig.from_profile(data, profile, arch=arch, seed=seed, **overrides)
@@ -329,9 +326,6 @@ def spread_summary(per_seed: pd.DataFrame, metrics=(ORIGINAL, MIXED_RAND, "bg_ga
 def saliency_on_foreground(configs: dict[str, TrainConfig], progress: bool = True) -> pd.DataFrame:
     """Share (%) of positive Grad-CAM saliency on the foreground mask, mean over the Original test set
     and per class, for each named trained model (paper claim 4: higher after Mixed-Rand training)."""
-    from ..analyses.saliency import foreground_share, gradcam
-    from ..data.datasets import load_variant
-
     columns = {}
     for name, config in configs.items():
         record = trained_model(config, progress=progress)
@@ -355,9 +349,6 @@ def simsiam_backbone(data: Path, profile: str | None = None, seed: int = 0, prog
     """A self-supervised backbone (SimSiam, `selfsup`) of the profile's architecture trained for its
     `ssl_epochs` on the Original training images of `data`, without labels (a cached record: its
     checkpoint, training time, last loss and collapse indicator)."""
-    from ..profiles import get_profile
-    from ..training.simsiam import SimSiamConfig, train_simsiam
-
     p = get_profile(profile)
     config = SimSiamConfig(data=str(data), arch=p.arch, epochs=p.ssl_epochs, seed=seed,
                            batch_size=min(128, 8 * p.batch_size))
@@ -395,9 +386,6 @@ def rps_localization(config: TrainConfig, transfer_from: str = MIXED_RAND, truth
     With `ssl_checkpoint` (a self-supervised backbone, `simsiam_backbone`), the same methods but the
     classifier's own (class-wise from its predictions) also run on it: rows indexed by (backbone, method),
     the self-supervised backbone's first."""
-    from ..analyses.evaluate import predict
-    from ..data.datasets import load_variant
-
     record = trained_model(config, progress=progress)
 
     def compute(cfg: dict) -> dict:
@@ -453,8 +441,6 @@ def _rps_methods(net, rps, transferred, transfer_from: str) -> dict:
 def _scored(maps_of, test, held_out, name: str) -> dict:
     """One method's WSOL metrics on the test set: each IoU at its best threshold (the standard's protocol), and
     MaxBoxAccV2 at the one threshold chosen on held-out training images (the published RPS protocol)."""
-    from ..data.datasets import mask_boxes
-
     maps, masks = maps_of(test).numpy(), test.masks.numpy()
     threshold = best_threshold(maps_of(held_out).numpy(), mask_boxes(held_out.masks).numpy())
     held = box_metrics(maps, mask_boxes(test.masks).numpy(), threshold=threshold)
@@ -470,10 +456,6 @@ def _scored(maps_of, test, held_out, name: str) -> dict:
 def mask_quality(synthetic: Path, config: TrainConfig, threshold: float = 0.5, progress: bool = True) -> pd.DataFrame:
     """Mean IoU (%) with the generator's exact masks, on the test split of a synthetic dataset, of
     GrabCut masks from the exact boxes (the paper's way) and of RPS masks (no annotation at all)."""
-    from ..data import composite
-    from ..data.datasets import load_variant
-    from ..data.synth import read_annotations
-
     record = trained_model(config, progress=progress)
 
     def compute(cfg: dict) -> dict:
@@ -503,8 +485,6 @@ def rps_predictor(config: TrainConfig, class_wise: bool = True, progress: bool =
     its Original training set (class-wise from the true labels when `class_wise`)."""
     import torch
 
-    from ..data.datasets import load_variant
-
     record = trained_model(config, progress=progress)
 
     def compute(cfg: dict) -> dict:
@@ -521,8 +501,6 @@ def rps_predictor(config: TrainConfig, class_wise: bool = True, progress: bool =
 def finegrained_correctness(config: TrainConfig, progress: bool = True) -> pd.DataFrame:
     """Per test image (indexed by id): its label and whether the model trained by `config` is right on
     each of `finegrained.VARIANTS_USED` (a cached record)."""
-    from ..analyses import finegrained
-
     record = trained_model(config, progress=progress)
 
     def compute(cfg: dict) -> dict:
@@ -538,8 +516,6 @@ def finegrained_correctness(config: TrainConfig, progress: bool = True) -> pd.Da
 
 def _box_masks(masks: np.ndarray) -> np.ndarray:
     """Each mask's filled bounding box."""
-    from ..io import mask_box
-
     out = np.zeros_like(masks)
     for i, mask in enumerate(masks):
         x0, y0, x1, y1 = mask_box(mask)

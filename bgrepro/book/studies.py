@@ -17,13 +17,28 @@ import numpy as np
 import pandas as pd
 
 from .. import layout, registry
+from ..analyses import finegrained as fg
+from ..analyses.evaluate import predict
+from ..analyses.groups import SMALL_GROUP, frames, worst_group_line
+from ..analyses.progress import FASTER_THAN_ONLY_BG_T, difference_name, linear_fits, slope_intervals
 from ..analyses.rps import activation_maps, estimate
+from ..analyses.saliency import foreground_share, gradcam, saliency_figure
+from ..analyses.wsol import box_from_map
+from ..data.build import read_manifest
+from ..data.datasets import ImageListing, load_variant
+from ..data.previews import habitat_matrices, variant_image, variants_figure
+from ..data.synth import background_only_ceiling
 from ..in9 import NUM_CLASSES
-from ..profiles import chapter_models, get_profile
+from ..plots import group_heatmaps, map_grid, ours_beside_paper
+from ..plots import top_backgrounds as figure
+from ..profiles import PROFILES, chapter_models, get_profile
+from ..registry import available_pretrained
 from ..training.classifier import TrainConfig
 from ..variants import MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_T, ONLY_FG, ORIGINAL, title
 from . import experiments, paper
 from . import verdicts as claim_verdicts
+from . import verdicts as v
+from .verdicts import CLAIMS, HISTORY, VERDICTS
 
 
 @dataclass
@@ -52,18 +67,12 @@ def original_model(data: Path, profile: str | None = None, seed: int = 0):
 def variants_example(data: Path, profile: str | None = None, seed: int = 0):
     """The paper's Fig. 1: one test image in the eight variants, each labelled with the prediction of the model
     trained on Original."""
-    from ..analyses.evaluate import predict
-    from ..data.previews import variants_figure
-
     model = original_model(data, profile, seed)
     return variants_figure(data, predict=lambda images: predict(model, images, device="cpu"))
 
 
 def top_backgrounds(record: Study, data: Path, per_class: int = 5):
     """The paper's Fig. 3 from the challenge study's every-pair record: the backgrounds that fool most."""
-    from ..data.previews import variant_image
-    from ..plots import top_backgrounds as figure
-
     return figure(record.records["pairs"], lambda i: variant_image(data, ONLY_BG_T, "val", i), per_class)
 
 
@@ -122,8 +131,6 @@ def groups(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """Claim 4 group by group: Mixed-Rand's accuracy per (foreground class, background class) of the Original-
     and the Mixed-Rand-trained models (`analyses.groups`), their worst groups, and how uneven the groups are
     (the standard deviation of the accuracies of the groups that are not small)."""
-    from ..analyses.groups import frames, worst_group_line
-
     matrices = {name: experiments.trained_model(config).record.metrics["evaluation"]["groups"][MIXED_RAND]
                 for name, config in two_models(data, profile, seed).items()}
     rows, numbers = {}, {}
@@ -146,17 +153,12 @@ def groups(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 
 def groups_figure(study: Study):
     """The group matrices of the models of `groups` one above the other."""
-    from ..analyses.groups import SMALL_GROUP
-    from ..plots import group_heatmaps
-
     return group_heatmaps(study.records, SMALL_GROUP)
 
 
 def composite_origins(data: Path, count: int = 6) -> pd.DataFrame:
     """Where composites came from: the first Mixed-Rand test composite of each of the first `count` classes with
     its foreground's and its background's class and source file (the manifest's `fg_source`, `bg_source`)."""
-    from ..data.build import read_manifest
-
     rows = [r for r in read_manifest(data) if r["variant"] == MIXED_RAND and r["split"] == "val"]
     firsts: dict[str, dict] = {}
     for r in rows:
@@ -173,8 +175,6 @@ def composite_origins(data: Path, count: int = 6) -> pd.DataFrame:
 def headline(data: Path, profile: str | None = None, seed: int = 0):
     """Like with like: our models trained on Original and on Mixed-Rand beside the paper's two ResNet-50s trained
     on the same images with and without their backgrounds (Table 5), on Original, Mixed-Same and Mixed-Rand."""
-    from ..plots import ours_beside_paper
-
     rows = [ORIGINAL, MIXED_SAME, MIXED_RAND]
     theirs = pd.DataFrame({ORIGINAL: paper.model_numbers(paper.ORIGINAL_MODEL, rows),
                            MIXED_RAND: paper.model_numbers(paper.MIXED_RAND_MODEL, rows)})
@@ -190,9 +190,6 @@ def saliency(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 
 def saliency_examples(data: Path, profile: str | None = None, seed: int = 0, count: int = 6):
     """Grad-CAM maps of both models on the first test image of each of the first `count` classes."""
-    from ..analyses.saliency import foreground_share, gradcam, saliency_figure
-    from ..data.datasets import load_variant
-
     test = load_variant(data, ORIGINAL, "val", with_masks=True)
     pick = test.first_positions(1)[:count]  # the first image of each of the first classes
     maps, shares = {}, {}
@@ -223,7 +220,6 @@ def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
                                "paper (its closest model)": [paper.number(paper.IN9L_MODEL, "challenge accuracy"),
                                                              None],
                                "paper model": ["ResNet-50 trained on IN-9L", "(not reported)"]}, index=list(ours))
-    from ..registry import available_pretrained
 
     if layout.data_kind(data) == "in9" and "resnet50" in available_pretrained():  # the paper's ImageNet ResNet-50
         imagenet = experiments.pretrained_challenge("resnet50", data)
@@ -273,8 +269,6 @@ def seed_spread(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """The fine-grained categories of both models (overview), the paper's two-way split ("2x2"), the
     Original-trained model per class ("by class"); `records` holds each model's per-category summary."""
-    from ..analyses import finegrained as fg
-
     tables = {name: fg.categorize(experiments.finegrained_correctness(config))
               for name, config in two_models(data, profile, seed).items()}
     summaries = {name: fg.summary(t) for name, t in tables.items()}
@@ -292,8 +286,6 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 # ----------------------------------------------------------------------------- Sec. 6: progress
 def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = ()) -> Study:
     """The model zoo's accuracy per variant (table) and the linear fits against Original ("fits")."""
-    from ..analyses.progress import FASTER_THAN_ONLY_BG_T, difference_name, linear_fits, slope_intervals
-
     zoo = experiments.zoo_table(data, profile, seed, pretrained=pretrained)
     fits = linear_fits(zoo)
     intervals = slope_intervals(zoo)
@@ -370,10 +362,6 @@ def localization_examples(data: Path, profile: str | None = None, seed: int = 0,
                           count: int = 6):
     """CAAM and RPS maps of the self-supervised backbone, and RPS of the classifier's trunk, on the first test
     image of each of the first `count` classes."""
-    from ..analyses.wsol import box_from_map
-    from ..data.datasets import load_variant
-    from ..plots import map_grid
-
     config = TrainConfig.from_profile(data, profile, seed=seed)
     supervised = registry.load(experiments.trained_model(config).checkpoint).trunk()
     rps = experiments.rps_predictor(config)
@@ -397,8 +385,6 @@ def localization_examples(data: Path, profile: str | None = None, seed: int = 0,
 def generator_setting(synth: Path | None) -> dict | None:
     """The synthetic source's class-habitat correlation R and the background-only accuracy it allows (its
     Bayes ceiling, %): the generator settings claims 1 and 2 depend on; None without a synthetic source."""
-    from ..data.synth import background_only_ceiling
-
     path = Path(synth) / "synth.json" if synth else None
     if path is None or not path.exists():
         return None
@@ -409,8 +395,6 @@ def generator_setting(synth: Path | None) -> dict | None:
 def habitats(synth: Path) -> Study:
     """The synthetic source's class-habitat correlation R, the background-only accuracy it allows, and
     the designed vs realised class x habitat matrices (a figure)."""
-    from ..data.previews import habitat_matrices
-
     setting = generator_setting(synth)
     if setting is None:
         return Study(pd.DataFrame(), {"correlation": float("nan"), "ceiling": float("nan")})
@@ -453,9 +437,6 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
     """One claim judged on this run's numbers (`bgrepro.book.verdicts`), from the same cached records its chapter
     shows: claims about the default models on every seed model of the spread (`per_seed`, `seed_measures`, read
     here when not given)."""
-    from ..data.datasets import ImageListing
-    from . import verdicts as v
-
     p = get_profile(profile)
     chance = 100 / len(layout.class_folders(data))
     if claim == "1":
@@ -515,8 +496,6 @@ def claims(data: Path, profile: str | None = None, seed: int = 0, synth: Path | 
     """Every claim of both papers: our measure, the paper's, the verdict computed from the numbers by its
     criterion (`bgrepro.book.verdicts.CLAIMS`) and the reason; `records["verdicts"]` holds the verdicts and
     `numbers["verdict_summary"]` says how many of each, in words."""
-    from .verdicts import CLAIMS, VERDICTS
-
     judged = _verdicts([c for chapter in CHAPTER_CLAIMS.values() for c in chapter], data, profile, seed, synth)
     table = pd.DataFrame([{"claim": j.claim, "title": CLAIMS[j.claim].title, "measure": j.measure, "ours": j.ours,
                            "paper": j.paper, "verdict": j.verdict, "why": j.reason} for j in judged])
@@ -529,23 +508,17 @@ def claims(data: Path, profile: str | None = None, seed: int = 0, synth: Path | 
 
 def criteria_rows() -> list[dict]:
     """Each claim's criterion, in the words fixed in `bgrepro.book.verdicts` (for the claims page)."""
-    from .verdicts import CLAIMS
-
     return [{"claim": f"{c.key} {c.title}", "criterion": c.criterion} for c in CLAIMS.values()]
 
 
 def history_rows() -> list[dict]:
     """The criteria changed after numbers had been seen: old, new, why and when (`verdicts.HISTORY`)."""
-    from .verdicts import HISTORY
-
     return [{"claims": c, "date": d, "before": old, "now": new, "why": why} for c, d, old, new, why in HISTORY]
 
 
 def paper_numbers() -> tuple[list[dict], list[str]]:
     """The papers' numbers the book sets ours beside, per model with their source (rows), and the notes that
     say which source was chosen where two differ."""
-    from ..variants import title
-
     rows, notes = [], []
     for model, group in paper.NUMBERS.groupby("model", sort=False):
         values = "; ".join(f"{'BG-Gap' if q == 'bg_gap' else title(q)} {v:g}" for q, v in zip(group["quantity"],
@@ -559,8 +532,6 @@ def paper_numbers() -> tuple[list[dict], list[str]]:
 def coverage(data: Path) -> Study:
     """Which of the papers' numbers have a counterpart in this run, and why the others have none: the table,
     and the sentence the landing page says it with (`coverage`)."""
-    from ..registry import available_pretrained
-
     in9 = layout.data_kind(data) == "in9"
     weights = "resnet50" in available_pretrained()
     rows = [
@@ -621,9 +592,6 @@ def profile_settings(profile) -> pd.DataFrame:
 
 def profile_sizes() -> pd.DataFrame:
     """Per profile: images (train + test), image side, default model and epochs."""
-    from ..in9 import NUM_CLASSES
-    from ..profiles import PROFILES
-
     return pd.DataFrame({name: {"images (train + test)": NUM_CLASSES * (p.train_per_class + p.test_per_class),
                                 "side (px)": p.image_size, "default model": p.arch, "epochs": p.epochs}
                          for name, p in PROFILES.items()})

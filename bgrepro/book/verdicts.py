@@ -24,6 +24,9 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
+from ..analyses.groups import wilson
+from ..variants import title
+
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
 NOT_SHOWN, INCONCLUSIVE, NO_COUNTERPART = ("not shown at this scale", "inconclusive at this scale",
                                            "no counterpart at this scale")
@@ -230,8 +233,6 @@ def difference(a, b) -> Estimate:
 
 def proportion(hits: float, n: int) -> Estimate:
     """A share (%) of `n` test images, with its 95% Wilson interval."""
-    from ..analyses.groups import wilson
-
     low, high = wilson(hits, n)
     return Estimate(100 * hits / n, 100 * low, 100 * high, f"{n} test images")
 
@@ -417,8 +418,6 @@ def claim_6(slopes: dict[str, Estimate], differences: dict[str, Estimate], accur
     """Benchmark progress: each variant's slope against Original accuracy across the zoo (`Estimate`s over models),
     the differences Mixed-Rand / Mixed-Same / Mixed-Next minus Only-BG-T, and each zoo model's Original
     accuracy (%)."""
-    from ..variants import title
-
     shown = ", ".join(f"{title(k)} {v.value:+.2f}" for k, v in slopes.items())
     measure = f"slopes against Original accuracy ({len(accuracies)} models)"
     if len(accuracies) < 4:

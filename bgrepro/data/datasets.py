@@ -31,6 +31,7 @@ import torch.nn.functional as F
 
 from .. import layout
 from ..io import read_image, read_mask
+from ..layout import results_dir
 from ..variants import ORIGINAL
 from . import composite
 from .sources import class_dirs
@@ -119,8 +120,6 @@ def device_budget(device) -> int:
 
 def _disk_cache(items: list[tuple[Path, int]], shape: tuple[int, int, int, int], fill) -> torch.Tensor:
     """A uint8 tensor backed by a memory-mapped file, decoded once per unchanged listing."""
-    from ..layout import results_dir
-
     listing = [(str(Path(p).resolve()), Path(p).stat().st_mtime_ns, Path(p).stat().st_size) for p, _ in items]
     key = hashlib.sha256(json.dumps([list(shape), listing]).encode()).hexdigest()[:20]
     path = results_dir() / "cache" / f"images-{key}.u8"

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import math
+import random
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from ..in9 import CLASS_FOLDERS, WNID_TO_IN9
 from ..io import covers_image, mask_box, read_image, read_mask, read_table
 from ..variants import IN9L, ORIGINAL
 from . import composite
+from .synth import read_annotations
 
 IMAGE_SUFFIXES = layout.IMAGE_SUFFIXES
 SPLITS = layout.SPLITS
@@ -166,8 +168,6 @@ class SyntheticSource(Source):
     photo = False
 
     def __init__(self, root: Path, fg_masks: str = "exact") -> None:
-        from .synth import read_annotations
-
         if fg_masks not in ("exact", "grabcut"):
             raise ValueError(f"fg_masks must be exact or grabcut, got {fg_masks!r}")
         self.root = Path(root)
@@ -534,8 +534,6 @@ class FolderSource(_PhotoSource):
 
     def _stratified_split(self) -> dict[Path, str]:
         """Each image's split: per class, a seeded shuffle of its sorted files, the first share `val`."""
-        import random
-
         assigned = {}
         for _, folder in class_dirs(self.root, self.classes):
             files = images_in(folder)

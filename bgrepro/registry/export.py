@@ -25,6 +25,7 @@ import hashlib
 import io
 import json
 import re
+import types
 import zipfile
 from contextlib import ExitStack
 from pathlib import Path
@@ -159,8 +160,6 @@ def check_archive(path: Path, data: bytes) -> dict[str, str]:
 
 def load_export(path: Path):
     """The `ExportedProgram` of a `.pt2` archive, loaded so that nothing in it runs (see the module docstring)."""
-    import types
-
     import torch
     from torch.export.pt2_archive import _package
 

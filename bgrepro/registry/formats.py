@@ -12,6 +12,7 @@ import io
 import json
 import re
 import sys
+import warnings
 import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from ..in9 import CLASS_FOLDERS, NUM_CLASSES
 from ..io import first_line
 from .adapters import (
     CallableNet,
@@ -47,6 +49,7 @@ from .architectures import (
     output_count,
     set_resnet_stride,
 )
+from .export import load_export
 from .model import ASSUMED, LoadedModel, Preprocess
 from .weights import (
     PAPER_WEIGHTS,
@@ -194,8 +197,6 @@ class BgreproCheckpoint(Format):
 
 def _checkpoint_classes(meta: dict) -> tuple[str, ...]:
     """The class names a checkpoint was trained on (checkpoints from before they were recorded: IN-9's)."""
-    from ..in9 import CLASS_FOLDERS, NUM_CLASSES
-
     if meta.get("classes"):
         return tuple(meta["classes"])
     if meta.get("num_classes", NUM_CLASSES) == NUM_CLASSES:
@@ -241,8 +242,6 @@ class OfficialCheckpoint(Format):
         return found is not None and found[1] is not None
 
     def load(self, probe: Probe, options: Options) -> LoadedModel:
-        from ..in9 import CLASS_FOLDERS, NUM_CLASSES
-
         path, payload = probe.path, probe.payload
         net_state, mean, std = official_state(payload)
         arch = options.arch or "resnet50"
@@ -373,8 +372,6 @@ class TorchScript(_Graph):
         return probe.is_file and any("/code/" in n for n in probe.zip_names)
 
     def load(self, probe: Probe, options: Options) -> LoadedModel:
-        import warnings
-
         try:
             with warnings.catch_warnings():  # torch's deprecation notice of TorchScript: the user's file is as it is
                 warnings.simplefilter("ignore", FutureWarning)
@@ -394,8 +391,6 @@ class Export(_Graph):
             "serialized_exported_program" in n or n.endswith("/models/model.json") for n in probe.zip_names))
 
     def load(self, probe: Probe, options: Options) -> LoadedModel:
-        from .export import load_export
-
         program = load_export(probe.path)
         names = set(program.graph_signature.user_inputs)
         images = [n for n in program.graph.nodes if n.op == "placeholder" and n.name in names]

@@ -6,7 +6,8 @@ from __future__ import annotations
 import html
 import json
 
-from ..variants import NAMES, ORIGINAL, title
+from ..layout import short_name
+from ..variants import MIXED_RAND, NAMES, ORIGINAL, title
 
 _STYLE = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1060px;margin:2em auto;
 padding:0 1em;color:#222;line-height:1.45}h1{font-size:1.6em}
@@ -132,9 +133,6 @@ def _results(report: dict, figures: dict[str, str]) -> list[str]:
 def _groups(models: list[dict], figures: dict[str, str]) -> list[str]:
     """Mixed-Rand group by group: the heat map, the worst group and, per class, the background class that hurts
     it most."""
-    from ..layout import short_name
-    from ..variants import MIXED_RAND
-
     matrices = [(m["name"], m["groups"][MIXED_RAND], m["worst_group"]) for m in models if MIXED_RAND in m["groups"]]
     if not matrices:
         return []

@@ -27,16 +27,55 @@ import io
 import json
 import shutil
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from .. import layout
-from ..analyses.evaluate import Correctness, correctness, correctness_from_predictions
+from .. import distributed, layout, plots, registry
+from ..analyses import finegrained
+from ..analyses.adversarial import budget_sample, challenge, challenge_budget_default, load_challenge_data
+from ..analyses.evaluate import Correctness, correctness, correctness_from_predictions, image_listing, read_predictions
+from ..analyses.finegrained import stacked_bars
+from ..analyses.groups import SMALL_GROUP, as_json, frames, worst_group_line
+from ..analyses.localize import LocalizeConfig, localize_dataset
+from ..analyses.saliency import saliency_report
+from ..data.build import build
+from ..data.composite import REFINEMENTS
+from ..data.datasets import ImageListing
+from ..data.previews import variants_figure
+from ..data.sources import FolderSource
 from ..in9 import CLASS_FOLDERS
+from ..inference import Inference
 from ..io import atomic_write_text, strict_json
+from ..outputs import (
+    RECOMPUTE,
+    RESUME,
+    check_location,
+    check_no_overlap,
+    decide,
+    files_under,
+    identity_of,
+    locked,
+    notice,
+    owned_files,
+    record_owned,
+    remove_path,
+    set_aside,
+    write_marker,
+)
+from ..profiles import get_profile
+from ..registry import (
+    create_model,
+    detect_format,
+    load,
+    reaches_layers,
+    read_classes,
+    start_from_imagenet,
+    weights_file,
+)
+from ..training.classifier import TrainConfig, train
 from ..variants import MIXED_RAND, MIXED_SAME, ONLY_BG_T, ORIGINAL, title
 from .html import _fmt, _interval, render_html
 
@@ -104,16 +143,12 @@ class ReportConfig:
         if (self.masks is not None or self.boxes is not None) and self.localizer_weights is not None:
             raise ValueError("`localizer_weights` goes with photos that have neither `masks` nor `boxes` (the "
                              "localizer finds their objects); it would be ignored here")
-        from ..data.composite import REFINEMENTS
-
         if self.refine not in REFINEMENTS:
             raise ValueError(f"`refine` must be one of {', '.join(REFINEMENTS)}, got {self.refine!r}")
 
     @property
     def side(self) -> int:
         """The output image side: --size, else 224 with the full profile and 64 on the CPU profiles."""
-        from ..profiles import get_profile
-
         return self.size or (224 if get_profile(self.profile).gpu else 64)
 
     @property
@@ -144,8 +179,6 @@ def _report_entries(out: Path) -> list[str]:
 
 def _clear_report(out: Path) -> None:
     """Remove what a report run writes into OUT, nothing else."""
-    from ..outputs import remove_path
-
     for name in _report_entries(out):
         remove_path(Path(out) / name)
 
@@ -157,21 +190,6 @@ def _report_folder(out: Path, args: dict, inputs: dict, overwrite: bool):
     not a report of bgrepro's. A recomputed report sets the last one aside until the new one is complete
     (a failed rerun puts it back); what a failing run wrote is removed (an interruption keeps it, to resume);
     files a user put into OUT are never touched."""
-    from contextlib import nullcontext
-
-    from ..outputs import (
-        RECOMPUTE,
-        RESUME,
-        decide,
-        files_under,
-        locked,
-        notice,
-        owned_files,
-        record_owned,
-        set_aside,
-        write_marker,
-    )
-
     with locked(out):
         action, why = decide(out, "report", args, inputs, overwrite, "report")
         existed = out.exists()
@@ -201,8 +219,6 @@ def _report_folder(out: Path, args: dict, inputs: dict, overwrite: bool):
 
 def _inputs(cfg: ReportConfig) -> dict:
     """The user's files a report reads, by option (no output may overlap them; their identity is recorded)."""
-    from ..registry import weights_file
-
     return {"--images": Path(cfg.images), "--masks": cfg.masks, "--boxes": cfg.boxes,
             "--checkpoint": [Path(c) for c in cfg.checkpoints], "--localizer-weights": cfg.localizer_weights,
             "--pretrained": weights_file(cfg.pretrained) if cfg.pretrained else None,
@@ -213,8 +229,6 @@ def _inputs(cfg: ReportConfig) -> dict:
 def _open_source(cfg: ReportConfig):
     """The folder source of the photos (validated before anything is written), how it was split, and
     whether models are to be trained (none given)."""
-    from ..data.sources import FolderSource
-
     masks = cfg.masks or (None if cfg.boxes else layout.report_path(cfg.out, "masks"))
     common = dict(masks=masks, boxes=cfg.boxes, size=cfg.side,
                   missing_masks="reject" if masks is not None and cfg.masks is None else "error")
@@ -241,8 +255,6 @@ def _open_source(cfg: ReportConfig):
 
 def _rps_masks(cfg: ReportConfig, progress: bool) -> dict:
     """RPS masks for every photo (OUT/masks, refined by GrabCut), w* kept in OUT/localizer to resume."""
-    from ..analyses.localize import LocalizeConfig, localize_dataset
-
     saved = layout.report_path(cfg.out, "localizer") / "rps.pt"
     summary = localize_dataset(LocalizeConfig(
         cfg.images, cfg.localizer, weights=cfg.localizer_weights, rps_file=saved if saved.exists() else None,
@@ -280,8 +292,6 @@ class _Run:
 def _given_models(cfg: ReportConfig, classes: tuple[str, ...]) -> list[_Run]:
     """The models passed in (files in any format; an ImageNet model on IN-9's classes), loaded and checked
     against the photos' classes before anything is written."""
-    from ..registry import load, weights_file
-
     runs = []
     for path in cfg.checkpoints:
         loaded = load(path, cfg.arch, cfg.offline).for_data(list(classes), cfg.side, cfg.classes_file, cfg.class_map,
@@ -305,9 +315,6 @@ def _given_models(cfg: ReportConfig, classes: tuple[str, ...]) -> list[_Run]:
 
 def _predicted_run(cfg: ReportConfig, classes: tuple[str, ...]) -> _Run:
     """Predictions made outside bgrepro, read and checked (their paths are checked against OUT/data later)."""
-    from ..analyses.evaluate import read_predictions
-    from ..registry import read_classes
-
     outputs = read_classes(cfg.classes_file) if cfg.classes_file else None
     predicted = read_predictions(cfg.predictions, list(classes), outputs, cfg.class_map)
     return _Run(f"{Path(cfg.predictions).name} (predictions)", None, None,
@@ -316,8 +323,6 @@ def _predicted_run(cfg: ReportConfig, classes: tuple[str, ...]) -> _Run:
 
 def _training_runs(cfg: ReportConfig) -> list[tuple[_Run, object]]:
     """The models to train: one per training variant and seed (run, TrainConfig)."""
-    from ..training.classifier import TrainConfig
-
     data = layout.report_path(cfg.out, "data")
     runs = []
     for variant in TRAINED_ON:
@@ -357,12 +362,6 @@ class Analysis:
 def _analyse(run: _Run, data: Path, fig_dir: Path, challenge_data, progress: bool) -> Analysis:
     """Per-image correctness on every variant, the challenge, the fine-grained shares and Grad-CAM of one model
     (from predictions: the correctness and fine-grained shares only)."""
-    from ..analyses import finegrained
-    from ..analyses.adversarial import challenge
-    from ..analyses.saliency import saliency_report
-    from ..inference import Inference
-    from ..registry import reaches_layers
-
     if run.predictions is not None:
         scored = correctness_from_predictions(run.predictions, data, "val", run.info["predictions"])
         return Analysis(scored, finegrained.shares(scored, data), skipped=[NEEDS_MODEL])
@@ -454,8 +453,6 @@ def _model_entry(group: str, runs: list[_Run], analyses: list[Analysis], pooled:
                  data: Path) -> ModelResult:
     """A model's result: seeds pooled (per-image correctness averaged over seeds, so the intervals are a
     bootstrap over test images of the seed-averaged numbers), in %."""
-    from ..analyses.groups import as_json, worst_group_line
-
     first = analyses[0]
     matrices = as_json(pooled, data)
     result = pooled.summarize(cfg.bootstrap, cfg.seed)
@@ -566,9 +563,6 @@ def conclude(result: ModelResult, n_classes: int, seeds: int = 1, trained: bool 
 # ------------------------------------------------------------------------------------------------- the report
 def _challenge_plan(cfg: ReportConfig, data: Path) -> dict:
     """What the report's challenge tries within its budget: how many foregrounds and backgrounds, of how many."""
-    from ..analyses.adversarial import budget_sample, challenge_budget_default
-    from ..data.datasets import ImageListing
-
     budget = challenge_budget_default() if cfg.challenge_budget is None else cfg.challenge_budget
     n_fg = len(ImageListing.of(data, ORIGINAL, "val"))
     n_bg = len(ImageListing.of(data, ONLY_BG_T, "val"))
@@ -581,10 +575,6 @@ def _challenge_plan(cfg: ReportConfig, data: Path) -> dict:
 def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = True) -> dict:
     """Build, train (unless models are given), analyse and write OUT/report.json and OUT/report.html;
     returns the report's JSON object."""
-    from .. import distributed
-    from ..data.build import build
-    from ..outputs import identity_of
-
     t0 = time.perf_counter()
     cfg_out, inputs = _checked(cfg)
     source, split_rule, train_models = _open_source(cfg)
@@ -629,9 +619,6 @@ def make_report(cfg: ReportConfig, overwrite: bool = False, progress: bool = Tru
 
 def _checked(cfg: ReportConfig) -> tuple[Path, dict]:
     """OUT (checked as a place for an output) and the inputs, every one checked before anything is written."""
-    from ..outputs import check_location, check_no_overlap
-    from ..registry import detect_format
-
     cfg_out = check_location(Path(cfg.out))
     if not Path(cfg.images).is_dir():
         raise FileNotFoundError(f"{cfg.images}: image folder not found")
@@ -650,9 +637,6 @@ def _checked(cfg: ReportConfig) -> tuple[Path, dict]:
 
 def _trainable(cfg: ReportConfig, n_classes: int) -> None:
     """What training needs (the architecture, the ImageNet weights of `pretrained`), checked before the build."""
-    from ..profiles import get_profile
-    from ..registry import create_model, start_from_imagenet
-
     arch = cfg.arch or get_profile(cfg.profile).arch
     model = create_model(arch, n_classes)
     if cfg.pretrained:
@@ -661,8 +645,6 @@ def _trainable(cfg: ReportConfig, n_classes: int) -> None:
 
 def _listing(cfg_out: Path, data: Path, main: bool) -> dict:
     """OUT/images.csv: every image a model run elsewhere must score (then `predictions`)."""
-    from ..analyses.evaluate import image_listing
-
     listing = layout.report_path(cfg_out, "listing")
     if main:
         atomic_write_text(listing, "path\n" + "".join(f"{p}\n" for p in image_listing(data, "val")))
@@ -671,9 +653,6 @@ def _listing(cfg_out: Path, data: Path, main: bool) -> dict:
 
 def _trained(cfg: ReportConfig, cfg_out: Path, progress: bool) -> list[_Run]:
     """The models the report trains (resumed from OUT/models), loaded."""
-    from .. import registry
-    from ..training.classifier import train
-
     runs = []
     for run, config in _training_runs(cfg):
         run_dir = layout.report_path(cfg_out, "models", f"{config.variant}-seed{config.seed}")
@@ -688,8 +667,6 @@ def _analysed(cfg: ReportConfig, runs: list[_Run], data: Path, cfg_out: Path, n_
               progress: bool) -> tuple[dict, dict, list[ModelResult]]:
     """Every model analysed (`_analyse`), its seeds pooled into one result with its conclusion: (the challenge's
     plan, the runs and analyses by model, the results)."""
-    from ..analyses.adversarial import load_challenge_data
-
     plan = _challenge_plan(cfg, data)
     challenge_data = load_challenge_data(data, "val", plan["foregrounds"], plan["backgrounds_per_class"], cfg.seed)
     plan["reading"] = _challenge_reading(plan)
@@ -735,11 +712,6 @@ def _png(fig) -> str:
 def _figures(report: dict, groups: dict, data: Path, cfg: ReportConfig) -> dict[str, str]:
     """The report's figures as base64 PNGs."""
     import pandas as pd
-
-    from .. import plots
-    from ..analyses.finegrained import stacked_bars
-    from ..analyses.groups import SMALL_GROUP, frames
-    from ..data.previews import variants_figure
 
     figures = {"variants": _png(variants_figure(data, split="val"))}
     rows, gaps = [], []

@@ -24,9 +24,10 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from .. import distributed
 from ..data.datasets import BatchStream, load_variant
 from ..inference import default_device
-from ..io import atomic_write_text
+from ..io import atomic_write, atomic_write_text
 from ..outputs import (
     RESUME,
     check_location,
@@ -114,8 +115,6 @@ def _lr_lambda(config: TrainConfig, total_steps: int, steps_per_epoch: int):
 
 
 def _distributed() -> tuple[int, int]:
-    from .. import distributed
-
     return distributed.rank(), distributed.world_size()
 
 
@@ -297,8 +296,6 @@ def _epoch(net, stream: BatchStream, opt, sched, config: TrainConfig, epoch: int
 
 def save_checkpoint(path: Path, model: torch.nn.Module, meta: dict, **extra) -> None:
     """Write a bgrepro checkpoint atomically: the model's weights, its metadata and any training state."""
-    from ..io import atomic_write
-
     model = getattr(model, "module", model)  # unwrap DDP
     payload = {"format": CHECKPOINT_FORMAT, "meta": meta, "state_dict": model.state_dict(), **extra}
     atomic_write(Path(path), lambda tmp: torch.save(payload, tmp))
