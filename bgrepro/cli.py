@@ -859,8 +859,6 @@ def main(argv: list[str] | None = None) -> int:
               "--size, fewer --bootstrap resamples, or a machine with more memory", file=sys.stderr)
         return 2
     except Exception as err:  # noqa: BLE001 - every failure reaches the user as one line (BGREPRO_DEBUG=1: traceback)
-        import os
-
         if os.environ.get("BGREPRO_DEBUG"):
             raise
         if active() and peer_gone(err):  # another rank ended with an error, which it said: nothing to add

@@ -111,8 +111,6 @@ def data_identity(root: Path | str | None) -> str | None:
         if path.exists():
             digest = hashlib.sha256(path.read_bytes())
             try:
-                import json
-
                 inputs = json.loads((Path(root) / MARKER).read_text()).get("inputs")
             except (OSError, ValueError, AttributeError):
                 inputs = None

@@ -37,7 +37,6 @@ from ..training.classifier import TrainConfig
 from ..variants import MIXED_NEXT, MIXED_RAND, MIXED_SAME, NO_FG, ONLY_BG_T, ONLY_FG, ORIGINAL, title
 from . import experiments, paper
 from . import verdicts as claim_verdicts
-from . import verdicts as v
 from .verdicts import CLAIMS, HISTORY, VERDICTS
 
 
@@ -442,8 +441,9 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
     if claim == "1":
         table = experiments.backgrounds_suffice(data, profile, seed)
         n = len(ImageListing.of(data, ORIGINAL, "val"))
-        return v.claim_1({title(name): (round(float(table.loc[name, ORIGINAL]) * n / 100), n) for name in table.index},
-                         chance, paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
+        return claim_verdicts.claim_1(
+            {title(name): (round(float(table.loc[name, ORIGINAL]) * n / 100), n) for name in table.index},
+            chance, paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
     if claim in SEED_CLAIMS:
         per_seed = seed_measures(data, profile, seed) if per_seed is None else per_seed
         orig = per_seed[per_seed["model"] == "trained on Original"]
@@ -451,20 +451,18 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
         both = {"the Original-trained models": float(orig[ORIGINAL].mean()),
                 "the Mixed-Rand-trained models": float(mixed[ORIGINAL].mean())}
         if claim == "2":
-            return v.claim_2(list(orig["bg_gap"]), list(orig[ORIGINAL]), chance)
+            return claim_verdicts.claim_2(list(orig["bg_gap"]), list(orig[ORIGINAL]), chance)
         if claim == "3":
-            return v.claim_3(list(orig["challenge accuracy"]), list(orig[ORIGINAL]), chance)
+            return claim_verdicts.claim_3(list(orig["challenge accuracy"]), list(orig[ORIGINAL]), chance)
         if claim == "4a":
-            return v.claim_4a(list(orig["bg_gap"]), list(mixed["bg_gap"]), both, chance)
+            return claim_verdicts.claim_4a(list(orig["bg_gap"]), list(mixed["bg_gap"]), both, chance)
         if claim == "4b":
-            return v.claim_4b(list(orig[ORIGINAL]), list(mixed[ORIGINAL]), chance)
+            return claim_verdicts.claim_4b(list(orig[ORIGINAL]), list(mixed[ORIGINAL]), chance)
         if claim == "4c":
-            return v.claim_4c(list(orig["saliency on foreground"]), list(mixed["saliency on foreground"]), both,
-                              chance)
-        return v.claim_5(list(orig["needs its background"]), list(orig[ORIGINAL]), chance)
+            return claim_verdicts.claim_4c(list(orig["saliency on foreground"]), list(mixed["saliency on foreground"]),
+                                           both, chance)
+        return claim_verdicts.claim_5(list(orig["needs its background"]), list(orig[ORIGINAL]), chance)
     if claim == "6":  # the progress chapter's, on the same zoo (with the ImageNet models on disk)
-        from ..registry import available_pretrained
-
         return progress(data, profile, seed, pretrained=available_pretrained()).verdicts[0]
     if claim == "RPS":  # judged on the self-supervised backbone, as the method is published
         table = localization(data, profile, seed, synth).table
@@ -472,11 +470,12 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
         pick = lambda row: {"maxboxaccv2": float(row["MaxBoxAccV2"]), "pxap": float(row["PxAP"])}  # noqa: E731
         chance = table.loc[experiments.CHANCE]  # the better of the constant and the centred map, per metric
         chance_maps = {"maxboxaccv2": float(chance["MaxBoxAccV2"].max()), "pxap": float(chance["PxAP"].max())}
-        return v.claim_rps(pick(table.loc[(ssl, "RPS")]), pick(table.loc[(ssl, "CAAM (channel sum)")]), chance_maps,
-                           self_supervised=True,
-                           backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)",
-                           decide="a backbone that localizes, such as the full profile's DINO ResNet-50 "
-                                  "(make reproduce PROFILE=full, on a GPU), would decide it")
+        return claim_verdicts.claim_rps(
+            pick(table.loc[(ssl, "RPS")]), pick(table.loc[(ssl, "CAAM (channel sum)")]), chance_maps,
+            self_supervised=True,
+            backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)",
+            decide="a backbone that localizes, such as the full profile's DINO ResNet-50 "
+                   "(make reproduce PROFILE=full, on a GPU), would decide it")
     raise ValueError(f"unknown claim {claim!r}")
 
 
