@@ -20,13 +20,16 @@ else
 VARIANTS_DIR := $(DATA)
 endif
 BOOK_HTML := book/_build/html
+# The real-photo chapter's photos: an ImageNet-style folder (IN-9 class folders or ImageNet synset folders); empty:
+# ../shared/realphotos/imagenet-val-227 when it is there.
+REALPHOTOS ?=
 
 .PHONY: help setup test fullcheck lint reproduce data book book-check lab bench bench-book bench-scale bench-gpu bench-lease clean
 
 help:
 	@echo "make setup      create .venv (torch $(TORCH_VERSION), torchvision, bgrepro editable, test tools)"
 	@echo "make test       run the test suite (lint + pytest)"
-	@echo "make reproduce  data, every chapter executed with papermill, the site [PROFILE=tiny|smoke|full] [DATA=synthetic|in9|PATH]"
+	@echo "make reproduce  data, every chapter executed with papermill, the site [PROFILE=tiny|smoke|full] [DATA=synthetic|in9|PATH] [REALPHOTOS=PATH]"
 	@echo "make book       render the executed chapters into $(BOOK_HTML) (no execution)"
 	@echo "make book-check screenshot the site in headless Chromium; fail on a page without figures or with a traceback"
 	@echo "make lab        JupyterLab on book/ (the chapters open as notebooks)"
@@ -47,7 +50,7 @@ $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet torch==$(TORCH_VERSION) torchvision==$(TORCHVISION_VERSION)
-	$(BIN)/python -m pip install --quiet -e '.[dev,book,formats]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,book,formats,pretrained]'
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
@@ -75,7 +78,8 @@ endif
 
 # The main job: data, then every chapter executed by papermill (cached records reused), then the site.
 reproduce: data
-	$(BIN)/python -m bgrepro.book run --profile $(PROFILE) --data $(VARIANTS_DIR) --synth $(SYNTH_DIR)
+	$(BIN)/python -m bgrepro.book run --profile $(PROFILE) --data $(VARIANTS_DIR) --synth $(SYNTH_DIR) \
+		$(if $(REALPHOTOS),--realphotos "$(REALPHOTOS)")
 	$(BIN)/python -m bgrepro.book build --profile $(PROFILE)
 	@echo "The book: $(BOOK_HTML)/index.html"
 

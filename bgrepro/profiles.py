@@ -46,6 +46,12 @@ class Profile:
     spread_seeds: int = 1
     #: SimSiam epochs of the self-supervised backbone trained on the training images for RPS (`selfsup`).
     ssl_epochs: int = 1
+    #: The real-photo chapter: photos per IN-9 class (None: every photo of the folder), and the challenge's budget
+    #: per ImageNet model in composites at worst (None: the device's, `adversarial.challenge_budget_default`).
+    real_per_class: int | None = None
+    real_challenge_budget: int | None = None
+    #: Its ImageNet models (`registry.PACKAGED` names; empty: every one installed).
+    real_models: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict form, for records and JSON."""
@@ -55,7 +61,9 @@ class Profile:
 PROFILES: dict[str, Profile] = {
     "tiny": Profile("tiny", image_size=32, train_per_class=6, test_per_class=3, arch="smallcnn", epochs=2,
                     batch_size=16, lr=0.05, weight_decay=5e-4, gpu=False, zoo_archs=("smallcnn_narrow", "smallcnn"),
-                    zoo_epochs=(1, 2), table_archs=("smallcnn",), spread_seeds=2, ssl_epochs=2),
+                    zoo_epochs=(1, 2), table_archs=("smallcnn",), spread_seeds=2, ssl_epochs=2,
+                    real_per_class=4, real_challenge_budget=200,
+                    real_models=("efficientnet_lite0", "efficientnet_lite1")),
     # smoke: sized for `make reproduce` in <= 20 min on 2 CPU cores (every model 12 epochs, the zoo seven nets,
     # the SimSiam backbone 20 epochs: trained 30, its loss fell from -0.136 to -0.872 by epoch 20 and only to -0.876
     # by epoch 30 (issue 31); a 20-epoch version with a wider net took 23-29 min, the machine's speed varying by a
@@ -66,7 +74,7 @@ PROFILES: dict[str, Profile] = {
                      zoo_archs=("smallcnn_shallow", "smallcnn_narrow", "smallcnn", "smallcnn_wide", "smallcnn_deep",
                                 "resnet18", "shufflenet_v2"),
                      zoo_epochs=(12,), table_archs=("smallcnn", "smallcnn_narrow"), challenge_pairs_per_class=10,
-                     spread_seeds=3, ssl_epochs=20),
+                     spread_seeds=3, ssl_epochs=20, real_per_class=20, real_challenge_budget=4000),
     "full": Profile("full", image_size=224, train_per_class=5045, test_per_class=450, arch="resnet50", epochs=30,
                     batch_size=256, lr=0.1, weight_decay=1e-4, gpu=True,
                     zoo_archs=("alexnet", "shufflenet_v2", "mobilenet_v3_large", "efficientnet_b0", "resnet18",
@@ -77,7 +85,9 @@ PROFILES: dict[str, Profile] = {
 #: The full profile's code path on a handful of images: 224 px, the full profile's architectures, one
 #: epoch. The tests run every chapter under it so that the full scale's code never rots.
 PROFILES["fullcheck"] = replace(PROFILES["full"], name="fullcheck", train_per_class=2, test_per_class=2, epochs=1,
-                                batch_size=8, lr=0.01, gpu=False, zoo_epochs=(1,), spread_seeds=2, ssl_epochs=1)
+                                batch_size=8, lr=0.01, gpu=False, zoo_epochs=(1,), spread_seeds=2, ssl_epochs=1,
+                                real_per_class=4, real_challenge_budget=200,
+                                real_models=("efficientnet_lite0", "efficientnet_lite1"))
 
 
 def get_profile(name: str | None = None) -> Profile:

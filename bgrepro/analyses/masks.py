@@ -19,14 +19,19 @@ from .wsol import masks_from_maps
 
 def folder_images(root: Path, size: int, progress: bool = False) -> tuple[torch.Tensor, list[Path]]:
     """Every image under a folder, resized to size x size (uint8 (N, 3, size, size)), and their paths."""
-    import cv2
-
     files = images_in(root, recursive=True)
     if not files:
         raise FileNotFoundError(f"{root}: no images")
+    return images_at(files, size, progress), files
+
+
+def images_at(files: list[Path], size: int, progress: bool = False) -> torch.Tensor:
+    """These image files, each resized whole to size x size (uint8 (N, 3, size, size))."""
+    import cv2
+
     arrays = [cv2.resize(read_image(p), (size, size), interpolation=cv2.INTER_AREA)
               for p in tqdm(files, desc="read", disable=not progress)]
-    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous(), files
+    return torch.from_numpy(np.stack(arrays)).permute(0, 3, 1, 2).contiguous()
 
 
 def refine_by_grabcut(rgb: np.ndarray, mask: np.ndarray, working_side: int = 256) -> np.ndarray | None:
@@ -104,4 +109,4 @@ def _write_batch(net: torch.nn.Module, rps: RPS, files: list[Path], targets: lis
     return written
 
 
-__all__ = ["folder_images", "refine_by_grabcut", "write_masks"]
+__all__ = ["folder_images", "images_at", "refine_by_grabcut", "write_masks"]

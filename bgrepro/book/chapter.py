@@ -170,14 +170,15 @@ BADGES = {"reproduced": "#1b7f3b", "partly reproduced": "#9a6700", "not reproduc
 
 
 def badge(verdict: str) -> str:
-    """A verdict as a coloured badge (HTML)."""
+    """A verdict as a coloured badge (HTML): one line where it fits, a box of wrapped lines in a narrow column."""
     return (f"<span style='background:{BADGES.get(verdict, '#444')};color:#fff;border-radius:0.8em;padding:"
-            f"0.1em 0.6em;white-space:nowrap;font-size:0.9em'>{html.escape(verdict)}</span>")
+            f"0.1em 0.6em;display:inline-block;max-width:100%;font-size:0.9em'>{html.escape(verdict)}</span>")
 
 
-def verdict_box(verdicts: list, profile: Profile, data, synth=None):
+def verdict_box(verdicts: list, profile: Profile, data, synth=None, scale: str | None = None):
     """The box a chapter opens with: each of its claims' verdict as a badge (computed from the numbers by a
-    criterion fixed in `bgrepro.book.verdicts`), the reason, a link back to the claims page, and the scale."""
+    criterion fixed in `bgrepro.book.verdicts`), the reason, a link back to the claims page, and the scale (`scale`,
+    or the synthetic chapters' own words)."""
     from IPython.display import HTML
 
     rps = any(v.claim == "RPS" for v in verdicts)
@@ -186,12 +187,13 @@ def verdict_box(verdicts: list, profile: Profile, data, synth=None):
         f"{html.escape(v.reason[0].upper() + v.reason[1:])}. <a href='claims.html#claim-{html.escape(v.claim)}'>All "
         f"claims, with the paper's words and the criterion</a></li>" for v in verdicts)
     return HTML(f"<div class='admonition note'><p class='admonition-title'>Verdict at this scale</p><ul>{items}</ul>"
-                f"<p style='font-size:.9em'>{_code(scale_text(profile, data, synth, rps))}</p></div>")
+                f"<p style='font-size:.9em'>{_code(scale or scale_text(profile, data, synth, rps))}</p></div>")
 
 
-def claims_table(verdicts: list):
+def claims_table(verdicts: list, real: dict[str, str] | None = None):
     """The claims page's table: per claim the paper's sentence with its place, our number with its interval, the
-    paper's, the verdict as a badge with its reason, and a link to the chapter with the evidence."""
+    paper's, the verdict as a badge with its reason, a link to the chapter with the evidence, and, with `real`
+    (claim -> words, `realphotos.column`), the verdicts of the ImageNet models on real photos."""
     from IPython.display import HTML
 
     rows = []
@@ -203,9 +205,20 @@ def claims_table(verdicts: list):
             f"<br><a href='{where}'>evidence</a></td><td>\u201c{html.escape(claim.quote)}\u201d <span "
             f"style='color:#555;font-size:.9em'>({html.escape(claim.place)})</span></td>"
             f"<td>{html.escape(v.ours)}<br><span style='color:#555;font-size:.9em'>paper: {html.escape(v.paper)}"
-            f"</span></td><td>{badge(v.verdict)}<br>{html.escape(v.reason)}</td></tr>")
-    return HTML(_sentence_table("claims", ("claim", "the paper says", "ours (95% interval) and the paper's",
-                                           "verdict and why"), ("17%", "33%", "23%", "27%"), rows))
+            f"</span></td><td>{badge(v.verdict)}<br>{html.escape(v.reason)}</td>"
+            + (f"<td>{_real_cell(real.get(v.claim, ''))}</td>" if real is not None else "") + "</tr>")
+    if real is None:
+        return HTML(_sentence_table("claims", ("claim", "the paper says", "ours (95% interval) and the paper's",
+                                               "verdict and why"), ("17%", "33%", "23%", "27%"), rows))
+    return HTML(_sentence_table("claims", ("claim", "the paper says", "synthetic: ours (95% interval) and the "
+                                           "paper's", "synthetic: verdict and why", "real photos (ImageNet models)"),
+                                ("12%", "26%", "19%", "24%", "19%"), rows))
+
+
+def _real_cell(text: str) -> str:
+    """A real-photo verdict as a badge when it is one verdict for every model, else the words per model."""
+    head = text.split(" (")[0]
+    return badge(head) + html.escape(text[len(head):]) if head in BADGES else html.escape(text)
 
 
 #: How a table of sentences reads: the page's width, wrapped, left-aligned, each row's top aligned.

@@ -30,7 +30,7 @@ from .. import layout
 BOOK = Path(__file__).resolve().parents[2] / "book"
 #: Execution order: each chapter after the ones whose records it reads (the introduction summarises all).
 ORDER = ("datasets", "backgrounds_suffice", "bg_gap", "mixed_rand_training", "adversarial", "finegrained", "progress",
-         "localization", "full_scale", "claims", "intro")
+         "localization", "realphotos", "full_scale", "claims", "intro")
 #: Pages rendered as they are (no code).
 STATIC = ("api",)
 
@@ -48,11 +48,14 @@ def _digest(source: Path, parameters: dict) -> str:
 
 
 def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tuple[str, ...] = ORDER,
-            out: Path | None = None, book: Path = BOOK, progress: bool = True) -> dict[str, float]:
-    """Execute the chapters with papermill; returns seconds per chapter (0 for an unchanged one)."""
+            out: Path | None = None, book: Path = BOOK, progress: bool = True,
+            realphotos: Path | None = None) -> dict[str, float]:
+    """Execute the chapters with papermill; returns seconds per chapter (0 for an unchanged one). `realphotos`: the
+    real-photo chapter's folder of photos (default: the photos beside the checkout, when there)."""
     out = out or notebooks_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
-    parameters = {"profile": profile, "data": str(data), "synth": str(synth), "seed": seed}
+    parameters = {"profile": profile, "data": str(data), "synth": str(synth), "seed": seed,
+                  "realphotos": str(realphotos) if realphotos else ""}
     timings = {}
     for name in chapters:
         source = book / f"{name}.md"
@@ -240,6 +243,9 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--synth", type=Path, required=True)
     run.add_argument("--seed", type=int, default=0)
     run.add_argument("--chapters", default=",".join(ORDER))
+    run.add_argument("--realphotos", type=Path, default=None,
+                     help="an ImageNet-style folder of photos (IN-9 class folders or ImageNet synset folders) for the "
+                          "real-photo chapter (default: ../shared/realphotos/imagenet-val-227 when there)")
     build = sub.add_parser("build", help="render the executed chapters into book/_build/html")
     build.add_argument("--profile", default="smoke")
     build.add_argument("--executed", type=Path, default=None,
@@ -254,7 +260,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.command == "run":
         t0 = time.perf_counter()
-        timings = execute(args.profile, args.data, args.synth, args.seed, tuple(args.chapters.split(",")))
+        timings = execute(args.profile, args.data, args.synth, args.seed, tuple(args.chapters.split(",")),
+                          realphotos=args.realphotos or None)
         for name, seconds in timings.items():
             print(f"  {name:<22}{'unchanged' if seconds == 0 else f'{seconds:.1f} s'}")
         print(f"[book] executed in {time.perf_counter() - t0:.1f} s")

@@ -536,7 +536,8 @@ def coverage(data: Path) -> Study:
     rows = [
         ("Table 2, models trained on IN-9L", True, "our nets trained on Original stand beside them"),
         ("Table 2, ImageNet-pretrained models", in9 and bool(available_pretrained()),
-         "needs IN-9's photographs and ImageNet weights"),
+         "needs IN-9's photographs and ImageNet weights (the real-photo chapter measures three other ImageNet models "
+         "on real photos with masks made by RPS)"),
         ("Fig. 2 and Table 5, background-only models", True, ""),
         ("Fig. 5 and Table 5, models trained on Original and on Mixed-Rand", True, ""),
         ("the challenge accuracy of the IN-9L ResNet-50", True, ""),

@@ -215,6 +215,12 @@ def over_seeds(values) -> Estimate:
     return Estimate(float(x.mean()), float(x.mean() - half), float(x.mean() + half), f"{n} seeds")
 
 
+def measured(values) -> Estimate:
+    """An `Estimate` as given (one model's number with its interval over test images), or the mean of one number
+    over seed models (`over_seeds`)."""
+    return values if isinstance(values, Estimate) else over_seeds(values)
+
+
 def difference(a, b) -> Estimate:
     """mean(a) - mean(b) of two groups of seed models, with Welch's 95% interval (none with a single seed)."""
     a, b = (np.asarray([float(v) for v in g], dtype=np.float64) for g in (a, b))
@@ -303,10 +309,10 @@ def claim_1(on_original: dict[str, tuple[float, int]], chance: float, bar: float
     return Verdict("1", measure, shown, paper, verdict, reason)
 
 
-def claim_2(gaps: list[float], accuracies: list[float], chance: float, paper: str = "6 to 22") -> Verdict:
+def claim_2(gaps: list[float] | Estimate, accuracies: list[float], chance: float, paper: str = "6 to 22") -> Verdict:
     """Models exploit backgrounds: the BG-Gaps (points) and Original accuracies (%) of the Original-trained models,
-    one per seed."""
-    gap = over_seeds(gaps)
+    one per seed (or one model's gap with its interval over test images)."""
+    gap = measured(gaps)
     measure, ours = "BG-Gap of the Original-trained models (points)", gap.text()
     power = _power({"the Original-trained models": float(np.mean(accuracies))}, chance)
     if power:
@@ -322,11 +328,11 @@ def claim_2(gaps: list[float], accuracies: list[float], chance: float, paper: st
     return Verdict("2", measure, ours, paper, verdict, reason)
 
 
-def claim_3(challenge: list[float], accuracies: list[float], chance: float,
+def claim_3(challenge: list[float] | Estimate, accuracies: list[float], chance: float,
             paper: str = "12.0 (IN-9L ResNet-50), 22.3 (ImageNet ResNet-50)") -> Verdict:
     """Adversarial backgrounds: the challenge accuracies (%) and Original accuracies (%) of the Original-trained
-    models, one per seed."""
-    est = over_seeds(challenge)
+    models, one per seed (or one model's challenge accuracy with its interval over foregrounds)."""
+    est = measured(challenge)
     measure, ours = "challenge accuracy of the Original-trained models (%)", est.text()
     power = _power({"the Original-trained models": float(np.mean(accuracies))}, chance)
     if power:
@@ -395,11 +401,12 @@ def claim_4c(share_original: list[float], share_mixed: list[float], accuracies: 
                                "a difference of", _power(accuracies, chance))
 
 
-def claim_5(needed: list[float], accuracies: list[float], chance: float, bar: float = 17.5,
+def claim_5(needed: list[float] | Estimate, accuracies: list[float], chance: float, bar: float = 17.5,
             paper: str = "approximately 35%") -> Verdict:
     """A large fraction of images need their background: the share (%) of test images right on Original and wrong
-    on Mixed-Rand, and the Original accuracy (%), of the Original-trained models, one per seed."""
-    est = over_seeds(needed)
+    on Mixed-Rand, and the Original accuracy (%), of the Original-trained models, one per seed (or one model's
+    share with its interval over test images)."""
+    est = measured(needed)
     measure, ours = "test images that need their own background (%)", est.text()
     power = _power({"the Original-trained models": float(np.mean(accuracies))}, chance)
     if power:
@@ -474,5 +481,5 @@ def claim_rps(rps: dict[str, float], caam: dict[str, float], chance: dict[str, f
 
 __all__ = ["REPRODUCED", "PARTLY", "NOT_REPRODUCED", "NOT_SHOWN", "INCONCLUSIVE", "NO_COUNTERPART", "VERDICTS",
            "MARGIN", "LOCALIZATION_MARGIN", "CLAIMS", "HISTORY", "Claim", "Estimate", "Verdict", "over_seeds",
-           "difference", "proportion", "claim_1", "claim_2", "claim_3", "claim_4a", "claim_4b", "claim_4c",
+           "measured", "difference", "proportion", "claim_1", "claim_2", "claim_3", "claim_4a", "claim_4b", "claim_4c",
            "claim_5", "claim_6", "claim_rps"]

@@ -2,7 +2,8 @@
 loading it (`load` -> `LoadedModel`), and giving its feature-map trunk for RPS (`trunk`).
 
 A spec is a file or folder (its format read from what it holds, never from its name alone), a Hugging Face
-hub id, a torchvision or timm architecture name (its ImageNet weights), or the name of one of the RPS paper's
+hub id, a torchvision or timm architecture name (its ImageNet weights), an ImageNet classifier whose weights a
+package ships (EfficientNet-Lite0/1/2), or the name of one of the RPS paper's
 self-supervised backbones. `load(spec)` asks the formats in the table's order; `checkpoint:PATH` is a file.
 """
 
@@ -52,10 +53,12 @@ from .architectures import (
 from .export import load_export
 from .model import ASSUMED, LoadedModel, Preprocess
 from .weights import (
+    PACKAGED,
     PAPER_WEIGHTS,
     SELF_SUPERVISED,
     first_mismatch,
     load_into,
+    packaged_weights,
     read_torch,
     self_supervised_weights,
     state_dict_of,
@@ -566,6 +569,41 @@ class SelfSupervised(Format):
         return _named(arch, weights, options, self.name, probe.spec, backbone=True)
 
 
+class PackagedImageNet(Format):
+    """An ImageNet classifier whose weights a Python package ships (`weights.PACKAGED`: EfficientNet-Lite0/1/2), by
+    name: the package's state dict paired in order with the tensors of timm's architecture of the same layout
+    (every shape checked), its own input scaling inside, its side as the model's input size."""
+
+    name = "packaged"
+
+    def detect(self, probe: Probe) -> bool:
+        return probe.spec in PACKAGED and not probe.path.exists()
+
+    def load(self, probe: Probe, options: Options) -> LoadedModel:
+        import timm
+
+        entry = PACKAGED[probe.spec]
+        path = Path(options.weights) if options.weights else packaged_weights(probe.spec)
+        state = state_dict_of(read_torch(path, f"{probe.spec} weights"))
+        net = timm.create_model(entry.arch, pretrained=False)
+        own = net.state_dict()
+        if state is None or len(state) != len(own):
+            raise ValueError(f"{path}: not {probe.spec} weights ({len(state or {})} tensors; {entry.arch} has "
+                             f"{len(own)})")
+        for (key, mine), (theirs, value) in zip(own.items(), state.items()):
+            if tuple(mine.shape) != tuple(value.shape):
+                raise ValueError(f"{path}: not {probe.spec} weights ({theirs!r} {tuple(value.shape)} against "
+                                 f"{entry.arch}'s {key!r} {tuple(mine.shape)})")
+        net.load_state_dict(dict(zip(own, state.values())))
+        model = Classifier(net)
+        model.normalize = Normalize((127 / 255,) * 3, (128 / 255,) * 3)  # (x - 127) / 128 of 0-255 pixels
+        return LoadedModel(model.eval(), probe.spec, self.name, str(path), None,
+                           Preprocess(entry.input_size, None, None, "bilinear",
+                                      f"the model's: {entry.input_size} px, (x - 127) / 128 inside"),
+                           meta={"arch": entry.arch, "classifier": True, "package": entry.package,
+                                 "licence": entry.licence, "imagenet_top1": entry.top1})
+
+
 class ImageNet(Format):
     """A torchvision or timm architecture by name with its ImageNet weights: torchvision's `tag` (the paper's
     IMAGENET1K_V1 by default) from its cache, timm's pretrained weights from theirs (downloaded unless
@@ -628,7 +666,7 @@ class Module(Format):
 #: Every format, in the order `load` asks them (a file's own bytes first; names last).
 FORMATS: dict[str, Format] = {f.name: f for f in (
     BgreproCheckpoint(), OfficialCheckpoint(), Export(), TorchScript(), Onnx(), StateDict(), HuggingFace(),
-    SelfSupervised(), ImageNet(), Module())}
+    SelfSupervised(), PackagedImageNet(), ImageNet(), Module())}
 
 
 def detect_format(spec: str | Path) -> str:

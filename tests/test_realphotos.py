@@ -1,0 +1,151 @@
+"""Real photographs and real ImageNet models: the packaged EfficientNet-Lite weights against their packages' own
+loader, the IN-9 mapping of their predictions, photo folders (IN-9 or synset folders, broken photos), and the mask
+route of the real-photo chapter on a photo with a true mask."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from bgrepro import registry
+from bgrepro.analyses.masks import images_at, write_masks
+from bgrepro.analyses.rps import activation_maps, estimate
+from bgrepro.analyses.wsol import mask_iou, masks_from_maps
+from bgrepro.book import realphotos as rp
+from bgrepro.data.build import build
+from bgrepro.data.photos import photo_classes, select_photos
+from bgrepro.data.sources import FolderSource
+from bgrepro.in9 import CLASS_FOLDERS, IMAGENET_INDICES
+from bgrepro.io import read_image
+
+SHARED = rp.SHARED
+needs_photos = pytest.mark.skipif(not (SHARED / "imagenet-samples").is_dir(), reason="../shared/realphotos absent")
+
+
+def _photo(name: str, side: int) -> torch.Tensor:
+    """A shared photo (float (1, 3, side, side) in [0, 1]), or a seeded random image where the photos are absent."""
+    import cv2
+
+    path = SHARED / "imagenet-samples" / name
+    if not path.exists():
+        return torch.rand(1, 3, side, side, generator=torch.Generator().manual_seed(0))
+    rgb = cv2.resize(read_image(path), (side, side), interpolation=cv2.INTER_AREA)
+    return torch.from_numpy(rgb).permute(2, 0, 1)[None].float() / 255
+
+
+@pytest.mark.parametrize("name", rp.MODELS)
+def test_packaged_logits_match_the_packages_own_loader(name):
+    """Our load (the package's tensors paired in order with timm's network) gives the logits of the package's own
+    EfficientNet, fed (x - 127) / 128 as its authors scale inputs."""
+    efficientnet_lite_pytorch = pytest.importorskip("efficientnet_lite_pytorch")
+    entry = registry.PACKAGED[name]
+    loaded = registry.load(name)
+    assert loaded.format == "packaged" and loaded.preprocess.input_size == entry.input_size
+    reference = efficientnet_lite_pytorch.EfficientNet.from_pretrained(
+        name.replace("_", "-"), weights_path=str(registry.weights.packaged_weights(name))).eval()
+    x = torch.cat([_photo("00_dog/n02085620_Chihuahua.JPEG", entry.input_size),
+                   _photo("08_fish/n01440764_tench.JPEG", entry.input_size)])
+    with torch.no_grad():
+        ours, theirs = loaded.net(x), reference((255 * x - 127) / 128)
+    assert ours.shape == (2, 1000)
+    assert torch.allclose(ours, theirs, atol=1e-3, rtol=0)
+    assert torch.equal(ours.argmax(1), theirs.argmax(1))
+
+
+@needs_photos
+def test_predictions_map_to_in9_as_the_paper_maps_them():
+    """The IN-9 class of a photo is the class whose ImageNet indices hold the model's top-1 (the official code's
+    table lookup); the photos' own ImageNet classes come out right."""
+    loaded = registry.load("efficientnet_lite0")
+    mapped = loaded.for_data(list(CLASS_FOLDERS), 224)
+    x = torch.cat([_photo("00_dog/n02085620_Chihuahua.JPEG", 224), _photo("08_fish/n01440764_tench.JPEG", 224)])
+    with torch.no_grad():
+        top1 = loaded.net(torch.nn.functional.interpolate(x, size=224)).argmax(1).tolist()
+        in9 = mapped.net(x).argmax(1).tolist()
+    expected = [next((c for c, group in enumerate(IMAGENET_INDICES) if t in group), len(CLASS_FOLDERS)) for t in top1]
+    assert in9 == expected
+    assert in9 == [0, 8]  # a Chihuahua is a dog, a tench a fish
+
+
+def test_packaged_weights_of_another_model_are_refused(tmp_path):
+    other = registry.weights.packaged_weights("efficientnet_lite0")
+    with pytest.raises(ValueError, match=str(other).replace(".", r"\.") + ".*not efficientnet_lite1"):
+        registry.load("efficientnet_lite1", weights=other)
+
+
+def _jpeg(path: Path, seed: int) -> None:
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.random.default_rng(seed).integers(0, 255, (40, 48, 3), dtype=np.uint8)).save(path)
+
+
+def test_photo_folders_by_in9_name_or_synset(tmp_path):
+    """IN-9 class folders and ImageNet synset folders alike; synsets of none of the nine classes are left out; a
+    folder that is neither is one error naming it."""
+    root = tmp_path / "photos"
+    for k, folder in enumerate(("00_dog", "n02085620", "n01440764", "n04326547")):  # dog, dog synset, tench, stone wall
+        _jpeg(root / folder / f"img{k}.JPEG", k)
+    classes = photo_classes(root)
+    assert {CLASS_FOLDERS[c]: sorted(p.name for p in f) for c, f in classes.items()} == {
+        "00_dog": ["00_dog", "n02085620"], "08_fish": ["n01440764"]}
+    selection = select_photos(root, tmp_path / "picked" / "photos", progress=False)
+    assert selection.chosen == {"00_dog": 2, "08_fish": 1} and selection.other_synsets == 1
+    (root / "holiday").mkdir()
+    with pytest.raises(ValueError, match="holiday: neither an IN-9 class folder"):
+        photo_classes(root)
+
+
+def test_a_broken_photo_is_named_and_counted_not_fatal(tmp_path):
+    root = tmp_path / "photos"
+    for k in range(3):
+        _jpeg(root / "01_bird" / f"ok{k}.jpg", k)
+    broken = root / "01_bird" / "broken.jpg"
+    broken.write_bytes(b"\xff\xd8\xff\xe0 not really a jpeg")
+    before = sorted(p.name for p in (root / "01_bird").iterdir())
+    selection = select_photos(root, tmp_path / "sel" / "photos", progress=False)
+    assert selection.chosen == {"01_bird": 3}
+    assert [r["path"] for r in selection.rejected] == [str(broken.resolve())]
+    assert sorted(p.name for p in (root / "01_bird").iterdir()) == before  # the user's folder only read
+    again = select_photos(root, tmp_path / "sel" / "photos", progress=False)  # a complete selection is reused
+    assert again.chosen == selection.chosen and len(again.rejected) == 1
+    with pytest.raises(ValueError, match="inside the photos' folder"):
+        select_photos(root, root / "out", progress=False)
+
+
+@needs_photos
+def test_mask_route_on_a_true_mask_photo(tmp_path):
+    """RPS on EfficientNet-Lite0's trunk (w* from real photos, no label) finds the bird of the true-mask photo
+    better than a whole-image mask does, and its mask builds variants that keep the photo's foreground exactly."""
+    truth = SHARED / "masked-pets-birds"
+    images, objects, _ = rp.read_true_masks(truth)
+    trunk = registry.load("efficientnet_lite0").trunk()
+    files = sorted((SHARED / "imagenet-samples" / "01_bird").iterdir())[:12]
+    rps = estimate(trunk, images_at(files, 224))
+    bird = [t.photo for t in rp.TRUE_MASKS].index("bird_segmentation.bmp")
+    found = masks_from_maps(activation_maps(trunk, images[bird:bird + 1], rps).numpy())
+    whole = np.ones_like(objects[bird:bird + 1])
+    assert mask_iou(found, objects[bird:bird + 1])[0] > mask_iou(whole, objects[bird:bird + 1])[0] + 0.1
+    # the route: a folder of photos -> RPS masks (refined by GrabCut) -> the eight variants
+    photos = tmp_path / "photos"
+    for k, f in enumerate(files[:4]):
+        (photos / "01_bird").mkdir(parents=True, exist_ok=True)
+        shutil.copy(f, photos / "01_bird" / f.name)
+        dog = sorted((SHARED / "imagenet-samples" / "00_dog").iterdir())[k]
+        (photos / "00_dog").mkdir(exist_ok=True)
+        shutil.copy(dog, photos / "00_dog" / dog.name)
+    written = write_masks(trunk, rps, photos, tmp_path / "masks", 224, refine="grabcut", batch_size=4, progress=False)
+    assert written >= 4
+    report = build(FolderSource(photos, masks=tmp_path / "masks", size=224, missing_masks="reject"),
+                   tmp_path / "variants", progress=False, workers=1, fmt="png")  # lossless: exactness holds
+    assert sum(report.counts.values()) > 0
+    from bgrepro.data.datasets import load_variant
+
+    original = load_variant(tmp_path / "variants", "original", "val", with_masks=True)
+    only_fg = load_variant(tmp_path / "variants", "only_fg", "val")
+    keep = original.masks[:, None].expand_as(original.images)
+    assert torch.equal(original.images[keep], only_fg.images[keep])  # the composite keeps the foreground exactly
