@@ -34,7 +34,8 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         return value if display else None
 
 __all__ = ["badge", "claims_figure", "claims_table", "glue", "imagenet_note", "label", "np", "number", "paper", "pd",
-           "plots", "plt", "setup", "show", "studies", "table_html", "verdict_box", "words_table"]
+           "plots", "plt", "scale_box", "setup", "show", "studies", "table_html", "verdict_box",
+           "words_table"]
 
 
 def number(value) -> str:
@@ -188,6 +189,14 @@ def verdict_box(verdicts: list, profile: Profile, data, synth=None, scale: str |
         f"claims, with the paper's words and the criterion</a></li>" for v in verdicts)
     return HTML(f"<div class='admonition note'><p class='admonition-title'>Verdict at this scale</p><ul>{items}</ul>"
                 f"<p style='font-size:.9em'>{_code(scale or scale_text(profile, data, synth, rps))}</p></div>")
+
+
+def scale_box(profile: Profile, data, synth=None):
+    """The box a page without verdicts opens with: what scale made its numbers (`scale_text`)."""
+    from IPython.display import HTML
+
+    return HTML(f"<div class='admonition note'><p class='admonition-title'>Scale of this page's numbers</p>"
+                f"<p style='font-size:.9em'>{_code(scale_text(profile, data, synth))}</p></div>")
 
 
 def claims_table(verdicts: list, real: dict[str, str] | None = None):

@@ -163,12 +163,13 @@ def composite_origins(data: Path, count: int = 6) -> pd.DataFrame:
     for r in rows:
         firsts.setdefault(r["fg_class"], r)
     classes = layout.class_folders(data)
-    table = pd.DataFrame([{"composite": r["path"], "foreground class": layout.short_name(classes[int(r["fg_class"])]),
+    table = pd.DataFrame([{"Mixed-Rand composite": Path(r["path"]).relative_to(MIXED_RAND).as_posix(),
+                           "foreground class": layout.short_name(classes[int(r["fg_class"])]),
                            "foreground from": r.get("fg_source") or "(not recorded)",
                            "background class": layout.short_name(classes[int(r["bg_class"])]),
                            "background from": r.get("bg_source") or "(not recorded)"}
                           for r in list(firsts.values())[:count]])
-    return table.sort_values("composite", ignore_index=True)
+    return table.sort_values("Mixed-Rand composite", ignore_index=True)
 
 
 def headline(data: Path, profile: str | None = None, seed: int = 0):
@@ -555,6 +556,19 @@ def coverage(data: Path) -> Study:
                 "report" + (f"; {len(missing)} have no counterpart here: " + "; ".join(missing) if missing else "")
                 + ".")
     return Study(table, {"coverage": sentence})
+
+
+def official_archives() -> pd.DataFrame:
+    """The official IN-9 archives `make reproduce DATA=in9` fetches (`data/in9.json`): what each holds in the paper's
+    words, its file and the sha256 it is checked against."""
+    from ..data.download import default_manifest
+
+    archives = pd.DataFrame(json.loads(default_manifest("in9").read_text())["archives"])
+    parts = [name.partition("-") for name in archives["name"]]
+    archives["holds"] = [f"{'training' if split == 'train' else 'test'} set"
+                         + (f", {title(variant)}" if variant else "s, every variant") for split, _, variant in parts]
+    archives["sha256"] = archives["sha256"].fillna("(recorded on first download, enforced after)")
+    return archives[["holds", "filename", "sha256"]]
 
 
 def what_ran(data: Path, profile: str | None = None) -> str:
