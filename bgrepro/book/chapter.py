@@ -225,9 +225,15 @@ def claims_table(verdicts: list, real: dict[str, str] | None = None):
 
 
 def _real_cell(text: str) -> str:
-    """A real-photo verdict as a badge when it is one verdict for every model, else the words per model."""
+    """A real-photo verdict as a badge when it is one verdict for every model, else one line per model with its
+    badge ("model: verdict; ..."), else the words as they are."""
     head = text.split(" (")[0]
-    return badge(head) + html.escape(text[len(head):]) if head in BADGES else html.escape(text)
+    if head in BADGES:
+        return badge(head) + html.escape(text[len(head):])
+    parts = [part.rpartition(": ") for part in text.split("; ")]
+    if len(parts) > 1 and all(verdict in BADGES for _, _, verdict in parts):
+        return "<br>".join(f"{html.escape(model)}: {badge(verdict)}" for model, _, verdict in parts)
+    return html.escape(text)
 
 
 #: How a table of sentences reads: the page's width, wrapped, left-aligned, each row's top aligned.

@@ -27,7 +27,7 @@ from ..analyses.rps import RPS, activation_maps, estimate
 from ..analyses.saliency import foreground_share, gradcam
 from ..analyses.wsol import chance_rows, localization_metrics, mask_iou, masks_from_maps
 from ..data.build import build
-from ..data.datasets import load_variant
+from ..data.datasets import ImageListing, ImageSet
 from ..data.photos import select_photos
 from ..data.sources import FolderSource
 from ..io import read_image
@@ -265,13 +265,21 @@ def finegrained_table(records: dict[str, Record]) -> pd.DataFrame:
     return pd.DataFrame(columns)
 
 
+def first_photos(data: Path, per_class: int) -> ImageSet:
+    """The first `per_class` test photos of each class with their masks, only they decoded (memory stays flat in the
+    photos' number)."""
+    listing = ImageListing.of(data, ORIGINAL, "val")
+    keep = torch.cat([torch.nonzero(listing.labels == c).flatten()[:per_class] for c in range(len(listing.classes))])
+    return listing.subset(keep.sort().values.tolist()).load(with_masks=True)
+
+
 def saliency_table(data: Path, models: tuple[str, ...], progress: bool = True) -> pd.DataFrame:
     """Grad-CAM's share (%) of saliency on the foreground mask, per model, on `SALIENCY_PER_CLASS` photos per class,
     beside the masks' share of the image (what a map that ignores the object gets)."""
     columns = {}
     for model in models:
         def compute(cfg: dict, model=model) -> dict:
-            test = load_variant(cfg["data"], ORIGINAL, "val", with_masks=True).first_per_class(cfg["per_class"])
+            test = first_photos(Path(cfg["data"]), cfg["per_class"])
             net = registry.load(model, offline=True).for_data(list(test.classes), SIDE).net
             share = foreground_share(gradcam(net, test.images, batch_size=experiments.PHOTO_BATCH_CPU,
                                              progress=progress), test.masks)
@@ -455,8 +463,8 @@ def mask_examples(ran: Study, count: int = 6):
     from ..plots import map_grid
 
     photos = ran.records["photos"]
-    test = load_variant(photos.data, ORIGINAL, "val", with_masks=True)
-    pick = test.first_positions(1)[:count]
+    test = first_photos(photos.data, 1)
+    pick = list(range(min(count, len(test))))
     trunk = registry.load(MASK_BACKBONE, offline=True).trunk()
     maps = activation_maps(trunk, test.images[pick], RPS.load(photos.folder / "rps.pt"))
     names = [layout.short_name(test.classes[int(c)]) for c in test.labels[pick]]
