@@ -149,3 +149,26 @@ def test_mask_route_on_a_true_mask_photo(tmp_path):
     only_fg = load_variant(tmp_path / "variants", "only_fg", "val")
     keep = original.masks[:, None].expand_as(original.images)
     assert torch.equal(original.images[keep], only_fg.images[keep])  # the composite keeps the foreground exactly
+
+
+def test_a_bad_photo_folder_stops_the_book_in_one_line_before_any_chapter(tmp_path, capsys):
+    from bgrepro.book.runner import main
+
+    (tmp_path / "photos" / "holiday").mkdir(parents=True)
+    out = tmp_path / "notebooks"
+    code = main(["run", "--data", str(tmp_path), "--synth", str(tmp_path), "--realphotos", str(tmp_path / "photos")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1 and "holiday: neither an IN-9 class folder" in err[0]
+    assert not out.exists()
+    assert main(["run", "--data", str(tmp_path), "--synth", str(tmp_path), "--realphotos",
+                 str(tmp_path / "absent")]) == 2
+    assert "photo folder not found" in capsys.readouterr().err
+
+
+def test_the_chapter_says_what_to_give_it_without_photos(tmp_path):
+    ran = rp.study(tmp_path / "absent", "tiny", progress=False)
+    assert ran.numbers["ran"] is False and ran.verdicts == []
+    words = rp.missing_words(tmp_path / "absent", "tiny")
+    assert "is not a folder" in words and "REALPHOTOS=PATH" in words
+    assert set(rp.column(None).values()) == {"no photos were given",
+                                             "does not apply: it needs models trained on the variants"}

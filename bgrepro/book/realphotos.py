@@ -384,7 +384,7 @@ def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, p
     """The chapter in one object: the photos' counts (table), the accuracy, challenge, fine-grained, saliency and
     mask-quality tables, the verdicts, and the numbers the text quotes; None-valued where no photos are given."""
     models = available_models(profile)
-    if photos_path is None or not models:
+    if photos_path is None or not Path(photos_path).is_dir() or not models:
         return Study(pd.DataFrame(), {"ran": False, "models": len(models)})
     photos = photo_variants(Path(photos_path), profile, seed, progress)
     truth = SHARED / "masked-pets-birds"

@@ -83,6 +83,9 @@ def _run_chapter(source: Path, out: Path, parameters: dict) -> Path:
 
     notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    declared = {line.split("=")[0].strip() for cell in notebook.cells if cell.cell_type == "code" and "parameters" in
+                cell.metadata.get("tags", []) for line in cell.source.splitlines() if "=" in line}
+    parameters = {k: v for k, v in parameters.items() if k in declared}  # what the chapter takes (realphotos: two)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue
@@ -259,6 +262,14 @@ def main(argv: list[str] | None = None) -> int:
                        help="comma-separated chapter names, or 'all' (default: the index and two chapters)")
     args = ap.parse_args(argv)
     if args.command == "run":
+        if args.realphotos is not None:  # checked before any chapter runs: one line, exit 2
+            from ..data.photos import photo_classes
+
+            try:
+                photo_classes(args.realphotos)
+            except (FileNotFoundError, ValueError) as err:
+                print(f"python -m bgrepro.book run: --realphotos {err}", file=sys.stderr)
+                return 2
         t0 = time.perf_counter()
         timings = execute(args.profile, args.data, args.synth, args.seed, tuple(args.chapters.split(",")),
                           realphotos=args.realphotos or None)
