@@ -111,7 +111,8 @@ def test_a_broken_photo_is_named_and_counted_not_fatal(tmp_path):
     assert selection.chosen == {"01_bird": 3}
     assert [r["path"] for r in selection.rejected] == [str(broken.resolve())]
     assert sorted(p.name for p in (root / "01_bird").iterdir()) == before  # the user's folder only read
-    again = select_photos(root, tmp_path / "sel" / "photos", progress=False)  # a complete selection is reused
+    (root / "01_bird" / "ok0.jpg").write_bytes(b"broken since")  # a complete selection is reused, not re-read
+    again = select_photos(root, tmp_path / "sel" / "photos", progress=False)
     assert again.chosen == selection.chosen and len(again.rejected) == 1
     with pytest.raises(ValueError, match="inside the photos' folder"):
         select_photos(root, root / "out", progress=False)
@@ -152,10 +153,11 @@ def test_mask_route_on_a_true_mask_photo(tmp_path):
 
 
 def test_a_bad_photo_folder_stops_the_book_in_one_line_before_any_chapter(tmp_path, capsys):
-    from bgrepro.book.runner import main
+    from bgrepro.book.runner import main, notebooks_dir
 
     (tmp_path / "photos" / "holiday").mkdir(parents=True)
-    out = tmp_path / "notebooks"
+    out = notebooks_dir("smoke")
+    assert not out.exists()
     code = main(["run", "--data", str(tmp_path), "--synth", str(tmp_path), "--realphotos", str(tmp_path / "photos")])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1 and "holiday: neither an IN-9 class folder" in err[0]
@@ -172,3 +174,23 @@ def test_the_chapter_says_what_to_give_it_without_photos(tmp_path):
     assert "is not a folder" in words and "REALPHOTOS=PATH" in words
     assert set(rp.column(None).values()) == {"no photos were given",
                                              "does not apply: it needs models trained on the variants"}
+
+
+def test_real_photo_verdicts_an_upper_bound_and_backgrounds_that_show_objects():
+    """A challenge accuracy that is an upper bound never says most foregrounds resist; backgrounds right far above
+    the paper's Only-BG-T make the variants unable to test a claim; the claims page's cell names each model."""
+    from bgrepro.book import verdicts as v
+    from bgrepro.book.chapter import _real_cell
+
+    above = v.Estimate(70.0, 60.0, 80.0, "40 foregrounds")
+    assert v.claim_3(above, [95.0], 11.1).verdict == v.NOT_REPRODUCED
+    assert v.claim_3(above, [95.0], 11.1, upper_bound=True).verdict == v.NOT_SHOWN
+    assert v.claim_3(v.Estimate(10.0, 5.0, 20.0, "x"), [95.0], 11.1, upper_bound=True).verdict == v.REPRODUCED
+    assert v.backgrounds_show_objects(v.Estimate(52.0, 44.0, 60.0, "x")) is not None
+    assert v.backgrounds_show_objects(v.Estimate(25.0, 18.0, 32.0, "x")) is None  # its interval reaches 20.7
+    mixed = [v.Verdict("2", "m", "o", "p", v.REPRODUCED, "EfficientNet-Lite0: a gap"),
+             v.Verdict("2", "m", "o", "p", v.INCONCLUSIVE, "EfficientNet-Lite1: Only-BG-T")]
+    cell = rp.column(mixed)["2"]
+    assert cell == "EfficientNet-Lite0: reproduced; EfficientNet-Lite1: inconclusive at this scale"
+    html = _real_cell(cell)
+    assert html.count("<span") == 2 and "EfficientNet-Lite1: <span" in html

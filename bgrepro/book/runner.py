@@ -39,11 +39,26 @@ def notebooks_dir(profile: str, results: Path | None = None) -> Path:
     return (results or layout.results_dir()) / profile / "notebooks"
 
 
+def declared(notebook) -> set[str]:
+    """The names a chapter's `parameters` cell assigns (what papermill may pass it)."""
+    return {line.split("=")[0].strip() for cell in notebook.cells if cell.cell_type == "code" and "parameters" in
+            cell.metadata.get("tags", []) for line in cell.source.splitlines() if "=" in line}
+
+
 def _digest(source: Path, parameters: dict) -> str:
-    """Identity of one execution: the chapter, its parameters, the package's code and the GPU measurements."""
+    """Identity of one execution: the chapter, the parameters it takes, the package's code, the GPU measurements,
+    and for a chapter of real photos what the photo folder holds and which packaged models are installed."""
     code = "".join(p.read_text() for p in sorted(Path(__file__).resolve().parents[1].rglob("*.py")))
     measured = layout.GPU_RESULTS.read_text() if layout.GPU_RESULTS.exists() else ""
     text = source.read_text() + json.dumps(parameters, sort_keys=True) + code + measured
+    if "realphotos" in parameters:
+        from ..data.photos import photos_identity
+        from ..registry import installed_packaged
+        from .realphotos import photos_of
+
+        photos = photos_of(parameters["realphotos"])
+        text += (photos_identity(photos) if photos is not None and photos.is_dir() else "no photos") + str(
+            installed_packaged())
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -61,15 +76,18 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
         source = book / f"{name}.md"
         if not source.exists():
             raise FileNotFoundError(f"{source}: chapter not found")
+        import jupytext
+
+        takes = {k: v for k, v in parameters.items() if k in declared(jupytext.read(source))}
         target, stamp = out / f"{name}.ipynb", out / f".{name}.sha256"
-        digest = _digest(source, parameters)
+        digest = _digest(source, takes)
         if target.exists() and stamp.exists() and stamp.read_text() == digest:
             timings[name] = 0.0
             continue
         if progress:
             print(f"[book] executing {name} ({profile})", flush=True)
         t0 = time.perf_counter()
-        _run_chapter(source, out, parameters).replace(target)
+        _run_chapter(source, out, takes).replace(target)
         stamp.write_text(digest)
         timings[name] = time.perf_counter() - t0
     return timings
@@ -83,9 +101,6 @@ def _run_chapter(source: Path, out: Path, parameters: dict) -> Path:
 
     notebook = jupytext.read(source)
     notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    declared = {line.split("=")[0].strip() for cell in notebook.cells if cell.cell_type == "code" and "parameters" in
-                cell.metadata.get("tags", []) for line in cell.source.splitlines() if "=" in line}
-    parameters = {k: v for k, v in parameters.items() if k in declared}  # what the chapter takes (realphotos: two)
     for cell in notebook.cells:
         if cell.cell_type != "code":
             continue

@@ -7,6 +7,7 @@ decode is named in the selection's rejections and counted, never fatal; the user
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import random
@@ -70,6 +71,19 @@ def photo_classes(root: Path) -> dict[int, list[Path]]:
     return out
 
 
+def photos_identity(root: Path) -> str:
+    """What a photo folder holds, as far as the real-photo chapter reads it: every image of its IN-9 class or synset
+    folders (links followed) by path, size and modification time, hashed."""
+    digest, count = hashlib.sha256(), 0
+    for label, folders in sorted(photo_classes(root).items()):
+        for folder in folders:
+            for path in layout.images_in(folder):
+                st = path.stat()
+                digest.update(f"{label}/{folder.name}/{path.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+                count += 1
+    return f"photos:{digest.hexdigest()}:{count}"
+
+
 def select_photos(root: Path, out: Path, per_class: int | None = None, seed: int = 0,
                   progress: bool = True) -> Selection:
     """Up to `per_class` photos of each IN-9 class of `root` (all with None; a seeded draw otherwise), each decoded
@@ -114,4 +128,4 @@ def select_photos(root: Path, out: Path, per_class: int | None = None, seed: int
     return selection
 
 
-__all__ = ["Selection", "SELECTION", "photo_classes", "select_photos"]
+__all__ = ["Selection", "SELECTION", "photo_classes", "photos_identity", "select_photos"]
