@@ -443,7 +443,8 @@ def gap_words(ran: Study) -> str:
             f"paper's ImageNet models ({low:.1f} to {high:.1f}).")
     if where == "above":
         area = ran.tables["saliency"]["mask area (chance) %"].iloc[0]
-        text += (f" The masks cover {area:.1f}% of a photo on average; a mask that misses part of its object leaves "
+        text += (f" The masks cover {area:.1f}% of a photo on average over the photos Grad-CAM looks at below; a mask "
+                 "that misses part of its object leaves "
                  "that part out of Mixed-Rand and Mixed-Same and in the backgrounds, which would widen the gap, so "
                  "the size of this gap is partly the masks' (their quality against the truth is above).")
     return text
