@@ -115,6 +115,12 @@ class Correctness:
         """Accuracy on every set, per class, the BG-Gap and (with `bootstrap` resamples) their 95% intervals."""
         return summarize(self, bootstrap, seed)
 
+    def report(self, root: Path, split: str = "val", bootstrap: int = 0, seed: int = 0) -> dict:
+        """What `evaluate` records: `summarize`'s accuracies and intervals, and the groups of every mixed set."""
+        from .groups import as_json  # groups reads Correctness: imported here, not at the top (a cycle)
+
+        return {**self.summarize(bootstrap, seed), "groups": as_json(self, root, split)}
+
     def pooled(self, others: list[Correctness]) -> Correctness:
         """Each image's share of these models (this one and `others`, seeds of one model) that got it right."""
         models = [self, *others]
@@ -281,10 +287,8 @@ def evaluate(model: torch.nn.Module, root: Path, variants: list[str] | None = No
     """Accuracy on every variant present (or those given), per-class accuracies and the BG-Gap; with
     `bootstrap` resamples, 95% intervals over test images (`ci95`, `bg_gap_ci95`); and the groups of every
     mixed set (`groups`: foreground class x background class, `analyses.groups`)."""
-    from .groups import as_json
-
     scored = correctness(model, root, variants, split, Inference.at(device, precision, batch_size), progress)
-    return {**scored.summarize(bootstrap, seed), "groups": as_json(scored, root, split)}
+    return scored.report(root, split, bootstrap, seed)
 
 
 def format_table(result: dict) -> str:

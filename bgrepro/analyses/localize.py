@@ -108,7 +108,7 @@ class _Run:
         self.cfg, self.progress = cfg, progress
         self.loaded = registry.load(cfg.backbone, arch=cfg.arch, offline=cfg.offline, weights=cfg.weights)
         self.net = self.loaded.trunk(cfg.resnet_stride)
-        named = self.loaded.format in ("imagenet", "self_supervised")
+        named = self.loaded.format in ("imagenet", "packaged", "self_supervised")
         self.estimate_size = cfg.estimate_size or (224 if named else None)
         # class-wise from predictions: the backbone's own classifier labels the images
         self.predicts = cfg.class_wise == "predictions"

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - the book extras are installed with `ma
         return value if display else None
 
 __all__ = ["badge", "claims_figure", "claims_table", "glue", "imagenet_note", "label", "np", "number", "paper", "pd",
-           "plots", "plt", "scale_box", "setup", "show", "studies", "table_html", "verdict_box",
+           "not_run_box", "plots", "plt", "scale_box", "setup", "show", "studies", "table_html", "verdict_box",
            "words_table"]
 
 
@@ -189,6 +189,17 @@ def verdict_box(verdicts: list, profile: Profile, data, synth=None, scale: str |
         f"claims, with the paper's words and the criterion</a></li>" for v in verdicts)
     return HTML(f"<div class='admonition note'><p class='admonition-title'>Verdict at this scale</p><ul>{items}</ul>"
                 f"<p style='font-size:.9em'>{_code(scale or scale_text(profile, data, synth, rps))}</p></div>")
+
+
+def not_run_box(text: str):
+    """The box a chapter shows instead of its results when it has nothing to run on (`text` says what to give it);
+    the book check knows it (`runner.NOT_RUN`) and asks such a page for no figure."""
+    from IPython.display import HTML
+
+    from .runner import NOT_RUN
+
+    return HTML(f"<div class='admonition warning {NOT_RUN}'><p class='admonition-title'>Not run</p>"
+                f"<p>{_code(text)}</p></div>")
 
 
 def scale_box(profile: Profile, data, synth=None):

@@ -30,7 +30,6 @@ from .. import layout, registry
 from ..analyses import finegrained
 from ..analyses.adversarial import budget_sample, challenge, challenge_budget_default, load_challenge_data
 from ..analyses.evaluate import correctness, evaluate, predict
-from ..analyses.groups import as_json as groups_json
 from ..analyses.progress import PROGRESS_VARIANTS
 from ..analyses.rps import RPS, activation_maps, estimate
 from ..analyses.saliency import foreground_share, gradcam
@@ -199,8 +198,7 @@ def pretrained_record(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS, b
         if set(finegrained.VARIANTS_USED) <= set(scored.correct):
             frame = finegrained.correctness_table(scored, cfg["data"])
             table = {"ids": list(frame.index), **{c: frame[c].tolist() for c in frame.columns}}
-        return {"evaluation": {**scored.summarize(cfg["bootstrap"]), "groups": groups_json(scored, cfg["data"], "val")},
-                "finegrained": table}
+        return {"evaluation": scored.report(cfg["data"], "val", cfg["bootstrap"]), "finegrained": table}
 
     return cached("pretrained_eval", {"arch": arch, "data": str(data), "weights": weights_tag, "precision": "fp32",
                                       "bootstrap": bootstrap}, compute)

@@ -29,6 +29,8 @@ TABLE2 = pd.DataFrame(
     },
     index=["imagenet", ORIGINAL, IN9L, ONLY_BG_T, MIXED_SAME, MIXED_RAND, "bg_gap"],
 )
+#: Table 2's ImageNet-pretrained half (the columns without *).
+TABLE2_IMAGENET = TABLE2[[c for c in TABLE2.columns if not c.endswith("*")]]
 
 #: Table 5 of the arXiv text: accuracy (%) of ResNet-50s trained on each set (rows) on each test set (columns), the
 #: values behind Figs. 2 and 5 (the ICLR camera-ready's figures show bars only). None: not given in that text for

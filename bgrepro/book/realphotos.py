@@ -35,7 +35,7 @@ from ..io import read_image
 from ..profiles import get_profile
 from ..registry import PACKAGED, installed_packaged
 from ..variants import MIXED_RAND, MIXED_SAME, ONLY_BG_T, ONLY_FG, ORIGINAL, title
-from . import experiments
+from . import experiments, paper
 from . import verdicts as v
 from .records import Record, cached, config_hash
 from .studies import Study
@@ -209,19 +209,17 @@ def _pct(value: float, pair) -> str:
 def accuracy_table(records: dict[str, Record]) -> pd.DataFrame:
     """Accuracy (%) of each model on each variant and its BG-Gap, each with its 95% bootstrap interval over the
     photos, beside Table 2's ImageNet-pretrained range."""
-    from . import paper
-
-    imagenet = [c for c in paper.TABLE2.columns if not c.endswith("*")]
+    imagenet = paper.TABLE2_IMAGENET
     columns = {}
     for model, record in records.items():
         e = record.metrics["evaluation"]
         cells = {title(r): _pct(e["accuracy"][r], e["ci95"].get(r)) for r in ROWS if r in e["accuracy"]}
         cells["BG-Gap (points)"] = _pct(e["bg_gap"], e["bg_gap_ci95"])
         columns[short(model)] = cells
-    paper_range = {title(r): f"{paper.TABLE2.loc[r, imagenet].min():.1f} to {paper.TABLE2.loc[r, imagenet].max():.1f}"
-                   for r in ROWS if r in paper.TABLE2.index}
-    paper_range["BG-Gap (points)"] = (f"{paper.TABLE2.loc['bg_gap', imagenet].min():.1f} to "
-                                      f"{paper.TABLE2.loc['bg_gap', imagenet].max():.1f}")
+    paper_range = {title(r): f"{imagenet.loc[r].min():.1f} to {imagenet.loc[r].max():.1f}"
+                   for r in ROWS if r in imagenet.index}
+    paper_range["BG-Gap (points)"] = (f"{imagenet.loc['bg_gap'].min():.1f} to "
+                                      f"{imagenet.loc['bg_gap'].max():.1f}")
     columns["paper, ImageNet models (Table 2)"] = paper_range
     return pd.DataFrame(columns)
 
@@ -341,15 +339,13 @@ def mask_quality(photos: PhotoSet, truth: Path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------- verdicts
-def verdicts(photos: PhotoSet, models: tuple[str, ...], profile: str | None = None, truth: Path | None = None,
-             progress: bool = True) -> list[v.Verdict]:
-    """Every claim that applies to ImageNet-pretrained models, judged on the photos by its `verdicts.CLAIMS`
-    criterion, one model at a time (the model's name opens each reason): claims 2, 3 and 5 per model with
-    intervals over photos, claim 6 across the models, RPS on the true-mask photos."""
-    data = photos.data
-    chance = 100 / len(layout.class_folders(data))
-    records = model_records(data, models)
-    results = challenges(data, models, profile, progress)
+def verdicts(photos: PhotoSet, records: dict[str, Record], results: dict, truth: Path | None = None
+             ) -> list[v.Verdict]:
+    """Every claim that applies to ImageNet-pretrained models, judged on the photos (the models' records and
+    challenges) by its `verdicts.CLAIMS` criterion, one model at a time (the model's name opens each reason):
+    claims 2, 3 and 5 per model with intervals over photos, claim 6 across the models, RPS on the true-mask
+    photos."""
+    chance = 100 / len(layout.class_folders(photos.data))
     out = []
     for model, record in records.items():
         e = record.metrics["evaluation"]
@@ -416,9 +412,10 @@ def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, p
     truth = SHARED / "masked-pets-birds"
     truth = truth if truth.is_dir() else None
     records = model_records(photos.data, models)
-    judged = verdicts(photos, models, profile, truth, progress)
+    results = challenges(photos.data, models, profile, progress)
+    judged = verdicts(photos, records, results, truth)
     tables = {"accuracy": accuracy_table(records), "accuracy numbers": accuracy_numbers(records),
-              "challenge": challenge_table(challenges(photos.data, models, profile, progress)),
+              "challenge": challenge_table(results),
               "fine-grained": finegrained_table(records), "saliency": saliency_table(photos.data, models, progress)}
     if truth is not None:
         tables["mask quality"] = mask_quality(photos, truth)
@@ -432,10 +429,8 @@ def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, p
 def gap_words(ran: Study) -> str:
     """Where the models' BG-Gaps lie against the paper's ImageNet range (Table 2), in one sentence, with what a mask
     smaller than its object would do to them."""
-    from . import paper
-
-    imagenet = [c for c in paper.TABLE2.columns if not c.endswith("*")]
-    low, high = (float(f(paper.TABLE2.loc["bg_gap", imagenet])) for f in (np.min, np.max))
+    imagenet = paper.TABLE2_IMAGENET
+    low, high = (float(f(imagenet.loc["bg_gap"])) for f in (np.min, np.max))
     gaps = [100 * r.metrics["evaluation"]["bg_gap"] for r in ran.records["records"].values()]
     where = ("above" if min(gaps) > high else "below" if max(gaps) < low else
              "within" if low <= min(gaps) and max(gaps) <= high else "partly within")
@@ -503,9 +498,7 @@ def accuracy_figure(ran: Study):
     """Each model's accuracy on every variant with its 95% bootstrap interval, beside Table 2's ImageNet range."""
     import matplotlib.pyplot as plt
 
-    from . import paper
-
-    imagenet = [c for c in paper.TABLE2.columns if not c.endswith("*")]
+    imagenet = paper.TABLE2_IMAGENET
     fig, ax = plt.subplots(figsize=(7.5, 3.4))
     records = ran.records["records"]
     width = 0.8 / max(len(records), 1)
@@ -516,8 +509,8 @@ def accuracy_figure(ran: Study):
         xs = np.arange(len(ROWS)) + (k - (len(records) - 1) / 2) * width
         ax.bar(xs, acc, width, label=short(model), yerr=[acc - ci[:, 0], ci[:, 1] - acc], capsize=2)
     for i, r in enumerate(ROWS):
-        if r in paper.TABLE2.index:
-            lo, hi = paper.TABLE2.loc[r, imagenet].min(), paper.TABLE2.loc[r, imagenet].max()
+        if r in imagenet.index:
+            lo, hi = imagenet.loc[r].min(), imagenet.loc[r].max()
             ax.plot([i - 0.45, i + 0.45], [lo, lo], color="k", lw=1)
             ax.plot([i - 0.45, i + 0.45], [hi, hi], color="k", lw=1, label="paper's range" if i == 0 else None)
     ax.set_xticks(range(len(ROWS)), [title(r) for r in ROWS])

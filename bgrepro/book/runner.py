@@ -67,6 +67,8 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
             realphotos: Path | None = None) -> dict[str, float]:
     """Execute the chapters with papermill; returns seconds per chapter (0 for an unchanged one). `realphotos`: the
     real-photo chapter's folder of photos (default: the photos beside the checkout, when there)."""
+    import jupytext
+
     out = out or notebooks_dir(profile)
     out.mkdir(parents=True, exist_ok=True)
     parameters = {"profile": profile, "data": str(data), "synth": str(synth), "seed": seed,
@@ -76,8 +78,6 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
         source = book / f"{name}.md"
         if not source.exists():
             raise FileNotFoundError(f"{source}: chapter not found")
-        import jupytext
-
         takes = {k: v for k, v in parameters.items() if k in declared(jupytext.read(source))}
         target, stamp = out / f"{name}.ipynb", out / f".{name}.sha256"
         digest = _digest(source, takes)
@@ -170,6 +170,9 @@ def build_site(profile: str, executed: Path | None = None, book: Path = BOOK, ou
     return output / "_build" / "html"
 
 
+#: The class of the box a chapter shows instead of its results when it has nothing to run on (the real-photo
+#: chapter without photos): such a page has no figure to show.
+NOT_RUN = "chapter-not-run"
 TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Error\w*: .*\n.*File \"")
 
 
@@ -197,7 +200,7 @@ def page_problems(page: str, html_text: str, measured: str | None = None) -> lis
     where a number is missing (an em dash is), a Python traceback, a table wider than the page."""
     problems = []
     images = re.findall(r'<img[^>]+src="[^"]*_images/', html_text)
-    if not images:
+    if not images and NOT_RUN not in html_text:
         problems.append(f"{page}: no figure")
     captioned = sum(len(re.findall(r'<img[^>]+src="[^"]*_images/', block))
                     for block in re.findall(r"<figure\b.*?</figure>", html_text, re.S)

@@ -121,7 +121,10 @@ def select_photos(root: Path, out: Path, per_class: int | None = None, seed: int
                 continue
             link = target / f"{path.parent.name}_{path.name}" if path.parent.name != name else target / path.name
             if not link.is_symlink():
-                os.symlink(path, link)
+                try:
+                    os.symlink(path, link)
+                except FileExistsError:  # a second run into the same selection linked it first
+                    pass
             kept += 1
         selection.chosen[name] = kept
     atomic_write_text(done, json.dumps(selection.to_json(), indent=1) + "\n")

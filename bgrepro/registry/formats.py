@@ -683,8 +683,9 @@ def _detect(probe: Probe) -> Format:
     if not probe.path.exists():
         if "/" not in probe.spec and not probe.path.suffix:
             raise ValueError(f"unknown architecture {probe.spec!r}: neither a model file nor a torchvision or timm "
-                             f"architecture (e.g. {', '.join(list(TORCHVISION_ARCHS)[:4])}) nor a self-supervised "
-                             f"backbone ({', '.join(SELF_SUPERVISED)})")
+                             f"architecture (e.g. {', '.join(list(TORCHVISION_ARCHS)[:4])}) nor a packaged ImageNet "
+                             f"model ({', '.join(PACKAGED)}) nor a self-supervised backbone "
+                             f"({', '.join(SELF_SUPERVISED)})")
         raise FileNotFoundError(f"{probe.path}: model file not found")
     raise ValueError(f"{probe.path}: not a model file bgrepro reads (a bgrepro or official checkpoint, a state dict, "
                      "TorchScript, torch.export, ONNX or a Hugging Face folder)")
