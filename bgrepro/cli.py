@@ -9,8 +9,10 @@ import json
 import logging
 import math
 import os
+import signal
 import sys
 import time
+import warnings
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -656,6 +658,8 @@ def _run_localize(args: argparse.Namespace) -> int:
             value = ", ".join(f"{k} {v:.2f}" for k, v in value.items() if isinstance(v, float))
         elif isinstance(value, float):
             value = f"{value:.2f}"
+        elif key == "not_read":  # every entry named, as build's rejections.csv names them
+            value = f"{len(value)} entries that are not images" + "".join(f"\n  {line}" for line in value)
         print(f"{key:<16}{value}")
     return 0
 
@@ -842,14 +846,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     from .distributed import PEER_GONE, Stopped, active, finish, peer_gone, rank_label
 
+    # a class or file name in a script the figures' font lacks (an emoji) is drawn as a box, not warned of per glyph
+    warnings.filterwarnings("ignore", message=r"Glyph \d+ .*missing from", category=UserWarning)
     if args.processes and args.processes > 1 and not active():
         argv = list(sys.argv[1:] if argv is None else argv)
         return _launch(args.processes, argv[argv.index(args.command):])  # the command and its options
     code = 2
+    if active():  # the launcher ends the other ranks with SIGTERM when one fails: clean up as after an error
+        signal.signal(signal.SIGTERM, _stopped_by_launcher)
     try:
         code = args.func(args)
         return code
-    except Stopped:  # under torchrun: rank 0 stopped with an error and said it
+    except Stopped:  # under torchrun: rank 0 stopped with an error and said it, or the launcher ended this rank
         return 2
     except KeyboardInterrupt:
         print(f"bgrepro {args.command}: interrupted; run the same command again to resume", file=sys.stderr)
@@ -871,6 +879,17 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         finish(code == 0)
+
+
+def _stopped_by_launcher(signum, frame) -> None:
+    """SIGTERM under several processes (torchrun's launcher ending the ranks once one has failed) as an error of
+    the run, so that its output's staging folder and lock are cleaned up as after bad input. Ignored while this
+    rank is already handling an error (its cleanup is under way and must not be cut short)."""
+    from .distributed import Stopped
+
+    if sys.exc_info()[0] is None:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise Stopped("another process of this run stopped")
 
 
 def _launch(processes: int, command: list[str]) -> int:

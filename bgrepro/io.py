@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import math
 import os
 import re
+import shutil
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -41,22 +43,49 @@ def strict_json(value):
     return value
 
 
+#: The errors of a folder that cannot be written into (no permission, a read-only file system).
+_NOT_WRITABLE = (errno.EACCES, errno.EPERM, errno.EROFS)
+#: What torch's archive writer says when a write came up short (it raises RuntimeError, not OSError).
+_SHORT_WRITE = ("unexpected pos", "file write failed", "PytorchStreamWriter failed")
+
+
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Run `write(tmp)` on a temporary file beside `path`, then rename it into place."""
+    """Run `write(tmp)` on a temporary file beside `path`, then rename it into place. A folder that cannot be
+    written into and a full disk are errors that name `path`, never the hidden temporary file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".part", dir=path.parent)
-    except PermissionError:  # named by the folder and the file meant, not by the hidden temporary name
-        raise PermissionError(f"{path.parent}: folder is not writable (writing {path.name})") from None
+    except OSError as err:
+        if err.errno in _NOT_WRITABLE:  # named by the folder and the file meant, not by the hidden temporary name
+            raise PermissionError(f"{path.parent}: folder is not writable (writing {path.name})") from None
+        raise _named(err, path) from None
     os.close(fd)
     os.chmod(tmp, 0o666 & ~_UMASK)  # as a plain open() would create it (mkstemp makes 0600)
     try:
         write(Path(tmp))
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as err:
+        full = isinstance(err, RuntimeError) and any(s in str(err) for s in _SHORT_WRITE) and _disk_full(tmp)
         Path(tmp).unlink(missing_ok=True)
+        if full:
+            raise OSError(errno.ENOSPC, "No space left on device", str(path)) from None
+        if isinstance(err, OSError) and err.errno is not None and err.filename in (tmp, None):
+            raise _named(err, path) from None
         raise
+
+
+def _named(err: OSError, path: Path) -> OSError:
+    """The same error, naming the file meant instead of its temporary name."""
+    return type(err)(err.errno, err.strerror or str(err), str(path))
+
+
+def _disk_full(tmp: str) -> bool:
+    """Whether the file system of `tmp` has (next to) no room left: what a short write there means."""
+    try:
+        return shutil.disk_usage(Path(tmp).parent).free < (1 << 20)
+    except OSError:
+        return False
 
 
 def _read_umask() -> int:

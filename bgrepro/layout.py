@@ -19,6 +19,7 @@ import hashlib
 import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import in9
@@ -120,36 +121,93 @@ def data_identity(root: Path | str | None) -> str | None:
     return None
 
 
-def images_in(folder: Path, recursive: bool = False) -> list[Path]:
-    """Image files of a folder (and, with `recursive`, of its subfolders), sorted."""
-    folder = Path(folder)
-    files = folder.rglob("*") if recursive else folder.iterdir()
-    return sorted(p for p in files if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES and not hidden(p, folder))
-
-
-#: Why an entry among the photos is not read (the reason codes of `unused_entries`, in rejections.csv).
+#: Why an entry among the photos is not read (the reason codes of `scan`, in rejections.csv).
 UNUSED_REASONS = {"not_an_image": "a file of a format bgrepro does not read as a photo",
-                  "not_a_file": "not a regular file (a FIFO, a device, a socket or a broken link)",
+                  "not_a_file": "not a regular file (a FIFO, a device, a socket, a broken link or a link loop)",
                   "subfolder": "a folder inside a class folder (its contents are not read)",
                   "not_in_a_class": "a file beside the class folders, not in one"}
 
 
-def unused_entries(folder: Path) -> list[tuple[Path, str, str]]:
-    """The visible entries of a folder of photos that `images_in` does not return, each with its reason code
-    (`UNUSED_REASONS`) and what it is in words, so that nothing is skipped without a word. Hidden entries are
-    never data and are not listed."""
-    out = []
-    for path in sorted(Path(folder).iterdir()):
-        if path.name.startswith("."):
-            continue
-        if path.is_dir():
-            out.append((path, "subfolder", UNUSED_REASONS["subfolder"]))
-        elif not path.is_file():
-            out.append((path, "not_a_file", UNUSED_REASONS["not_a_file"]))
-        elif path.suffix.lower() not in IMAGE_SUFFIXES:
-            out.append((path, "not_an_image", f"{path.suffix or 'no extension'}: not a format bgrepro reads as a "
-                        f"photo ({', '.join(IMAGE_SUFFIXES)}); convert it to PNG or JPEG"))
-    return out
+@dataclass(frozen=True)
+class Unread:
+    """A visible entry among the photos that is not read as an image: its path, reason code (`UNUSED_REASONS`)
+    and what it is in words."""
+
+    path: Path
+    reason: str
+    detail: str
+
+    def line(self) -> str:
+        """The entry as one line for the user: its path and what it is."""
+        return f"{self.path}: {self.detail}"
+
+
+@dataclass(frozen=True)
+class Scan:
+    """What one look at a folder of photos found: the image files, sorted, and every other visible entry with
+    why it is not read, so that nothing a user put there is skipped without a word."""
+
+    images: list[Path]
+    unread: list[Unread]
+
+    def strict(self) -> list[Path]:
+        """The images, or one error naming the first entry that is not read (and how many more there are)."""
+        if self.unread:
+            first, more = self.unread[0], len(self.unread) - 1
+            raise ValueError(f"{first.line()}{f' (and {more} more such entries)' if more else ''}; a folder of "
+                             "images holds only readable images: remove it or move it away")
+        return self.images
+
+
+def _entry(path: Path) -> tuple[str, str] | None:
+    """(reason, detail) of an entry that is not an image file, None for an image file. A link is followed: a
+    broken link or a link loop is not a file."""
+    if path.is_dir():
+        return "subfolder", UNUSED_REASONS["subfolder"]
+    if not path.is_file():
+        what = ("a broken link or a link loop" if path.is_symlink()
+                else "not a regular file (a FIFO, a device or a socket)")
+        return "not_a_file", f"{what}; it cannot be read as a photo"
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return "not_an_image", (f"{path.suffix or 'no extension'}: not a format bgrepro reads as a photo "
+                                f"({', '.join(IMAGE_SUFFIXES)}); convert it to PNG or JPEG")
+    return None
+
+
+def scan(folder: Path, recursive: bool = False) -> Scan:
+    """The image files of a folder (and, with `recursive`, of its subfolders; links to folders are not walked)
+    and every other visible entry with its reason. Hidden entries (`hidden`) are never data and are not listed."""
+    folder = Path(folder)
+    if recursive:
+        entries = []
+        for top, dirs, files in os.walk(folder):
+            dirs[:] = [d for d in dirs if not d.startswith(".")]
+            entries += [Path(top) / name for name in files if not name.startswith(".")]
+            entries += [Path(top) / d for d in dirs if (Path(top) / d).is_symlink()]  # not walked, so not read
+    else:
+        entries = [p for p in folder.iterdir() if not p.name.startswith(".")]
+    images, unread = [], []
+    for path in sorted(entries):
+        why = _entry(path)
+        if why is None:
+            images.append(path)
+        else:
+            unread.append(Unread(path, *why))
+    return Scan(images, unread)
+
+
+def beside_classes(folder: Path) -> list[Unread]:
+    """The visible entries of a folder of class folders that are not folders (a photo or a note beside the
+    classes, a broken link): not in any class, so not read."""
+    return [Unread(p, "not_in_a_class", UNUSED_REASONS["not_in_a_class"]) for p in sorted(Path(folder).iterdir())
+            if not p.name.startswith(".") and not p.is_dir()]
+
+
+def images_in(folder: Path, recursive: bool = False) -> list[Path]:
+    """The image files of a folder (and, with `recursive`, of its subfolders), sorted; one error naming an entry
+    that is not a readable image file (a broken link, a folder named like a photo, a text file), since a result
+    computed on fewer images than the folder holds must not pass without a word. `scan` lists them instead."""
+    return scan(folder, recursive).strict()
 
 
 def hidden(path: Path, root: Path) -> bool:

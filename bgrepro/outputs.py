@@ -313,12 +313,23 @@ def files_under(folder: Path) -> set[str]:
     return {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() or p.is_symlink()}
 
 
+#: bgrepro's own working entries inside an output (a part's staging folder or lock, a replaced or set-aside copy)
+#: that a killed run may leave: never taken for a user's files.
+_WORKING = re.compile(r"^\.(.+\.partial|.+\.replaced(-\d+)?|.+" + re.escape(LOCK_SUFFIX) + r"|bgrepro-previous)$")
+
+
+def working_entry(rel: str) -> bool:
+    """Whether a path inside an output lies in one of bgrepro's working entries (`_WORKING`)."""
+    return any(_WORKING.match(part) for part in rel.split("/"))
+
+
 def user_files(folder: Path) -> set[str]:
     """Files in a bgrepro output folder that bgrepro did not write there (a user's notes, say)."""
     owned = owned_files(folder)
     if owned is None:  # no list (deleted, or never written): nothing can be told apart, so all is the user's
         owned = set()
-    return {f for f in files_under(folder) - owned if f not in (layout.OWNED, layout.MARKER)}
+    return {f for f in files_under(folder) - owned
+            if f not in (layout.OWNED, layout.MARKER) and not working_entry(f)}
 
 
 def record_owned(folder: Path, keep_out: set[str] = frozenset()) -> None:
@@ -382,6 +393,10 @@ def staged_output(out: Path | str, command: str, args: dict, *, inputs: dict | N
     output are carried into its replacement (`replace_with`). A symlinked `out` is its target. `record`, if
     given, is a file name under which the arguments are also written for people (build.json, synth.json)."""
     check_location(out, option)
+    if os.path.ismount(_resolved(out)):  # checked before any work: the finished output could not be moved there
+        raise ValueError(f"{option} {out}: is a mount point, and this output is written beside its place and moved in "
+                         f"once complete, which a mount point does not allow; give a folder inside it (e.g. {option} "
+                         f"{Path(out) / 'bgrepro-out'})")
     out = _resolved(out)
     inputs = inputs or {}
     with locked(out):
@@ -478,7 +493,7 @@ def set_aside(folder: Path, names: Iterable[str], owned: set[str] | None = None)
     kept = []
     if owned is not None:
         for rel in sorted(files_under(aside)):
-            if rel not in owned:  # the user's: back where it was, unless the new output took the place
+            if rel not in owned and not working_entry(rel):  # the user's: back, unless the new output is there
                 target = folder / rel
                 if os.path.lexists(target) or any(p.is_file() for p in target.parents if p != folder and
                                                   folder in p.parents):

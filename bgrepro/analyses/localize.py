@@ -192,6 +192,10 @@ def localize_dataset(cfg: LocalizeConfig, progress: bool = True) -> dict:
     official = layout.variant_dir(cfg.data, ORIGINAL).is_dir()
     if official:
         run.scores(rps, summary)
+    else:  # a plain folder of photos: what in it is not an image is named (a dataset's listing refuses it instead)
+        folders = dict.fromkeys(Path(f) for f in (cfg.data, cfg.estimate_on) if f is not None)
+        summary["not_read"] = [u.line() for f in folders if not layout.variant_dir(f, ORIGINAL).is_dir()
+                               for u in layout.scan(f, recursive=True).unread]
     if cfg.write_masks_to:
         root = layout.variant_dir(cfg.data, ORIGINAL) if official else Path(cfg.data)
         side = cfg.size or (_dataset_images(Path(cfg.data), cfg.split, None, False)[0].shape[-1] if official else 224)

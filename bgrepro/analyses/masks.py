@@ -9,17 +9,17 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .. import distributed
+from .. import distributed, layout
 from ..data.composite import REFINEMENTS, grabcut_mask
-from ..data.sources import images_in
 from ..io import covers_image, mask_box, read_image, save_mask
 from .rps import RPS, _maps
 from .wsol import masks_from_maps
 
 
 def folder_images(root: Path, size: int, progress: bool = False) -> tuple[torch.Tensor, list[Path]]:
-    """Every image under a folder, resized to size x size (uint8 (N, 3, size, size)), and their paths."""
-    files = images_in(root, recursive=True)
+    """Every image under a folder, resized to size x size (uint8 (N, 3, size, size)), and their paths (the entries
+    that are not images are for the caller to name: `layout.scan`)."""
+    files = layout.scan(root, recursive=True).images
     if not files:
         raise FileNotFoundError(f"{root}: no images")
     return images_at(files, size, progress), files
@@ -71,7 +71,8 @@ def write_masks(net: torch.nn.Module, rps: RPS, image_root: Path, out: Path, siz
     if refine not in REFINEMENTS:
         raise ValueError(f"`refine` must be one of {', '.join(REFINEMENTS)}, got {refine!r}")
     image_root, out = Path(image_root), Path(out)
-    files = [p for p in images_in(image_root, recursive=True) if out not in p.parents]
+    # the entries that are not images are the caller's to name (`layout.scan`)
+    files = [p for p in layout.scan(image_root, recursive=True).images if out not in p.parents]
     if not files:
         raise FileNotFoundError(f"{image_root}: no images")
     target = lambda path: out / path.relative_to(image_root).with_suffix(".npy")  # noqa: E731

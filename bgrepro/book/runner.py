@@ -93,6 +93,10 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
     return timings
 
 
+class ChapterFailed(RuntimeError):
+    """A chapter's cell raised: said in one line that names the cell, the error and the executed notebook."""
+
+
 def _run_chapter(source: Path, out: Path, parameters: dict) -> Path:
     """One chapter executed by papermill into a hidden notebook beside its target (returned): its code one click
     away on the page, the parameters that ran shown collapsed, the parameters cell itself removed."""
@@ -118,7 +122,7 @@ def _run_chapter(source: Path, out: Path, parameters: dict) -> Path:
                                    cwd=str(Path.cwd()), progress_bar=False, log_output=False,
                                    execution_timeout=3600)
     except papermill.PapermillExecutionError as err:
-        raise RuntimeError(f"{source}: chapter failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
+        raise ChapterFailed(f"{source}: chapter failed in cell {err.exec_count}: {err.ename}: {err.evalue} "
                            f"(the executed notebook with the traceback is {partial})") from None
     finally:
         raw.unlink(missing_ok=True)
@@ -281,16 +285,20 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     if args.command == "run":
         if args.realphotos is not None:  # checked before any chapter runs: one line, exit 2
-            from ..data.photos import photo_classes
+            from ..data.photos import check_photos
 
             try:
-                photo_classes(args.realphotos)
+                check_photos(args.realphotos)
             except (FileNotFoundError, ValueError) as err:
                 print(f"python -m bgrepro.book run: --realphotos {err}", file=sys.stderr)
                 return 2
         t0 = time.perf_counter()
-        timings = execute(args.profile, args.data, args.synth, args.seed, tuple(args.chapters.split(",")),
-                          realphotos=args.realphotos or None)
+        try:
+            timings = execute(args.profile, args.data, args.synth, args.seed, tuple(args.chapters.split(",")),
+                              realphotos=args.realphotos or None)
+        except ChapterFailed as err:  # one line; the traceback is in the executed notebook it names
+            print(f"python -m bgrepro.book run: error: {' '.join(str(err).split())}", file=sys.stderr)
+            return 2
         for name, seconds in timings.items():
             print(f"  {name:<22}{'unchanged' if seconds == 0 else f'{seconds:.1f} s'}")
         print(f"[book] executed in {time.perf_counter() - t0:.1f} s")

@@ -237,6 +237,14 @@ def build(
     if not records:
         raise ValueError("the source has no images in the chosen splits")
     variants = (ORIGINAL, *[v for v in variants if v != ORIGINAL])  # the base of every other variant
+    if any(v in V.MIXED for v in variants):  # Mixed-Same and Mixed-Next draw from every class of every split
+        have = {(r.split, r.label) for r in records}
+        empty = next(((s, c) for s in splits for c in range(len(source.classes)) if (s, c) not in have), None)
+        if empty is not None:
+            split, label = empty
+            raise ValueError(f"{source.class_folder(split, label)}: no image in this class folder (split {split!r}); "
+                             "the mixed variants need images of every class in every split: add photos of "
+                             f"{source.classes[label]!r} or remove its folder")
     if not source.foregrounds and variants != (ORIGINAL,):
         raise ValueError(f"{source.describe().get('root', 'the source')}: its images have no foreground (IN-9L), so "
                          f"only the original variant can be built, not {', '.join(variants[1:])}")

@@ -80,6 +80,8 @@ def list_variant(root: Path, variant: str, split: str, classes: tuple[str, ...] 
     dataset's classes (its sorted class folders, or `classes`)."""
     classes = classes or layout.class_folders(root)
     base = layout.split_dir(root, variant, split)
+    if base.is_dir():
+        layout.Scan([], layout.beside_classes(base)).strict()  # a file beside the class folders is not read
     items = [(p, label) for label, folder in class_dirs(base, classes, allow_missing=True)
              for p in layout.images_in(folder)]
     if not items:

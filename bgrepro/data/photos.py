@@ -2,7 +2,9 @@
 number of photos per class from an ImageNet-style folder (IN-9's class folders, `00_dog` ... `08_fish`, or
 ImageNet's synset folders, `n02085620` ..., each mapped to its IN-9 class by the WordNet ancestry of `in9`),
 checks that each one decodes, and links the readable ones into `<out>/<IN-9 class>/`. A photo that does not
-decode is named in the selection's rejections and counted, never fatal; the user's folder is only read.
+decode, and every other entry of a class folder that is not a photo (a broken link, a text file, a subfolder), is
+named in the selection's rejections and counted among the folder's entries, never fatal; the user's folder is only
+read.
 """
 
 from __future__ import annotations
@@ -73,15 +75,37 @@ def photo_classes(root: Path) -> dict[int, list[Path]]:
 
 def photos_identity(root: Path) -> str:
     """What a photo folder holds, as far as the real-photo chapter reads it: every image of its IN-9 class or synset
-    folders (links followed) by path, size and modification time, hashed."""
+    folders (links followed) by path, size and modification time, and every entry it cannot read by path, hashed."""
     digest, count = hashlib.sha256(), 0
     for label, folders in sorted(photo_classes(root).items()):
         for folder in folders:
-            for path in layout.images_in(folder):
+            listing = layout.scan(folder)
+            for path in listing.images:
                 st = path.stat()
                 digest.update(f"{label}/{folder.name}/{path.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
                 count += 1
+            for entry in listing.unread:
+                digest.update(f"{label}/{folder.name}/{entry.path.name}:{entry.reason}\n".encode())
+                count += 1
     return f"photos:{digest.hexdigest()}:{count}"
+
+
+def check_photos(root: Path) -> None:
+    """One error unless the folder holds a photo of IN-9's classes that decodes (the first one that does ends the
+    look, so a good folder costs one decode): what the real-photo chapter checks before it runs."""
+    unread = 0
+    for folders in photo_classes(root).values():
+        for folder in folders:
+            listing = layout.scan(folder)
+            unread += len(listing.unread)
+            for path in listing.images:
+                try:
+                    read_image(path)
+                    return
+                except (ValueError, OSError, MemoryError):
+                    unread += 1
+    raise ValueError(f"{root}: no readable photo in its IN-9 class or synset folders (what they hold: {unread} "
+                     "unreadable entries); give a folder with photos of IN-9's classes")
 
 
 def select_photos(root: Path, out: Path, per_class: int | None = None, seed: int = 0,
@@ -102,9 +126,12 @@ def select_photos(root: Path, out: Path, per_class: int | None = None, seed: int
     selection = Selection(str(root), per_class, seed, other_synsets=synsets)
     plan = []
     for label in sorted(by_class):
-        files = sorted(f for folder in by_class[label] for f in layout.images_in(folder))
+        listings = [layout.scan(folder) for folder in by_class[label]]
+        files = sorted(f for listing in listings for f in listing.images)
+        selection.rejected += [{"path": str(u.path), "class": CLASS_FOLDERS[label], "reason": u.reason,
+                                "detail": u.line()} for listing in listings for u in listing.unread]
         random.Random(f"{seed}/{CLASS_FOLDERS[label]}").shuffle(files)
-        selection.available[CLASS_FOLDERS[label]] = len(files)
+        selection.available[CLASS_FOLDERS[label]] = len(files) + sum(len(x.unread) for x in listings)
         plan.append((label, files))
     for label, files in plan:
         name, kept = CLASS_FOLDERS[label], 0
@@ -131,4 +158,4 @@ def select_photos(root: Path, out: Path, per_class: int | None = None, seed: int
     return selection
 
 
-__all__ = ["Selection", "SELECTION", "photo_classes", "photos_identity", "select_photos"]
+__all__ = ["Selection", "SELECTION", "check_photos", "photo_classes", "photos_identity", "select_photos"]

@@ -27,6 +27,7 @@ import numpy as np
 from .. import layout
 from ..in9 import CLASS_FOLDERS, WNID_TO_IN9
 from ..io import covers_image, mask_box, read_image, read_mask, read_table
+from ..layout import Scan
 from ..variants import IN9L, ORIGINAL
 from . import composite
 from .synth import read_annotations
@@ -142,6 +143,10 @@ class Source:
         """Every image of a split, in a fixed order."""
         raise NotImplementedError
 
+    def class_folder(self, split: str, label: int) -> Path:
+        """Where the images of a class and split are (for messages): the source's folder unless it says more."""
+        return Path(getattr(self, "root", ".")) / split / self.classes[label]
+
     def skipped(self) -> list[dict]:
         """What among the source's files is not an image it reads, each as a rejection (split, id, label, path,
         reason, detail): nothing a user put among the photos is left out without a word."""
@@ -218,6 +223,9 @@ class IN9Source(Source):
 
     def splits(self) -> list[str]:
         return [s for s in SPLITS if layout.split_dir(self.root, self.variant, s).is_dir()]
+
+    def class_folder(self, split: str, label: int) -> Path:
+        return layout.split_dir(self.root, self.variant, split) / self.classes[label]
 
     def records(self, split: str) -> list[Record]:
         out = []
@@ -444,10 +452,11 @@ class ImageNetSource(_PhotoSource):
 
     def records(self, split: str) -> list[Record]:
         split_dir = self.root / split
-        flat = images_in(split_dir)
-        if flat:
-            out = self._flat_records(split, flat)
+        listing = layout.scan(split_dir)
+        if listing.images:
+            out = self._flat_records(split, listing.strict())
         else:
+            Scan([], layout.beside_classes(split_dir)).strict()  # nothing beside the class folders
             out = [Record(split, path.stem, label, path,
                           boxes_path=None if self.in9l else self._xml(split, folder.name, path.stem))
                    for label, folder in self._class_map(split_dir) for path in images_in(folder)]
@@ -526,7 +535,7 @@ class FolderSource(_PhotoSource):
 
     def _split_dirs(self) -> dict[str, Path]:
         def is_split(folder: Path) -> bool:  # holds class folders, not images: a class named `train` stays one
-            return folder.is_dir() and not images_in(folder) and any(p.is_dir() and not p.name.startswith(".")
+            return folder.is_dir() and not layout.scan(folder).images and any(p.is_dir() and not p.name.startswith(".")
                                                                      for p in folder.iterdir())
 
         nested = {s: self.root / s for s in SPLITS if is_split(self.root / s)}
@@ -536,7 +545,7 @@ class FolderSource(_PhotoSource):
         """Each image's split: per class, a seeded shuffle of its sorted files, the first share `val`."""
         assigned = {}
         for _, folder in class_dirs(self.root, self.classes):
-            files = images_in(folder)
+            files = layout.scan(folder).images  # the rest is named by `skipped`
             random.Random(f"{self.split_seed}/{folder.name}").shuffle(files)
             # at least two a side where the class has four (Mixed-Same pairs images of one class), else one
             least = 2 if len(files) >= 4 else 1 if len(files) >= 2 else 0
@@ -580,7 +589,7 @@ class FolderSource(_PhotoSource):
         nested = split_dir != self.root
         out = []
         for label, folder in class_dirs(split_dir, self.classes):
-            for path in images_in(folder):
+            for path in layout.scan(folder).images:  # the rest is named by `skipped`
                 if self._assigned is not None and self._assigned[path] != split:
                     continue
                 rel = path.relative_to(self.root)
@@ -596,16 +605,17 @@ class FolderSource(_PhotoSource):
                     out.append(Record(split, path.stem, label, path, boxes=tuple(boxes)))
         return _check_unique(out)
 
+    def class_folder(self, split: str, label: int) -> Path:
+        base = self.root if self._assigned is not None else self._split_dirs().get(split, self.root / split)
+        return base / self.classes[label]
+
     def skipped(self) -> list[dict]:
         nested = self._assigned is None and self._split_dirs() != {"val": self.root}
         out = []
         for split, split_dir in (self._split_dirs().items() if nested else [("", self.root)]):
-            for path in sorted(split_dir.iterdir()):
-                if not path.name.startswith(".") and not path.is_dir():
-                    out.append(_unused(split, "", path, "not_in_a_class", layout.UNUSED_REASONS["not_in_a_class"]))
+            out += [_unused(split, "", u.path, u.reason, u.detail) for u in layout.beside_classes(split_dir)]
             for label, folder in class_dirs(split_dir, self.classes, allow_missing=True):
-                out += [_unused(split, label, path, reason, detail)
-                        for path, reason, detail in layout.unused_entries(folder)]
+                out += [_unused(split, label, u.path, u.reason, u.detail) for u in layout.scan(folder).unread]
         if nested:  # beside train/ and val/
             out += [_unused("", "", path, "not_in_a_class", layout.UNUSED_REASONS["not_in_a_class"])
                     for path in sorted(self.root.iterdir())

@@ -6,6 +6,7 @@ downloaded into them unless offline, or from the Python packages that ship them 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,7 +83,9 @@ def installed_packaged() -> tuple[str, ...]:
 def read_torch(path: Path, what: str = "checkpoint", map_location="cpu"):
     """A torch file read as plain data only (`weights_only=True`): no file the tool reads can run code."""
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's notes on a file's pickle protocol: the one line below says it all
+            warnings.simplefilter("ignore", UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: {what} not found") from None
     except Exception as err:  # noqa: BLE001 - torch raises many kinds for a bad or hostile file
