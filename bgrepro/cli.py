@@ -349,8 +349,8 @@ def _add_model_args(p) -> None:
 
     p.add_argument("--data", type=Path, required=True)
     p.add_argument("--checkpoint", type=Path, help="the model, in any format (read from the file): a bgrepro or "
-                   "official checkpoint, a state dict (with --arch), TorchScript, torch.export (.pt2), ONNX, or a "
-                   "Hugging Face folder or hub id")
+                   "official checkpoint, a state dict (with --arch), TorchScript, torch.export (.pt2), ONNX, TFLite, "
+                   "or a Hugging Face folder or hub id")
     p.add_argument("--arch", help="with --pretrained: an ImageNet architecture (torchvision or timm name); with "
                    "a state dict or an official --checkpoint: its architecture")
     p.add_argument("--classes", type=Path, default=None,

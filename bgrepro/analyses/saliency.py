@@ -35,8 +35,8 @@ def gradcam_layer(model: torch.nn.Module, name: str | None = None, probe: torch.
     input norm of a vision transformer's last block (its tokens are reshaped to the patch grid), or the
     last module with a spatial (N, C, h, w) output."""
     if not reaches_layers(model):
-        raise ValueError("Grad-CAM needs the model's layers and gradients, which this format (ONNX, TorchScript, "
-                         "torch.export, a callable or predictions) does not give; it is skipped")
+        raise ValueError("Grad-CAM needs the model's layers and gradients, which this format (ONNX, TFLite, "
+                         "TorchScript, torch.export, a callable or predictions) does not give; it is skipped")
     core = core_of(model)
     if name:
         modules = dict(core.named_modules())

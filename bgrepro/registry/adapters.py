@@ -9,8 +9,12 @@ batch size); a backbone for RPS is a `Trunk` (normalisation and a feature map: `
 
 from __future__ import annotations
 
+import os
+import sys
+from contextlib import contextmanager
 from pathlib import Path
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -96,10 +100,81 @@ class OnnxNet(nn.Module):
         self.fixed_batch, self.input_size = static_shape(inputs[0].shape)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        import numpy as np
-
         out = self.session.run(None, {self.input_name: x.detach().float().cpu().contiguous().numpy()})[0]
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
+
+
+@contextmanager
+def _quiet_native_stderr():
+    """The process's file descriptor 2 sent to /dev/null for the block: what a native library logs there."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+class TFLiteNet(nn.Module):
+    """A TFLite image classifier run by LiteRT's interpreter (`ai-edge-litert`), as a module from float images in
+    [0, 1] to scores (no gradients). The file's own input parameters say what it takes: a quantised (uint8 or
+    int8) input takes the pixels themselves, its quantisation inside the graph, so nothing is normalised outside;
+    quantised scores are dequantised with the output's own scale and zero point. With 1001 outputs the first is
+    TensorFlow's "background" class and is dropped, leaving ImageNet's 1000 in order. One image at a time when
+    the input has a fixed batch of one (as published TFLite classifiers do)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        try:
+            from ai_edge_litert.interpreter import Interpreter
+        except ImportError:
+            raise ValueError(f"{path}: a TFLite model needs LiteRT's interpreter (pip install ai-edge-litert)"
+                             ) from None
+        try:
+            with _quiet_native_stderr():  # its C++ logs ("Created ... XNNPACK delegate"): the error below says it all
+                self.interpreter = Interpreter(model_path=str(path))
+                self.interpreter.allocate_tensors()
+        except Exception as err:  # noqa: BLE001 - LiteRT's own error types (custom operators, a corrupt file)
+            raise ValueError(f"{path}: not a TFLite model this interpreter runs ({first_line(err)})") from None
+        inputs, outputs = self.interpreter.get_input_details(), self.interpreter.get_output_details()
+        shape = tuple(int(d) for d in inputs[0]["shape"]) if len(inputs) == 1 else ()
+        if len(shape) != 4 or shape[3] != 3 or shape[1] != shape[2]:
+            raise ValueError(f"{path}: a TFLite image classifier has one square RGB input (1, H, H, 3); this one has "
+                             f"{[tuple(int(d) for d in i['shape']) for i in inputs]}")
+        out_shape = tuple(int(d) for d in outputs[0]["shape"]) if len(outputs) == 1 else ()
+        if len(out_shape) != 2 or out_shape[1] < 2:
+            raise ValueError(f"{path}: a TFLite image classifier has one output of class scores (1, classes); this "
+                             f"one has {[tuple(int(d) for d in o['shape']) for o in outputs]}")
+        self.input, self.output = inputs[0], outputs[0]
+        self.dtype = np.dtype(self.input["dtype"])
+        if self.dtype not in (np.uint8, np.int8, np.float32):
+            raise ValueError(f"{path}: a TFLite input of type {self.dtype} is not an image (uint8, int8 or float32)")
+        self.input_size = shape[1]
+        #: TensorFlow's classifiers put "background" first: 1001 outputs are ImageNet's 1000 behind it.
+        self.offset = 1 if out_shape[1] == 1001 else 0
+        self.classes = out_shape[1] - self.offset
+
+    @property
+    def quantized(self) -> bool:
+        """Whether the input takes pixels (quantised inside) rather than floats normalised outside."""
+        return self.dtype != np.float32
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        images = x.detach().float().cpu().permute(0, 2, 3, 1).numpy()  # NHWC, as TFLite takes it
+        if self.quantized:
+            pixels = np.clip(np.rint(images * 255), 0, 255)
+            images = (pixels - (128 if self.dtype == np.int8 else 0)).astype(self.dtype)
+        scale, zero = self.output.get("quantization", (0.0, 0))
+        out = np.empty((len(images), self.classes + self.offset), np.float32)
+        for k in range(len(images)):
+            self.interpreter.set_tensor(self.input["index"], images[k:k + 1])
+            self.interpreter.invoke()
+            raw = self.interpreter.get_tensor(self.output["index"])[0].astype(np.float32)
+            out[k] = (raw - zero) * scale if scale else raw
+        return torch.from_numpy(out[:, self.offset:]).to(x.device)
 
 
 def static_shape(shape) -> tuple[int | None, int | None]:
@@ -204,10 +279,10 @@ def core_of(model: nn.Module) -> nn.Module:
 
 
 def reaches_layers(model: nn.Module) -> bool:
-    """Whether Grad-CAM can hook the model's layers (not ONNX, TorchScript, torch.export or a callable)."""
-    return not isinstance(core_of(model), (OnnxNet, CallableNet, Exported, torch.jit.ScriptModule,
+    """Whether Grad-CAM can hook the model's layers (not ONNX, TFLite, TorchScript, torch.export or a callable)."""
+    return not isinstance(core_of(model), (OnnxNet, TFLiteNet, CallableNet, Exported, torch.jit.ScriptModule,
                                            torch.fx.GraphModule))
 
 
-__all__ = ["Prepared", "MappedOutputs", "HFOutput", "OnnxNet", "static_shape", "FixedBatch", "Exported",
+__all__ = ["Prepared", "MappedOutputs", "HFOutput", "OnnxNet", "TFLiteNet", "static_shape", "FixedBatch", "Exported",
            "CallableNet", "Trunk", "ViTTokens", "TimmFeatures", "core_of", "reaches_layers"]

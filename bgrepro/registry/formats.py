@@ -31,6 +31,7 @@ from .adapters import (
     FixedBatch,
     HFOutput,
     OnnxNet,
+    TFLiteNet,
     TimmFeatures,
     Trunk,
     ViTTokens,
@@ -96,7 +97,7 @@ class Probe:
     @cached_property
     def head(self) -> bytes:
         with open(self.path, "rb") as f:
-            return f.read(4)
+            return f.read(8)
 
     @cached_property
     def zip_names(self) -> list[str]:
@@ -306,7 +307,7 @@ class StateDict(Format):
             state = state_dict_of(probe.payload)
         if state is None:
             raise ValueError(f"{path}: not a model file bgrepro reads (a bgrepro or official checkpoint, a state dict, "
-                             "TorchScript, torch.export, ONNX or a Hugging Face folder)")
+                             "TorchScript, torch.export, ONNX, TFLite or a Hugging Face folder)")
         if not options.arch:
             raise ValueError(f"{path}: a plain state dict; name its architecture with `arch` (a torchvision or timm "
                              "name, e.g. resnet50, mobilenetv3_small_050)")
@@ -422,6 +423,29 @@ class Onnx(_Graph):
         except ImportError:
             raise ValueError(f"{probe.path}: an ONNX model needs onnxruntime (pip install onnxruntime)") from None
         return self.model(net, probe.path, net.fixed_batch, net.input_size)
+
+
+class TFLite(_Graph):
+    """A TFLite file (a FlatBuffer whose identifier is `TFL3`), run by LiteRT's interpreter: its input side, its
+    quantisation and its output count are read from the file (`adapters.TFLiteNet`)."""
+
+    name = "tflite"
+
+    def detect(self, probe: Probe) -> bool:
+        return probe.is_file and probe.head[4:8] == b"TFL3"
+
+    def load(self, probe: Probe, options: Options) -> LoadedModel:
+        net = TFLiteNet(probe.path)
+        side = net.input_size
+        if net.quantized:
+            preprocess = Preprocess(side, None, None, "bilinear", f"the file's: {side} px, pixels 0-255 in, its own "
+                                    "input quantisation inside")
+        else:
+            preprocess = Preprocess(side, IMAGENET_MEAN, IMAGENET_STD, "bilinear",
+                                    f"{side} px from the file; ImageNet statistics assumed (a float input)")
+        said = "; the first of its 1001 outputs, background, dropped" if net.offset else ""
+        return LoadedModel(net, probe.path.name, self.name, str(probe.path), None,
+                           replace(preprocess, source=preprocess.source + said), gradients=False)
 
 
 # --------------------------------------------------------------------------------------------- Hugging Face
@@ -665,7 +689,7 @@ class Module(Format):
 
 #: Every format, in the order `load` asks them (a file's own bytes first; names last).
 FORMATS: dict[str, Format] = {f.name: f for f in (
-    BgreproCheckpoint(), OfficialCheckpoint(), Export(), TorchScript(), Onnx(), StateDict(), HuggingFace(),
+    TFLite(), BgreproCheckpoint(), OfficialCheckpoint(), Export(), TorchScript(), Onnx(), StateDict(), HuggingFace(),
     SelfSupervised(), PackagedImageNet(), ImageNet(), Module())}
 
 
@@ -688,7 +712,7 @@ def _detect(probe: Probe) -> Format:
                              f"({', '.join(SELF_SUPERVISED)})")
         raise FileNotFoundError(f"{probe.path}: model file not found")
     raise ValueError(f"{probe.path}: not a model file bgrepro reads (a bgrepro or official checkpoint, a state dict, "
-                     "TorchScript, torch.export, ONNX or a Hugging Face folder)")
+                     "TorchScript, torch.export, ONNX, TFLite or a Hugging Face folder)")
 
 
 def load(spec: str | Path, arch: str | None = None, offline: bool = False, weights: Path | None = None,
