@@ -50,7 +50,7 @@ class Profile:
     #: per ImageNet model in composites at worst (None: the device's, `adversarial.challenge_budget_default`).
     real_per_class: int | None = None
     real_challenge_budget: int | None = None
-    #: Its ImageNet models (`registry.PACKAGED` names; empty: every one installed).
+    #: Its ImageNet models (`registry.PACKAGED` names and TFLite files' stems; empty: every one there).
     real_models: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, object]:
@@ -63,7 +63,7 @@ PROFILES: dict[str, Profile] = {
                     batch_size=16, lr=0.05, weight_decay=5e-4, gpu=False, zoo_archs=("smallcnn_narrow", "smallcnn"),
                     zoo_epochs=(1, 2), table_archs=("smallcnn",), spread_seeds=2, ssl_epochs=2,
                     real_per_class=4, real_challenge_budget=200,
-                    real_models=("efficientnet_lite0", "efficientnet_lite1")),
+                    real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant")),
     # smoke: sized for `make reproduce` in <= 20 min on 2 CPU cores (every model 12 epochs, the zoo seven nets,
     # the SimSiam backbone 20 epochs: trained 30, its loss fell from -0.136 to -0.872 by epoch 20 and only to -0.876
     # by epoch 30 (issue 31); a 20-epoch version with a wider net took 23-29 min, the machine's speed varying by a
@@ -87,7 +87,7 @@ PROFILES: dict[str, Profile] = {
 PROFILES["fullcheck"] = replace(PROFILES["full"], name="fullcheck", train_per_class=2, test_per_class=2, epochs=1,
                                 batch_size=8, lr=0.01, gpu=False, zoo_epochs=(1,), spread_seeds=2, ssl_epochs=1,
                                 real_per_class=4, real_challenge_budget=200,
-                                real_models=("efficientnet_lite0", "efficientnet_lite1"))
+                                real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant"))
 
 
 def get_profile(name: str | None = None) -> Profile:

@@ -4,6 +4,7 @@ route of the real-photo chapter on a photo with a true mask."""
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
 from pathlib import Path
 
@@ -192,5 +193,95 @@ def test_real_photo_verdicts_an_upper_bound_and_backgrounds_that_show_objects():
              v.Verdict("2", "m", "o", "p", v.INCONCLUSIVE, "EfficientNet-Lite1: Only-BG-T")]
     cell = rp.column(mixed)["2"]
     assert cell == "EfficientNet-Lite0: reproduced; EfficientNet-Lite1: inconclusive at this scale"
+    three = mixed + [v.Verdict("2", "m", "o", "p", v.REPRODUCED, "MobileNet v2: a gap")]
+    assert rp.column(three)["2"] == ("EfficientNet-Lite0, MobileNet v2: reproduced; EfficientNet-Lite1: inconclusive "
+                                     "at this scale")
     html = _real_cell(cell)
     assert html.count("<span") == 2 and "EfficientNet-Lite1: <span" in html
+
+
+needs_boxes = pytest.mark.skipif(not (SHARED / "imagenet-val-227-boxes.csv").is_file(),
+                                 reason="../shared/realphotos absent")
+
+
+@needs_boxes
+def test_the_box_route_builds_in9_the_papers_way(tmp_path, monkeypatch):
+    """Validation photos with their official boxes beside them (FOLDER-boxes.csv): a photo with several boxes is left
+    out as IN-9 leaves it out (not_one_box), the others get GrabCut's mask inside their one box, and every chosen
+    photo is either kept or counted with its reason; the photos' folder is only read."""
+    import csv
+
+    monkeypatch.setenv("BGREPRO_RESULTS", str(tmp_path / "results"))
+    with open(SHARED / "imagenet-val-227-boxes.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    photos = tmp_path / "val"
+    picked = []
+    for cls in ("00_dog", "01_bird"):
+        single = [r for r in rows if r["file"].startswith(cls) and r["boxes_in_photo"] == "1" and 0.15 < (
+            float(r["xmax"]) - float(r["xmin"])) * (float(r["ymax"]) - float(r["ymin"])) / 227 ** 2 < 0.5][:5]
+        multi = next(r for r in rows if r["file"].startswith(cls) and r["boxes_in_photo"] == "2")
+        picked += single + [r for r in rows if r["file"] == multi["file"]]
+    for r in picked:
+        (photos / Path(r["file"]).parent).mkdir(parents=True, exist_ok=True)
+        shutil.copy(SHARED / "imagenet-val-227" / r["file"], photos / r["file"])
+    with open(tmp_path / "val-boxes.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(picked)
+    before = sorted(p.name for p in photos.rglob("*"))
+    assert rp.boxes_of(photos) == tmp_path / "val-boxes.csv" and rp.routes_for(photos)[0] == "boxes"
+    made = rp.photo_variants(photos, "smoke", progress=False, route="boxes")  # 20 a class: every photo chosen
+    m = made.metrics
+    assert m["n_photos"] == 12 and m["build_rejections"]["not_one_box"] == 2 and m["n_kept"] >= 6
+    assert m["n_kept"] + sum(m["build_rejections"].values()) == m["n_photos"]
+    from bgrepro.data.datasets import load_variant
+
+    original = load_variant(made.data, "original", "val", with_masks=True)
+    assert len(original) == m["n_kept"] and original.images.shape[-1] == rp.SIDE
+    assert all(0 < float(mask.float().mean()) < 1 for mask in original.masks)
+    assert sorted(p.name for p in photos.rglob("*")) == before
+    again = rp.photo_variants(photos, "smoke", progress=False, route="boxes")  # a cached record: nothing rebuilt
+    assert again.metrics == m
+
+
+def test_the_ladder_is_data_sorted_by_published_top1(tmp_path, monkeypatch):
+    from bgrepro.registry import PUBLISHED_FILES
+
+    models = tmp_path / "models"
+    models.mkdir()
+    for name in PUBLISHED_FILES:
+        (models / name).write_bytes(b"stand-in")
+    (models / "another.tflite").write_bytes(b"not in the table")
+    found = rp.ladder("smoke", models)
+    tops = [m.top1 for m in found]
+    assert tops == sorted(tops)
+    if importlib.util.find_spec("ai_edge_litert"):
+        assert {m.key for m in found if not m.gradients} == {Path(n).stem for n in PUBLISHED_FILES}
+        assert next(m for m in found if m.key == "mobilenet_v1_0.25_128_quant").display.startswith("MobileNet v1")
+    tiny = rp.ladder("tiny", models)
+    assert {m.key for m in tiny} <= {"efficientnet_lite0", "mobilenet_v1_0.25_128_quant"}
+
+
+def test_a_chapter_reexecutes_when_what_it_declares_changes_and_no_other(tmp_path):
+    """The runner knows no chapter by name: the real-photo chapter declares its photos and models in its front
+    matter, and its stamp changes with them; a chapter that declares nothing keeps its stamp."""
+    import jupytext
+
+    from bgrepro.book.inputs import identity
+    from bgrepro.book.runner import BOOK, _digest
+
+    photos = tmp_path / "photos"
+    _jpeg(photos / "00_dog" / "a.jpg", 0)
+    declared = jupytext.read(BOOK / "realphotos.md").metadata["bgrepro"]["inputs"]
+    assert declared == ["real photos", "real models"]
+    params = {"realphotos": str(photos), "profile": "tiny"}
+    real, other = (lambda: _digest(BOOK / "realphotos.md", params, declared),
+                   lambda: _digest(BOOK / "datasets.md", {"profile": "tiny"}, []))
+    before = real(), other()
+    _jpeg(photos / "00_dog" / "b.jpg", 1)
+    assert real() != before[0] and other() == before[1]
+    (tmp_path / "photos-boxes.csv").write_text("file,xmin,ymin,xmax,ymax\n00_dog/a.jpg,1,1,5,5\n")
+    changed = real()
+    assert changed != before[0] and real() == changed
+    with pytest.raises(ValueError, match="unknown chapter input 'photo'"):
+        identity(["photo"], params)

@@ -64,19 +64,27 @@ def difference_name(variant: str) -> str:
 
 
 def progress_figure(table: pd.DataFrame, fits: pd.DataFrame | None = None, x: str = ORIGINAL,
-                    out: Path | None = None):
-    """Accuracy on each variant against accuracy on `x`, one colour per variant, with its fitted line."""
+                    out: Path | None = None, errors: dict[str, dict[str, list[float]]] | None = None):
+    """Accuracy on each variant against accuracy on `x`, one colour per variant, with its fitted line (its slope's
+    interval in the legend where `fits` has one); `errors`: per model (row) and variant, the (below, above) extent
+    of its accuracy's interval, drawn as error bars."""
     import matplotlib.pyplot as plt
 
-
     fits = linear_fits(table, x) if fits is None else fits
-    fig, ax = plt.subplots(figsize=(5.5, 4))
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
     xs = np.linspace(table[x].min() - 1, table[x].max() + 1, 20)
     for k, variant in enumerate(fits.index):
         colour = f"C{k}"
-        ax.scatter(table[x], table[variant], color=colour, s=18)
-        ax.plot(xs, fits.loc[variant, "slope"] * xs + fits.loc[variant, "intercept"], color=colour, lw=1,
-                label=f"{title(variant)} (slope {fits.loc[variant, 'slope']:.2f})")
+        if errors:
+            spans = np.array([errors.get(str(m), {}).get(variant, [0.0, 0.0]) for m in table.index]).T
+            ax.errorbar(table[x], table[variant], yerr=spans, fmt="o", color=colour, ms=4, lw=0.8, capsize=2)
+        else:
+            ax.scatter(table[x], table[variant], color=colour, s=18)
+        slope = fits.loc[variant, "slope"]
+        span = (f" [{fits.loc[variant, 'ci95 low']:.2f}, {fits.loc[variant, 'ci95 high']:.2f}]"
+                if "ci95 low" in fits.columns and pd.notna(fits.loc[variant, "ci95 low"]) else "")
+        ax.plot(xs, slope * xs + fits.loc[variant, "intercept"], color=colour, lw=1,
+                label=f"{title(variant)} (slope {slope:.2f}{span})")
     ax.set_xlabel(f"accuracy on {title(x)} (%)")
     ax.set_ylabel("accuracy on the variant (%)")
     ax.legend(fontsize=8)

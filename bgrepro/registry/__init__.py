@@ -22,6 +22,7 @@ from .model import ASSUMED, LoadedModel, Preprocess
 from .weights import (
            PACKAGED,
            PAPER_WEIGHTS,
+           PUBLISHED_FILES,
            SELF_SUPERVISED,
            available_pretrained,
            installed_packaged,
@@ -32,7 +33,7 @@ from .weights import (
 )
 
 __all__ = ["ARCHS", "ASSUMED", "CHECKPOINT_FORMAT", "FORMATS", "IMAGENET_MEAN", "IMAGENET_STD", "PACKAGED",
-           "PAPER_WEIGHTS",
+           "PAPER_WEIGHTS", "PUBLISHED_FILES",
            "SELF_SUPERVISED", "TORCHVISION_ARCHS", "LoadedModel", "Preprocess", "available_pretrained", "core_of",
            "create_model", "detect_format", "feature_trunk", "from_module", "installed_packaged", "load",
            "pretrained_weights_path", "reaches_layers", "read_class_map", "read_classes", "read_torch",

@@ -56,6 +56,7 @@ from .model import ASSUMED, LoadedModel, Preprocess
 from .weights import (
     PACKAGED,
     PAPER_WEIGHTS,
+    PUBLISHED_FILES,
     SELF_SUPERVISED,
     first_mismatch,
     load_into,
@@ -444,8 +445,10 @@ class TFLite(_Graph):
             preprocess = Preprocess(side, IMAGENET_MEAN, IMAGENET_STD, "bilinear",
                                     f"{side} px from the file; ImageNet statistics assumed (a float input)")
         said = "; the first of its 1001 outputs, background, dropped" if net.offset else ""
+        published = PUBLISHED_FILES.get(probe.path.name)
+        meta = {"imagenet_top1": published.top1, "published": published.source} if published else {}
         return LoadedModel(net, probe.path.name, self.name, str(probe.path), None,
-                           replace(preprocess, source=preprocess.source + said), gradients=False)
+                           replace(preprocess, source=preprocess.source + said), gradients=False, meta=meta)
 
 
 # --------------------------------------------------------------------------------------------- Hugging Face

