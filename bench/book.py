@@ -92,6 +92,8 @@ def main() -> None:
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--synth", type=Path, required=True)
     parser.add_argument("--label", required=True, help="what is measured, e.g. before or after")
+    parser.add_argument("--chapters", default=None,
+                        help="comma-separated chapters to execute (default: the whole book, in its order)")
     parser.add_argument("--work", type=Path, default=Path("results/bench-book"),
                         help="a scratch folder for the cold cache (emptied first)")
     parser.add_argument("--out", type=Path, default=Path("bench/results/book.json"))
@@ -114,7 +116,10 @@ def main() -> None:
     references = [reference_seconds(data, args.profile, work)]
     print(f"[bench-book] reference unit: {references[0]:.1f} s", flush=True)
     t0 = time.perf_counter()
-    chapters = execute(args.profile, data, synth, out=work / "notebooks")
+    from bgrepro.book.runner import ORDER
+
+    chosen = tuple(args.chapters.split(",")) if args.chapters else ORDER
+    chapters = execute(args.profile, data, synth, chapters=chosen, out=work / "notebooks")
     total = time.perf_counter() - t0
     references.append(reference_seconds(data, args.profile, work))
     unit = sum(references) / len(references)

@@ -52,6 +52,8 @@ class Profile:
     real_challenge_budget: int | None = None
     #: Its ImageNet models (`registry.PACKAGED` names and TFLite files' stems; empty: every one there).
     real_models: tuple[str, ...] = ()
+    #: Photos per class of RPS's box benchmark on the photos with boxes (None: every one).
+    rps_benchmark_per_class: int | None = None
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict form, for records and JSON."""
@@ -62,7 +64,7 @@ PROFILES: dict[str, Profile] = {
     "tiny": Profile("tiny", image_size=32, train_per_class=6, test_per_class=3, arch="smallcnn", epochs=2,
                     batch_size=16, lr=0.05, weight_decay=5e-4, gpu=False, zoo_archs=("smallcnn_narrow", "smallcnn"),
                     zoo_epochs=(1, 2), table_archs=("smallcnn",), spread_seeds=2, ssl_epochs=2,
-                    real_per_class=4, real_challenge_budget=200,
+                    real_per_class=4, real_challenge_budget=200, rps_benchmark_per_class=6,
                     real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant")),
     # smoke: sized for `make reproduce` in <= 20 min on 2 CPU cores (every model 12 epochs, the zoo seven nets,
     # the SimSiam backbone 20 epochs: trained 30, its loss fell from -0.136 to -0.872 by epoch 20 and only to -0.876
@@ -86,7 +88,7 @@ PROFILES: dict[str, Profile] = {
 #: epoch. The tests run every chapter under it so that the full scale's code never rots.
 PROFILES["fullcheck"] = replace(PROFILES["full"], name="fullcheck", train_per_class=2, test_per_class=2, epochs=1,
                                 batch_size=8, lr=0.01, gpu=False, zoo_epochs=(1,), spread_seeds=2, ssl_epochs=1,
-                                real_per_class=4, real_challenge_budget=200,
+                                real_per_class=4, real_challenge_budget=200, rps_benchmark_per_class=6,
                                 real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant"))
 
 

