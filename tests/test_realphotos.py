@@ -171,7 +171,9 @@ def test_a_bad_photo_folder_stops_the_book_in_one_line_before_any_chapter(tmp_pa
 def test_the_chapter_says_what_to_give_it_without_photos(tmp_path):
     ran = rp.study(tmp_path / "absent", "tiny", progress=False)
     assert ran.numbers["ran"] is False and ran.verdicts == []
-    words = rp.missing_words(tmp_path / "absent", "tiny")
+    from bgrepro.book.realphotos_view import missing_words
+
+    words = missing_words(tmp_path / "absent", "tiny")
     assert "is not a folder" in words and "REALPHOTOS=PATH" in words
     assert set(rp.column(None).values()) == {"no photos were given",
                                              "does not apply: it needs models trained on the variants"}

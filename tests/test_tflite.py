@@ -109,3 +109,18 @@ def test_a_bad_tflite_file_is_one_line(content, tiny_variants, tmp_path, capsys)
     assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(bad)]) == 2
     lines = _one_line(capsys.readouterr().err)
     assert len(lines) == 1 and str(bad) in lines[0], lines
+
+
+@needs_models
+def test_eval_gives_the_chapters_number_for_a_tflite_model(tiny_variants, tmp_path, monkeypatch):
+    """`bgrepro eval --checkpoint x.tflite` and the real-photo chapter's record of the same file score the same
+    predictions: every accuracy and the BG-Gap are equal."""
+    from bgrepro.book import experiments
+
+    monkeypatch.setenv("BGREPRO_RESULTS", str(tmp_path / "results"))
+    model = MODELS / "mobilenet_v1_0.25_128_quant.tflite"
+    record = tmp_path / "eval.json"
+    assert main(["eval", "--data", str(tiny_variants), "--checkpoint", str(model), "--record", str(record)]) == 0
+    cli = json.loads(record.read_text())
+    chapter = experiments.pretrained_record(str(model), tiny_variants, "file").metrics["evaluation"]
+    assert cli["accuracy"] == chapter["accuracy"] and cli["bg_gap"] == chapter["bg_gap"]

@@ -1,14 +1,14 @@
-"""The real-photo chapter: the paper's claims about ImageNet-pretrained models, tested on real photographs of IN-9's
-classes with ImageNet classifiers whose weights a package ships (`registry.PACKAGED`: EfficientNet-Lite0/1/2).
+"""The real-photo chapter's study: the paper's claims about ImageNet-pretrained models, tested on real photographs of
+IN-9's classes with a ladder of real ImageNet classifiers (the packaged EfficientNet-Lite0/1/2 and the TFLite MobileNets
+of `../shared/realmodels`).
 
-No annotation is used. The photos of an ImageNet-style folder (`data.photos`) get their foreground masks from
-representer point selection on the first model's trunk (w* in one pass over the photos, each map cut at 0.5 and
-its box handed to GrabCut, as `bgrepro localize --write-masks --refine grabcut` does), and the builder turns them
-into the eight variants (Only-BG-B from the mask's box). Each model is then scored on every variant, searched by
-the backgrounds challenge, split by the fine-grained categories and looked at by Grad-CAM; every number carries its
-interval over photos, and every claim that applies to pretrained models is judged by its `verdicts.CLAIMS`
-criterion, one model at a time. Where truth exists (two photos with true masks) the masks are scored beside CAAM
-and the chance rows.
+A folder of photos (`PhotoFolder`, looked at once) is turned into the eight variants by one of two routes: where it
+comes with boxes (`FOLDER-boxes.csv`), the paper's recipe (the photos with exactly one box, GrabCut inside it, the
+paper's filters); else, or beside it for comparison, RPS on `MASK_BACKBONE`'s trunk and GrabCut, with no annotation.
+Each model is scored on every variant, searched by the backgrounds challenge and split by the fine-grained
+categories; RPS is scored on its own box benchmark; every number carries its interval, and every claim that applies
+to pretrained models is judged by its `verdicts.CLAIMS` criterion. The page's sentences and figures are in
+`realphotos_view`.
 """
 
 from __future__ import annotations
@@ -29,14 +29,14 @@ from ..analyses.masks import images_at, refine_by_grabcut, write_masks
 from ..analyses.rps import RPS, activation_maps, estimate
 from ..analyses.saliency import foreground_share, gradcam
 from ..analyses.wsol import (
+    CAM_THRESHOLDS,
     IOU_THRESHOLDS,
     best_ious,
-    best_threshold,
-    box_metrics,
     chance_rows,
     localization_metrics,
     mask_iou,
     masks_from_maps,
+    threshold_of,
     whole_image_ious,
 )
 from ..data.build import build
@@ -44,7 +44,7 @@ from ..data.datasets import ImageListing, ImageSet
 from ..data.photos import photo_classes, photos_identity, select_photos
 from ..data.sources import FolderSource
 from ..in9 import CLASS_FOLDERS
-from ..io import atomic_write_text, read_image, read_mask, read_table
+from ..io import atomic_write_text, read_image, read_table
 from ..outputs import fingerprint
 from ..profiles import get_profile
 from ..registry import PACKAGED, PUBLISHED_FILES, installed_packaged
@@ -188,6 +188,26 @@ def boxes_of(photos: Path) -> Path | None:
     return path if path.is_file() else None
 
 
+@dataclass(frozen=True)
+class PhotoFolder:
+    """A folder of real photos as the chapter reads it, looked at once: its real path, what it holds
+    (`photos_identity`), and its box CSV (`boxes_of`) with that file's identity; every record of the chapter is
+    keyed by these."""
+
+    path: Path
+    identity: str
+    boxes: Path | None
+    boxes_identity: str | None
+
+    @classmethod
+    def of(cls, photos: Path | PhotoFolder) -> PhotoFolder:
+        if isinstance(photos, PhotoFolder):
+            return photos
+        boxes = boxes_of(photos)
+        return cls(Path(photos).resolve(), photos_identity(Path(photos)), boxes,
+                   fingerprint(boxes) if boxes else None)
+
+
 def _read_boxes(csv_path: Path, root: Path) -> dict[Path, list[tuple[float, ...]]]:
     """A box CSV as {photo's real path: its boxes}; one error naming the file and what it lacks."""
     columns, rows = read_table(csv_path)
@@ -224,7 +244,7 @@ def _box_folder(selection_dir: Path, boxes: Path, photos: Path, out: Path) -> in
     return missing
 
 
-def photo_variants(photos: Path, profile: str | None = None, seed: int = 0, progress: bool = True,
+def photo_variants(photos: Path | PhotoFolder, profile: str | None = None, seed: int = 0, progress: bool = True,
                    route: str = "boxes") -> PhotoSet:
     """The eight variants of the profile's share of the photos (`real_per_class` per class, one seeded draw shared by
     both routes), built under results/realphotos/ with masks made by `route`: "boxes", the paper's recipe (the photos
@@ -234,16 +254,17 @@ def photo_variants(photos: Path, profile: str | None = None, seed: int = 0, prog
     p = get_profile(profile)
     if route not in ROUTES:
         raise ValueError(f"`route` must be one of {', '.join(ROUTES)}, got {route!r}")
-    chosen = {"photos": str(Path(photos).resolve()), "photos_identity": photos_identity(Path(photos)),
-              "per_class": p.real_per_class, "seed": seed}
+    folder_ = PhotoFolder.of(photos)
+    photos = folder_.path
+    chosen = {"photos": str(photos), "photos_identity": folder_.identity, "per_class": p.real_per_class,
+              "seed": seed}
     base = layout.results_dir() / "realphotos" / config_hash("real_selection", chosen)
     if route == "boxes":
-        boxes = boxes_of(photos)
-        if boxes is None:
-            raise ValueError(f"{photos}: no box CSV beside it ({Path(photos).name}-boxes.csv); the rps route needs "
-                             "none")
-        config = {**chosen, "route": route, "boxes": str(boxes.resolve()), "boxes_identity": fingerprint(boxes),
-                  "side": SIDE, "mask": "grabcut in the one box, the paper's filters"}
+        if folder_.boxes is None:
+            raise ValueError(f"{photos}: no box CSV beside it ({photos.name}-boxes.csv); the rps route needs none")
+        config = {**chosen, "route": route, "boxes": str(folder_.boxes.resolve()),
+                  "boxes_identity": folder_.boxes_identity, "side": SIDE,
+                  "mask": "grabcut in the one box, the paper's filters"}
     else:
         config = {**chosen, "route": route, "backbone": MASK_BACKBONE, "side": SIDE,
                   "mask": "rps-0.5-largest-component, grabcut", "estimate_per_class": ESTIMATE_PER_CLASS}
@@ -255,7 +276,7 @@ def photo_variants(photos: Path, profile: str | None = None, seed: int = 0, prog
             raise ValueError(f"{photos}: no readable photo of IN-9's classes ({len(selection.rejected)} unreadable)")
         extra = {}
         if route == "boxes":
-            extra["no_box"] = _box_folder(base / "photos", Path(cfg["boxes"]), Path(photos), folder)
+            extra["no_box"] = _box_folder(base / "photos", Path(cfg["boxes"]), photos, folder)
             source = FolderSource(folder / "photos", boxes=folder / "boxes.csv", size=SIDE)
         else:
             extra["w_estimated_on"] = _rps_masks(base / "photos", folder, selection, seed, progress)
@@ -479,111 +500,45 @@ BENCHMARK_SIDES = (224, 320)
 BENCHMARK_HELD_OUT = 1 / 3
 
 
-def _benchmark_photos(photos: Path, per_class: int | None, seed: int) -> tuple[torch.Tensor, list, list[str], list]:
-    """Every photo of the folder's IN-9 class folders that has boxes (up to `per_class` a class, a seeded draw), at
-    SIDE x SIDE (uint8 (N, 3, SIDE, SIDE)), its boxes scaled with it ((k, 4) inclusive pixels), its class, and its
-    file."""
-    import cv2
+#: Photos decoded at once by the benchmark (its memory stays flat in the photos' number).
+BENCHMARK_CHUNK = 64
 
-    table = _read_boxes(boxes_of(photos), Path(photos).resolve())
-    images, boxes, labels, files = [], [], [], []
-    for label, folders in sorted(photo_classes(photos).items()):
+
+@dataclass(frozen=True)
+class BoxPhoto:
+    """A photo of the box benchmark: its file, its class, and its boxes scaled to SIDE x SIDE ((k, 4) inclusive)."""
+
+    path: Path
+    label: str
+    boxes: np.ndarray
+
+
+def _benchmark_photos(photos: PhotoFolder, per_class: int | None, seed: int) -> list[BoxPhoto]:
+    """Every photo of the folder's IN-9 class folders that has boxes (up to `per_class` a class, a seeded draw), with
+    its boxes scaled as the photo is squashed to SIDE x SIDE (its size read from its header, nothing decoded)."""
+    from PIL import Image
+
+    table = _read_boxes(photos.boxes, photos.path)
+    out = []
+    for label, folders in sorted(photo_classes(photos.path).items()):
         found = sorted(f for folder in folders for f in layout.scan(folder).images if f.resolve() in table)
         if per_class is not None and len(found) > per_class:
             found = sorted(random.Random(f"{seed}/{label}").sample(found, per_class))
         for path in found:
-            rgb = read_image(path)
-            h, w = rgb.shape[:2]
+            with Image.open(path) as im:
+                w, h = im.size
             scale = np.array([SIDE / w, SIDE / h, SIDE / w, SIDE / h])
-            images.append(cv2.resize(rgb, (SIDE, SIDE), interpolation=cv2.INTER_AREA))
-            boxes.append(np.clip(np.floor(np.asarray(table[path.resolve()]) * scale), 0, SIDE - 1))
-            labels.append(CLASS_FOLDERS[label])
-            files.append(str(path))
-    return torch.from_numpy(np.stack(images)).permute(0, 3, 1, 2).contiguous(), boxes, labels, files
+            boxes = np.clip(np.floor(np.asarray(table[path.resolve()]) * scale), 0, SIDE - 1)
+            out.append(BoxPhoto(path, CLASS_FOLDERS[label], boxes))
+    return out
 
 
-def _maps_at(trunk, images: torch.Tensor, side: int, rps: RPS | None) -> np.ndarray:
-    """RPS maps (w* given) or CAAM maps (None) of the images run at `side`, brought back to SIDE."""
-    import torch.nn.functional as F
+def _decoded(items: list[BoxPhoto]) -> torch.Tensor:
+    """The photos squashed to SIDE x SIDE, uint8 (N, 3, SIDE, SIDE)."""
+    import cv2
 
-    x = _resized(images, side)
-    maps = torch.cat([activation_maps(trunk, x[k:k + 32], rps) for k in range(0, len(x), 32)])
-    if side != SIDE:
-        maps = F.interpolate(maps[:, None].float(), size=(SIDE, SIDE), mode="bilinear", align_corners=False)[:, 0]
-    return maps.numpy()
-
-
-def _hits(maps: np.ndarray, boxes: list, threshold: float) -> np.ndarray:
-    """(N, 3): whether each image has an estimated box of IoU >= 30, 50, 70% with one of its boxes at `threshold`."""
-    best = best_ious(maps, boxes, [threshold])[:, 0]
-    return np.stack([best >= d / 100 for d in IOU_THRESHOLDS], axis=1)
-
-
-def _box_scores(hits: np.ndarray, seed: int, resamples: int = 1000) -> dict:
-    """MaxBoxAccV2 (the mean of BoxAcc at IoU 30, 50, 70) and BoxAcc at IoU 50 (%), each with a 95% bootstrap
-    interval over the images."""
-    rng = np.random.default_rng(seed)
-    picks = rng.integers(0, len(hits), (resamples, len(hits)))
-    v2, at50 = hits.mean(axis=1), hits[:, 1].astype(float)
-    interval = lambda values: [float(x) for x in 100 * np.percentile(values[picks].mean(axis=1), [2.5, 97.5])]  # noqa
-    return {"maxboxaccv2": 100 * float(v2.mean()), "maxboxaccv2_ci95": interval(v2),
-            "iou50": 100 * float(at50.mean()), "iou50_ci95": interval(at50)}
-
-
-def rps_benchmark(photos: Path, profile: str | None = None, seed: int = 0, progress: bool = True) -> dict:
-    """RPS on the RPS paper's own ImageNet benchmark: the photos with official boxes split by class, a seeded third
-    held out to choose the trunk (each installed EfficientNet-Lite), the input side (`BENCHMARK_SIDES`) and every
-    map's threshold (the published protocol), the rest scored: MaxBoxAccV2 and BoxAcc at IoU 50 with intervals, of
-    RPS (w* estimated on the held-out photos, no label) beside CAAM (the same trunk's channel sum), a centred
-    Gaussian map and the whole-image box. Never tuned on what is reported."""
-    p = get_profile(profile)
-    config = {"photos": str(Path(photos).resolve()), "photos_identity": photos_identity(Path(photos)),
-              "boxes": fingerprint(boxes_of(photos)), "per_class": p.rps_benchmark_per_class, "seed": seed,
-              "trunks": [m for m in MODELS if m in installed_packaged()], "sides": list(BENCHMARK_SIDES),
-              "held_out": BENCHMARK_HELD_OUT}
-
-    def compute(cfg: dict) -> dict:
-        images, boxes, labels, files = _benchmark_photos(Path(photos), cfg["per_class"], seed)
-        held = []
-        for name in sorted(set(labels)):  # a seeded third of each class, at least one photo
-            mine = [k for k, c in enumerate(labels) if c == name]
-            random.Random(f"{seed}/held/{name}").shuffle(mine)
-            held += mine[:max(1, round(len(mine) * cfg["held_out"]))]
-        held = sorted(held)
-        test = [k for k in range(len(labels)) if k not in set(held)]
-        pick = lambda items, keep: [items[k] for k in keep]  # noqa: E731
-        candidates, trunks = [], {}
-        for name in cfg["trunks"]:
-            trunks[name] = registry.load(name, offline=True).trunk()
-            for side in cfg["sides"]:
-                rps = estimate(trunks[name], _resized(images[held], side), progress=False)
-                maps = _maps_at(trunks[name], images[held], side, rps)
-                threshold = best_threshold(maps, pick(boxes, held))
-                score = box_metrics(maps, pick(boxes, held), threshold=threshold)["maxboxaccv2"]
-                candidates.append({"trunk": name, "side": side, "maxboxaccv2": score, "threshold": threshold,
-                                   "w": rps})
-        best = max(candidates, key=lambda c: c["maxboxaccv2"])
-        trunk, side = trunks[best["trunk"]], best["side"]
-        caam_held = _maps_at(trunk, images[held], side, None)
-        h, w = SIDE, SIDE
-        yy, xx = np.mgrid[0:h, 0:w]
-        gaussian = np.exp(-0.5 * (((yy - (h - 1) / 2) / (h / 4)) ** 2 + ((xx - (w - 1) / 2) / (w / 4)) ** 2))
-        thresholds = {"RPS": best["threshold"], "CAAM (channel sum)": best_threshold(caam_held, pick(boxes, held)),
-                      "chance: centre Gaussian map": best_threshold(np.repeat(gaussian[None], len(held), 0),
-                                                                    pick(boxes, held))}
-        test_maps = {"RPS": _maps_at(trunk, images[test], side, best["w"]),
-                     "CAAM (channel sum)": _maps_at(trunk, images[test], side, None),
-                     "chance: centre Gaussian map": np.repeat(gaussian[None], len(test), 0)}
-        rows = {name: {**_box_scores(_hits(maps, pick(boxes, test), thresholds[name]), seed),
-                       "threshold": thresholds[name]} for name, maps in test_maps.items()}
-        whole = whole_image_ious(pick(boxes, test), SIDE, SIDE)
-        rows["chance: whole-image box"] = {**_box_scores(np.stack([whole >= d / 100 for d in IOU_THRESHOLDS], 1),
-                                                         seed), "threshold": None}
-        return {"rows": rows, "n_held_out": len(held), "n_test": len(test), "n_boxes": sum(len(b) for b in boxes),
-                "candidates": [{k: v for k, v in c.items() if k != "w"} for c in candidates],
-                "chosen": {"trunk": best["trunk"], "side": side}}
-
-    return cached("real_rps_benchmark", config, compute).metrics
+    return torch.from_numpy(np.stack([cv2.resize(read_image(i.path), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
+                                      for i in items])).permute(0, 3, 1, 2).contiguous()
 
 
 def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
@@ -594,6 +549,95 @@ def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
         return images
     return F.interpolate(images.float(), size=(side, side), mode="bilinear", align_corners=False).round().clamp(
         0, 255).byte()
+
+
+def _maps_at(trunk, images: torch.Tensor, side: int, rps: RPS | None) -> np.ndarray:
+    """RPS maps (w* given) or CAAM maps (None) of the images run at `side`, brought back to SIDE."""
+    import torch.nn.functional as F
+
+    maps = activation_maps(trunk, _resized(images, side), rps, batch_size=32)
+    if side != SIDE:
+        maps = F.interpolate(maps[:, None].float(), size=(SIDE, SIDE), mode="bilinear", align_corners=False)[:, 0]
+    return maps.numpy()
+
+
+def _gaussian(n: int) -> np.ndarray:
+    """n copies of a centred Gaussian map (sigma a quarter of the side), what a map blind to the photo draws."""
+    yy, xx = np.mgrid[0:SIDE, 0:SIDE]
+    centre = np.exp(-0.5 * (((yy - (SIDE - 1) / 2) / (SIDE / 4)) ** 2 + ((xx - (SIDE - 1) / 2) / (SIDE / 4)) ** 2))
+    return np.repeat(centre[None], n, axis=0)
+
+
+def _ious(items: list[BoxPhoto], maps_of, thresholds) -> np.ndarray:
+    """`best_ious` (N, T) of the maps `maps_of(images)` gives, the photos decoded chunk by chunk."""
+    return np.concatenate([best_ious(maps_of(_decoded(chunk)), [i.boxes for i in chunk], thresholds)
+                           for chunk in (items[k:k + BENCHMARK_CHUNK] for k in range(0, len(items), BENCHMARK_CHUNK))])
+
+
+def _box_scores(ious: np.ndarray, seed: int, resamples: int = 1000) -> dict:
+    """MaxBoxAccV2 (the mean of BoxAcc at IoU 30, 50, 70) and BoxAcc at IoU 50 (%) of each image's best IoU at one
+    threshold ((N,)), each with a 95% bootstrap interval over the images."""
+    hits = np.stack([ious >= d / 100 for d in IOU_THRESHOLDS], axis=1)
+    rng = np.random.default_rng(seed)
+    picks = rng.integers(0, len(hits), (resamples, len(hits)))
+    v2, at50 = hits.mean(axis=1), hits[:, 1].astype(float)
+    interval = lambda values: [float(x) for x in 100 * np.percentile(values[picks].mean(axis=1), [2.5, 97.5])]  # noqa
+    return {"maxboxaccv2": 100 * float(v2.mean()), "maxboxaccv2_ci95": interval(v2),
+            "iou50": 100 * float(at50.mean()), "iou50_ci95": interval(at50)}
+
+
+def rps_benchmark(photos: Path | PhotoFolder, profile: str | None = None, seed: int = 0, progress: bool = True
+                  ) -> dict:
+    """RPS on the RPS paper's own ImageNet benchmark: the photos with official boxes split by class, a seeded third
+    held out to choose the trunk (each EfficientNet-Lite among the profile's models), the input side
+    (`BENCHMARK_SIDES`) and every map's threshold (the published protocol), the rest scored: MaxBoxAccV2 and BoxAcc
+    at IoU 50 with intervals, of RPS (w* estimated on up to `ESTIMATE_PER_CLASS` held-out photos a class, no label) beside CAAM (the same trunk's
+    channel sum), a centred Gaussian map and the whole-image box. Never tuned on what is reported; the photos are
+    decoded chunk by chunk, so memory stays flat in their number."""
+    p = get_profile(profile)
+    photos = PhotoFolder.of(photos)
+    config = {"photos": str(photos.path), "photos_identity": photos.identity,
+              "boxes": photos.boxes_identity, "per_class": p.rps_benchmark_per_class, "seed": seed,
+              "trunks": [m.key for m in ladder(profile) if m.key in PACKAGED], "sides": list(BENCHMARK_SIDES),
+              "held_out": BENCHMARK_HELD_OUT, "estimate_per_class": ESTIMATE_PER_CLASS}
+
+    def compute(cfg: dict) -> dict:
+        items = _benchmark_photos(photos, cfg["per_class"], seed)
+        held, estimate_on = [], []
+        for name in sorted({i.label for i in items}):  # a seeded third of each class, at least one photo
+            mine = [k for k, i in enumerate(items) if i.label == name]
+            random.Random(f"{seed}/held/{name}").shuffle(mine)
+            mine = mine[:max(1, round(len(mine) * cfg["held_out"]))]
+            held += mine
+            estimate_on += mine[:ESTIMATE_PER_CLASS]
+        test = [items[k] for k in range(len(items)) if k not in set(held)]
+        held, estimate_images = [items[k] for k in sorted(held)], _decoded([items[k] for k in sorted(estimate_on)])
+        candidates = []
+        for name in cfg["trunks"]:
+            trunk = registry.load(name, offline=True).trunk()
+            for side in cfg["sides"]:
+                rps = estimate(trunk, _resized(estimate_images, side), batch_size=32)
+                maps_of = lambda x, trunk=trunk, side=side, rps=rps: _maps_at(trunk, x, side, rps)  # noqa: E731
+                threshold, score = threshold_of(_ious(held, maps_of, CAM_THRESHOLDS))
+                candidates.append({"trunk": name, "side": side, "maxboxaccv2": score, "threshold": threshold,
+                                   "w": rps})
+        best = max(candidates, key=lambda c: c["maxboxaccv2"])
+        trunk, side = registry.load(best["trunk"], offline=True).trunk(), best["side"]
+        methods = {"RPS": lambda x: _maps_at(trunk, x, side, best["w"]),
+                   "CAAM (channel sum)": lambda x: _maps_at(trunk, x, side, None),
+                   "chance: centre Gaussian map": lambda x: _gaussian(len(x))}
+        rows = {}
+        for name, maps_of in methods.items():
+            threshold = best["threshold"] if name == "RPS" else threshold_of(_ious(held, maps_of, CAM_THRESHOLDS))[0]
+            rows[name] = {**_box_scores(_ious(test, maps_of, [threshold])[:, 0], seed), "threshold": threshold}
+        rows["chance: whole-image box"] = {**_box_scores(whole_image_ious([i.boxes for i in test], SIDE, SIDE), seed),
+                                           "threshold": None}
+        return {"rows": rows, "n_held_out": len(held), "n_test": len(test),
+                "n_estimated_on": len(estimate_images), "n_boxes": sum(len(i.boxes) for i in items),
+                "candidates": [{k: v for k, v in c.items() if k != "w"} for c in candidates],
+                "chosen": {"trunk": best["trunk"], "side": side}}
+
+    return cached("real_rps_benchmark", config, compute).metrics
 
 
 def benchmark_table(bench: dict) -> pd.DataFrame:
@@ -708,10 +752,11 @@ def column(judged: list[v.Verdict] | None) -> dict[str, str]:
     return out
 
 
-def routes_for(photos: Path) -> tuple[str, ...]:
+def routes_for(photos: Path | PhotoFolder) -> tuple[str, ...]:
     """The routes a photo folder can take, the main one first: the paper's boxes where the folder has them, and RPS
     where `MASK_BACKBONE` is installed."""
-    return tuple(r for r in ROUTES if (r != "boxes" or boxes_of(photos)) and
+    boxes = photos.boxes if isinstance(photos, PhotoFolder) else boxes_of(photos)
+    return tuple(r for r in ROUTES if (r != "boxes" or boxes) and
                  (r != "rps" or MASK_BACKBONE in installed_packaged()))
 
 
@@ -720,16 +765,19 @@ def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, p
     the folder has them, judged), the accuracy, route, challenge, fine-grained, saliency and mask-quality tables,
     the verdicts, and the numbers the text quotes; None-valued where no photos or models are given."""
     models = ladder(profile)
-    routes = routes_for(Path(photos_path)) if photos_path is not None and Path(photos_path).is_dir() else ()
-    if not routes or not models:
+    if photos_path is None or not Path(photos_path).is_dir() or not models:
         return Study(pd.DataFrame(), {"ran": False, "models": len(models)})
-    sets = {r: photo_variants(Path(photos_path), profile, seed, progress, r) for r in routes}
+    photos = PhotoFolder.of(Path(photos_path))  # the folder is looked at and hashed once for the whole chapter
+    routes = routes_for(photos)
+    if not routes:
+        return Study(pd.DataFrame(), {"ran": False, "models": len(models)})
+    sets = {r: photo_variants(photos, profile, seed, progress, r) for r in routes}
     main = sets[routes[0]]
     truth = SHARED / "masked-pets-birds"
     truth = truth if truth.is_dir() else None
     records = {r: model_records(sets[r].data, models) for r in routes}
     results = challenges(main.data, models, profile, progress)
-    bench = rps_benchmark(Path(photos_path), profile, seed, progress) if "boxes" in sets and "rps" in sets else None
+    bench = rps_benchmark(photos, profile, seed, progress) if "boxes" in sets and "rps" in sets else None
     judged = verdicts(main, records[routes[0]], results, sets.get("rps"), truth, bench)
     tables = {"accuracy": accuracy_table(records[routes[0]]), "accuracy numbers": accuracy_numbers(records[routes[0]]),
               "sources": sources_table(models), "challenge": challenge_table(results),
@@ -754,18 +802,6 @@ def study(photos_path: Path | None, profile: str | None = None, seed: int = 0, p
                  verdicts=judged)
 
 
-def gap_words(ran: Study) -> str:
-    """Where the models' BG-Gaps lie against the paper's ImageNet range (Table 2), in one sentence."""
-    imagenet = paper.TABLE2_IMAGENET
-    low, high = (float(f(imagenet.loc["bg_gap"])) for f in (np.min, np.max))
-    gaps = [100 * r.metrics["evaluation"]["bg_gap"] for r in ran.records["records"].values()]
-    where = ("above" if min(gaps) > high else "below" if max(gaps) < low else
-             "within" if low <= min(gaps) and max(gaps) <= high else "partly within")
-    return (f"On the variants built with masks from {ROUTES[ran.numbers['route']]}, the models' BG-Gaps, "
-            f"{min(gaps):.1f} to {max(gaps):.1f} points, lie {where} the range of the paper's ImageNet models "
-            f"({low:.1f} to {high:.1f}).")
-
-
 def photos_of(parameter: str | Path | None) -> Path | None:
     """The chapter's `realphotos` parameter as a folder: a path given, else the photos beside the checkout."""
     return Path(parameter) if parameter else default_photos()
@@ -777,110 +813,9 @@ def claims_column(parameter: str | Path | None, profile: str | None = None, seed
     return column(ran.verdicts if ran.numbers["ran"] else None)
 
 
-def scale_words(ran: Study, profile: str | None, parameter: str | Path | None) -> str:
-    """What produced the chapter's numbers, in one paragraph."""
-    p, n = get_profile(profile), ran.numbers
-    share = f"up to {p.real_per_class} per class" if p.real_per_class else "every photo"
-    where = Path(photos_of(parameter)).name
-    return (f"Scale of these numbers: {n['n_kept']} real photographs kept of {n['n_photos']} chosen ({share}, "
-            f"profile {p.name}) from the folder {where}, at {SIDE} px; masks from {ROUTES[n['route']]}; "
-            f"{n['models']} ImageNet models ({', '.join(m.display for m in ran.records['models'])}) with their "
-            "published weights, in fp32. The paper: IN-9's 4,050 test photos with GrabCut masks from ImageNet's "
-            "boxes; `make reproduce REALPHOTOS=PATH` takes any ImageNet-style folder (every photo of it with "
-            "PROFILE=full).")
-
-
-def missing_words(parameter: str | Path | None, profile: str | None = None) -> str:
-    """What the chapter needs when it has no photos or no models, in one paragraph."""
-    if not ladder(profile):
-        return ("No ImageNet model is installed: `make setup` installs EfficientNet-Lite0/1/2 (the packages "
-                f"{', '.join(e.package for e in PACKAGED.values())}, Apache-2.0) and LiteRT for the TFLite files.")
-    where = f"{parameter} is not a folder" if parameter else "no photos were given and none are beside the checkout"
-    return (f"No real photos: {where}. Give an ImageNet-style folder, IN-9's class folders (00_dog ... 08_fish) or "
-            "ImageNet's synset folders (n01440764 ...), with `make reproduce REALPHOTOS=PATH` (or the chapter's "
-            "`realphotos` parameter); with a box CSV beside it (FOLDER-boxes.csv) its variants are built the paper's "
-            "way; the ImageNet validation set in synset folders runs on its 18,500 photos of the nine classes.")
-
-
-def mask_examples(ran: Study, count: int = 6):
-    """The first photo of each of the first `count` classes with each route's mask (and, for RPS, the map it was cut
-    from): the same photos where both routes kept them."""
-    from ..plots import map_grid
-
-    sets = ran.records["sets"]
-    main = sets[ran.numbers["route"]]
-    test = first_photos(main.data, 1)
-    pick = list(range(min(count, len(test))))
-    names = [layout.short_name(test.classes[int(c)]) for c in test.labels[pick]]
-    maps, captions = {}, {}
-    if "rps" in sets:
-        trunk = registry.load(MASK_BACKBONE, offline=True).trunk()
-        maps["RPS map"] = activation_maps(trunk, test.images[pick], RPS.load(sets["rps"].folder / "rps.pt"))
-        captions["RPS map"] = names
-        if main.route != "rps":
-            other = _masks_of(sets["rps"].data, [test.ids[i] for i in pick], test.images.shape[-2:])
-            maps["RPS mask"] = other
-            captions["RPS mask"] = ["(none: RPS found no object)" if not m.any() else "" for m in other]
-    title_ = f"mask ({'box + GrabCut' if main.route == 'boxes' else 'RPS + GrabCut'})"
-    return map_grid(test.images[pick], test.masks[pick], maps, captions=captions, mask_title=title_)
-
-
-def _masks_of(data: Path, ids: list[str], shape) -> torch.Tensor:
-    """The foreground masks of these images (`<class>/<stem>` ids) in a built dataset, empty where it has none."""
-    out = torch.zeros((len(ids), *shape), dtype=torch.bool)
-    for k, image_id in enumerate(ids):
-        folder, stem = image_id.split("/")
-        path = layout.mask_path(data, "val", folder, stem)
-        if path.exists():
-            out[k] = torch.from_numpy(read_mask(path, tuple(shape)))
-    return out
-
-
-def accuracy_figure(ran: Study):
-    """Each model's accuracy on every variant with its 95% bootstrap interval, beside Table 2's ImageNet range."""
-    import matplotlib.pyplot as plt
-
-    imagenet = paper.TABLE2_IMAGENET
-    fig, ax = plt.subplots(figsize=(9, 3.6))
-    records = ran.records["records"]
-    width = 0.8 / max(len(records), 1)
-    for k, (model, record) in enumerate(records.items()):
-        e = record.metrics["evaluation"]
-        acc = np.array([100 * e["accuracy"][r] for r in ROWS])
-        ci = np.array([[100 * x for x in e["ci95"][r]] for r in ROWS])
-        xs = np.arange(len(ROWS)) + (k - (len(records) - 1) / 2) * width
-        ax.bar(xs, acc, width, label=model.display, yerr=[acc - ci[:, 0], ci[:, 1] - acc], capsize=2)
-    for i, r in enumerate(ROWS):
-        if r in imagenet.index:
-            lo, hi = imagenet.loc[r].min(), imagenet.loc[r].max()
-            ax.plot([i - 0.45, i + 0.45], [lo, lo], color="k", lw=1)
-            ax.plot([i - 0.45, i + 0.45], [hi, hi], color="k", lw=1, label="paper's range" if i == 0 else None)
-    ax.set_xticks(range(len(ROWS)), [title(r) for r in ROWS])
-    ax.set_ylabel("accuracy (%)")
-    ax.legend(fontsize=7, ncol=4, loc="upper center", bbox_to_anchor=(0.5, -0.12))
-    fig.tight_layout()
-    return fig
-
-
-def progress_figure(ran: Study):
-    """Accuracy on each variant against the models' published ImageNet top-1 (the paper's Fig. 8), each point with its
-    95% interval over photos and each line with its slope's interval over models."""
-    from ..analyses.progress import progress_figure as figure
-
-    table = ladder_table(ran.records["records"])
-    errors = {}
-    for model, record in ran.records["records"].items():
-        e = record.metrics["evaluation"]
-        errors[model.display] = {r: [100 * (e["accuracy"][r] - e["ci95"][r][0]), 100 * (e["ci95"][r][1] -
-                                                                                      e["accuracy"][r])]
-                                 for r in table.columns if r in e["ci95"]}
-    fits = progress_verdict(table, "ImageNet top-1", 0.0)[0]
-    return figure(table, fits, x="ImageNet top-1", errors=errors)
-
-
-__all__ = ["MODELS", "MASK_BACKBONE", "ROUTES", "TRUE_MASKS", "RealModel", "PhotoSet", "ladder", "default_photos",
-           "boxes_of", "photo_variants", "photo_counts", "model_records", "accuracy_table", "accuracy_numbers",
-           "sources_table", "challenges", "challenge_estimate", "challenge_table", "needs_background",
-           "finegrained_table", "saliency_table", "mask_quality", "model_verdicts", "verdicts", "route_table",
-           "column", "routes_for", "study", "photos_of", "claims_column", "scale_words", "missing_words", "gap_words",
-           "mask_examples", "accuracy_figure", "progress_figure"]
+__all__ = ["MODELS", "MASK_BACKBONE", "ROUTES", "TRUE_MASKS", "RealModel", "PhotoFolder", "PhotoSet", "ladder",
+           "default_photos", "boxes_of", "rps_benchmark", "benchmark_table", "candidates_table", "photo_variants",
+           "photo_counts", "model_records", "accuracy_table", "accuracy_numbers", "sources_table", "challenges",
+           "challenge_estimate", "challenge_table", "needs_background", "finegrained_table", "saliency_table",
+           "mask_quality", "model_verdicts", "verdicts", "route_table", "column", "routes_for", "study", "photos_of",
+           "claims_column"]

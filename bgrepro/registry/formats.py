@@ -623,10 +623,10 @@ class PackagedImageNet(Format):
                                  f"{entry.arch}'s {key!r} {tuple(mine.shape)})")
         net.load_state_dict(dict(zip(own, state.values())))
         model = Classifier(net)
-        model.normalize = Normalize((127 / 255,) * 3, (128 / 255,) * 3)  # (x - 127) / 128 of 0-255 pixels
+        model.normalize = Normalize(entry.mean, entry.std)  # the weights' own scaling, from their table entry
         return LoadedModel(model.eval(), probe.spec, self.name, str(path), None,
-                           Preprocess(entry.input_size, None, None, "bilinear",
-                                      f"the model's: {entry.input_size} px, (x - 127) / 128 inside"),
+                           Preprocess(entry.input_size, None, None, entry.interpolation,
+                                      f"the model's: {entry.input_size} px, its own scaling inside"),
                            meta={"arch": entry.arch, "classifier": True, "package": entry.package,
                                  "licence": entry.licence, "imagenet_top1": entry.top1})
 

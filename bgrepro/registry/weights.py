@@ -50,7 +50,8 @@ _TFLITE = ("the 'Quantized models' table of TensorFlow Lite's hosted models (ten
 @dataclass(frozen=True)
 class Packaged:
     """ImageNet-1k weights that a Python package ships as a file: the package, the file inside it, the timm
-    architecture they load into, the input side, and what their authors report (`Published`)."""
+    architecture they load into, their preprocessing (input side, interpolation, and the mean and std of pixels
+    in [0, 1] they were trained with), and what their authors report (`Published`)."""
 
     package: str
     file: str
@@ -58,6 +59,10 @@ class Packaged:
     input_size: int
     published: Published
     licence: str = "Apache-2.0"
+    #: (x - 127) / 128 of 0-255 pixels, TensorFlow's EfficientNet-Lite scaling, as a mean and std of [0, 1] pixels.
+    mean: tuple[float, float, float] = (127 / 255,) * 3
+    std: tuple[float, float, float] = (128 / 255,) * 3
+    interpolation: str = "bilinear"
 
     @property
     def module(self) -> str:
