@@ -591,9 +591,9 @@ def rps_benchmark(photos: Path | PhotoFolder, profile: str | None = None, seed: 
     """RPS on the RPS paper's own ImageNet benchmark: the photos with official boxes split by class, a seeded third
     held out to choose the trunk (each EfficientNet-Lite among the profile's models), the input side
     (`BENCHMARK_SIDES`) and every map's threshold (the published protocol), the rest scored: MaxBoxAccV2 and BoxAcc
-    at IoU 50 with intervals, of RPS (w* estimated on up to `ESTIMATE_PER_CLASS` held-out photos a class, no label) beside CAAM (the same trunk's
-    channel sum), a centred Gaussian map and the whole-image box. Never tuned on what is reported; the photos are
-    decoded chunk by chunk, so memory stays flat in their number."""
+    at IoU 50 with intervals, of RPS (w* estimated on up to `ESTIMATE_PER_CLASS` held-out photos a class, no label)
+    beside CAAM (the same trunk's channel sum), a centred Gaussian map and the whole-image box. Never tuned on what
+    is reported; the photos are decoded chunk by chunk, so memory stays flat in their number."""
     p = get_profile(profile)
     photos = PhotoFolder.of(photos)
     config = {"photos": str(photos.path), "photos_identity": photos.identity,
