@@ -131,7 +131,9 @@ def imagenet_note(data, pretrained: tuple[str, ...], what: str):
     return Markdown(f"{what}: no counterpart here; it needs {' and '.join(missing)}. With a network, "
                     "`make reproduce DATA=in9` fetches IN-9, and `bgrepro eval --data data/in9 --arch resnet50 "
                     "--pretrained` (or `--weights FILE` for a local file) fetches torchvision's original weights; the "
-                    "chapter then computes it beside the paper's.")
+                    "chapter then computes it beside the paper's. The real-photo chapter measures it offline, on "
+                    "ImageNet validation photos built into IN-9's variants the paper's way, with seven ImageNet "
+                    "models.")
 
 
 def scale_text(profile: Profile, data, synth=None, rps: bool = False) -> str:
@@ -153,8 +155,9 @@ def scale_text(profile: Profile, data, synth=None, rps: bool = False) -> str:
     setting = studies.generator_setting(synth) if kind == "synthetic" else None
     if setting:
         text += (f" The generator ties habitat to class with correlation R = {setting['correlation']:g}, so a "
-                 f"background alone can be right on at most {setting['ceiling']:.1f}% of images: claims 1 and 2 "
-                 "depend on it.")
+                 f"background's habitat alone can be right on at most {setting['ceiling']:.1f}% of images (a "
+                 "background-only model can exceed it only through what its variant keeps of the object, such as "
+                 "Only-BG-B's black box in the object's place and size): claims 1 and 2 depend on it.")
     return text + (" The paper: IN-9's photographs at 224 px, ResNet-50 and the models of its Table 2 "
                    "(`make reproduce PROFILE=full DATA=in9`, on a GPU).")
 

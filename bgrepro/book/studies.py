@@ -255,7 +255,8 @@ def seed_spread(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     quantities = [ORIGINAL, MIXED_SAME, MIXED_RAND, "bg_gap", "challenge accuracy"]
     official = {"trained on Original": paper.model_numbers(paper.IN9L_MODEL, quantities).to_dict(),
                 "trained on Mixed-Rand": paper.model_numbers(paper.MIXED_RAND_MODEL, quantities).to_dict()}
-    table["paper ResNet-50 (one run)"] = [official[m].get(metric) for m, metric in table.index]
+    table["paper's ResNet-50 (IN-9L- or Mixed-Rand-trained, one run)"] = [official[m].get(metric)
+                                                                        for m, metric in table.index]
     at = lambda model, metric, column: float(table.loc[(model, metric), column])  # noqa: E731
     numbers = {"n_seeds": int(per_seed["seed"].nunique())}
     for key, model in (("orig", "trained on Original"), ("mixed", "trained on Mixed-Rand")):
@@ -481,8 +482,8 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
             pick(table.loc[(ssl, "RPS")]), pick(table.loc[(ssl, "CAAM (channel sum)")]), chance_maps,
             self_supervised=True,
             backbone=f"a {p.arch} trained here by SimSiam without labels ({p.ssl_epochs} epochs)",
-            decide="a backbone that localizes, such as the full profile's DINO ResNet-50 "
-                   "(make reproduce PROFILE=full, on a GPU), would decide it")
+            decide="a backbone that localizes, such as the RPS paper's DINO ResNet-50 (`bgrepro localize "
+                   "--backbone dino_resnet50`, with a network), would decide it")
     raise ValueError(f"unknown claim {claim!r}")
 
 
@@ -600,14 +601,21 @@ def what_ran(data: Path, profile: str | None = None) -> str:
     return ran
 
 
-def profile_settings(profile) -> pd.DataFrame:
-    """A profile's settings as a reader reads them: names in words, lists joined, none as a dash."""
-    def shown(value):
-        if isinstance(value, tuple | list):
-            return ", ".join(map(str, value)) or "\u2014"
-        return "\u2014" if value is None else str(value)
+#: What a profile setting left empty means, in words (`Profile`'s comments); other empty settings show a dash.
+_EMPTY_MEANS = {"real_per_class": "every photo", "real_models": "every model installed",
+                "real_challenge_budget": "the device's budget", "rps_benchmark_per_class": "every photo",
+                "challenge_pairs_per_class": "every foreground"}
 
-    return pd.DataFrame({"value": {k.replace("_", " "): shown(v) for k, v in profile.as_dict().items()}})
+
+def profile_settings(profile) -> pd.DataFrame:
+    """A profile's settings as a reader reads them: names in words, lists joined, an empty setting in words where it
+    means something (`_EMPTY_MEANS`), else a dash."""
+    def shown(key, value):
+        if value is None or value == () or value == []:
+            return _EMPTY_MEANS.get(key, "\u2014")
+        return ", ".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+
+    return pd.DataFrame({"value": {k.replace("_", " "): shown(k, v) for k, v in profile.as_dict().items()}})
 
 
 def profile_sizes() -> pd.DataFrame:

@@ -364,7 +364,7 @@ def claim_3(challenge: list[float] | Estimate, accuracies: list[float], chance: 
     power = _power({"the Original-trained models": float(np.mean(accuracies))}, chance)
     if power:
         return _inconclusive("3", measure, ours, paper, power)
-    fooled = f"some test background fools {100 - est.value:.1f}% of the test foregrounds"
+    fooled = f"{100 - est.value:.1f}% of the test foregrounds are each fooled by some test background"
     if est.below(50):
         verdict, reason = REPRODUCED, f"{fooled}; the interval lies below 50%"
     elif est.above(50) and upper_bound:
