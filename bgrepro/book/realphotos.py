@@ -477,13 +477,14 @@ def mask_quality(photos: PhotoSet, truth: Path) -> pd.DataFrame:
                           "iou": [100 * float(x) for x in mask_iou(masks_from_maps(maps), objects)]}
         rgb = images.permute(0, 2, 3, 1).numpy()
         cut = [refine_by_grabcut(img, m) for img, m in zip(rgb, masks_from_maps(rps_maps))]
-        rows["RPS + GrabCut (the chapter's masks)"] = {
+        rows["RPS + GrabCut (the RPS route's masks)"] = {
             "iou": [100 * float(mask_iou(c[None], o[None])[0]) if c is not None else 0.0 for c, o in zip(cut, objects)]}
         for name, metrics in chance_rows(objects).items():
             rows[f"chance: {name}"] = {**metrics, "iou": None}
         return {"rows": rows, "photos": [t.photo for t in TRUE_MASKS]}
 
-    m = cached("real_mask_quality", {"truth": str(truth), "photos": photos.record.config}, compute).metrics
+    m = cached("real_mask_quality", {"truth": str(truth), "photos": photos.record.config, "rows": 2},
+               compute).metrics
     table = {}
     for name, row in m["rows"].items():
         table[name] = {"PxAP": row.get("pxap"), "MaxBoxAccV2": row.get("maxboxaccv2"),
