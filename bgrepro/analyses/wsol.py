@@ -249,6 +249,13 @@ def localization_metrics(maps, masks, boxes=None, ignore=None, threshold: float 
     return {**box_metrics(maps, boxes, threshold), "pxap": pxap(maps, masks, ignore), "piou": piou(maps, masks, ignore)}
 
 
+def centre_gaussian(h: int, w: int) -> np.ndarray:
+    """A centred Gaussian map (sigma a quarter of each side): the chance row that knows only where objects tend to
+    be."""
+    yy, xx = np.mgrid[0:h, 0:w]
+    return np.exp(-0.5 * (((yy - (h - 1) / 2) / (h / 4)) ** 2 + ((xx - (w - 1) / 2) / (w / 4)) ** 2))
+
+
 def whole_image_ious(boxes, h: int, w: int) -> np.ndarray:
     """(N,): the best IoU of the whole-image box with each image's ground-truth boxes (what a method that knows
     nothing but the image's edges scores)."""
@@ -265,12 +272,11 @@ def chance_rows(masks) -> dict[str, dict]:
     constant = {f"iou{d}": 100 * float((ious >= d / 100).mean()) for d in IOU_THRESHOLDS}
     constant["maxboxaccv2"] = float(np.mean([constant[f"iou{d}"] for d in IOU_THRESHOLDS]))
     constant["pxap"] = constant["piou"] = 100 * float(masks.mean())
-    yy, xx = np.mgrid[0:h, 0:w]
-    centre = np.exp(-0.5 * (((yy - (h - 1) / 2) / (h / 4)) ** 2 + ((xx - (w - 1) / 2) / (w / 4)) ** 2))
+    centre = centre_gaussian(h, w)
     return {"constant map": constant,
             "centre Gaussian map": localization_metrics(np.repeat(centre[None], n, axis=0), masks)}
 
 
 __all__ = ["CAM_THRESHOLDS", "IOU_THRESHOLDS", "box_from_map", "best_ious", "box_accuracy_curve", "max_box_acc",
            "box_metrics", "best_threshold", "pxap", "piou", "mask_iou", "masks_from_maps", "localization_metrics",
-           "chance_rows", "whole_image_ious", "threshold_of"]
+           "chance_rows", "whole_image_ious", "threshold_of", "centre_gaussian"]

@@ -32,6 +32,7 @@ from ..analyses.wsol import (
     CAM_THRESHOLDS,
     IOU_THRESHOLDS,
     best_ious,
+    centre_gaussian,
     chance_rows,
     localization_metrics,
     mask_iou,
@@ -42,9 +43,9 @@ from ..analyses.wsol import (
 from ..data.build import build
 from ..data.datasets import ImageListing, ImageSet
 from ..data.photos import photo_classes, photos_identity, select_photos
-from ..data.sources import FolderSource
+from ..data.sources import FolderSource, read_box_csv
 from ..in9 import CLASS_FOLDERS
-from ..io import atomic_write_text, read_image, read_table
+from ..io import atomic_write_text, read_image
 from ..outputs import fingerprint
 from ..profiles import get_profile
 from ..registry import PACKAGED, PUBLISHED_FILES, installed_packaged
@@ -209,20 +210,8 @@ class PhotoFolder:
 
 
 def _read_boxes(csv_path: Path, root: Path) -> dict[Path, list[tuple[float, ...]]]:
-    """A box CSV as {photo's real path: its boxes}; one error naming the file and what it lacks."""
-    columns, rows = read_table(csv_path)
-    key = "file" if "file" in columns else "path" if "path" in columns else None
-    need = {"xmin", "ymin", "xmax", "ymax"}
-    if key is None or not need <= set(columns):
-        raise ValueError(f"{csv_path}: a box CSV needs a file (or path) column and xmin, ymin, xmax, ymax")
-    out: dict[Path, list[tuple[float, ...]]] = {}
-    for line, row in enumerate(rows, start=2):
-        try:
-            box = tuple(float(row[k]) for k in ("xmin", "ymin", "xmax", "ymax"))
-        except (TypeError, ValueError):
-            raise ValueError(f"{csv_path}:{line}: box coordinates must be numbers") from None
-        out.setdefault((root / row[key]).resolve(), []).append(box)
-    return out
+    """A box CSV (`sources.read_box_csv`) as {photo's real path: its boxes}."""
+    return {(root / rel).resolve(): boxes for rel, boxes in read_box_csv(csv_path).items()}
 
 
 def _box_folder(selection_dir: Path, boxes: Path, photos: Path, out: Path) -> int:
@@ -536,10 +525,7 @@ def _benchmark_photos(photos: PhotoFolder, per_class: int | None, seed: int) -> 
 
 def _decoded(items: list[BoxPhoto]) -> torch.Tensor:
     """The photos squashed to SIDE x SIDE, uint8 (N, 3, SIDE, SIDE)."""
-    import cv2
-
-    return torch.from_numpy(np.stack([cv2.resize(read_image(i.path), (SIDE, SIDE), interpolation=cv2.INTER_AREA)
-                                      for i in items])).permute(0, 3, 1, 2).contiguous()
+    return images_at([i.path for i in items], SIDE)
 
 
 def _resized(images: torch.Tensor, side: int) -> torch.Tensor:
@@ -563,10 +549,8 @@ def _maps_at(trunk, images: torch.Tensor, side: int, rps: RPS | None) -> np.ndar
 
 
 def _gaussian(n: int) -> np.ndarray:
-    """n copies of a centred Gaussian map (sigma a quarter of the side), what a map blind to the photo draws."""
-    yy, xx = np.mgrid[0:SIDE, 0:SIDE]
-    centre = np.exp(-0.5 * (((yy - (SIDE - 1) / 2) / (SIDE / 4)) ** 2 + ((xx - (SIDE - 1) / 2) / (SIDE / 4)) ** 2))
-    return np.repeat(centre[None], n, axis=0)
+    """n copies of a centred Gaussian map, what a map blind to the photo draws (`wsol.centre_gaussian`)."""
+    return np.repeat(centre_gaussian(SIDE, SIDE)[None], n, axis=0)
 
 
 def _ious(items: list[BoxPhoto], maps_of, thresholds) -> np.ndarray:

@@ -486,6 +486,37 @@ def _voc_object_name(path: Path) -> str:
     return name.strip()
 
 
+def read_box_csv(path: Path) -> dict[str, list[tuple[float, float, float, float]]]:
+    """A CSV of boxes, one row a box: the image's path relative to its folder (column `path`, or `file` as ImageNet's
+    box tables name it) and `xmin, ymin, xmax, ymax` in its pixels; {relative path: its boxes}. One error naming the
+    file, and the line, for anything else."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: box CSV not found")
+    table: dict[str, list[tuple[float, float, float, float]]] = {}
+    columns, rows = read_table(path)
+    key = "path" if "path" in columns or "file" not in columns else "file"
+    need = {key, "xmin", "ymin", "xmax", "ymax"}
+    if not need <= set(columns):
+        missing = ", ".join(sorted(need - set(columns)))
+        raise ValueError(f"{path}: box CSV needs columns {', '.join(sorted(need))} (missing: {missing}; found: "
+                         f"{', '.join(columns[:8]) or 'none'})")
+    for line, row in enumerate(rows, start=2):
+        if any(row.get(k) in (None, "") for k in need):
+            missing = next(k for k in (key, "xmin", "ymin", "xmax", "ymax") if row.get(k) in (None, ""))
+            raise ValueError(f"{path}:{line}: the row has no {missing}")
+        try:
+            values = [float(row[k].strip().replace(",", ".")) for k in ("xmin", "ymin", "xmax", "ymax")]
+        except ValueError:
+            raise ValueError(f"{path}:{line}: box coordinates must be numbers") from None
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError(f"{path}:{line}: box coordinates must be finite numbers")
+        x0, y0, x1, y1 = (int(v) for v in values)
+        if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
+            raise ValueError(f"{path}:{line}: box {(x0, y0, x1, y1)} is not xmin <= xmax, ymin <= ymax, >= 0")
+        table.setdefault(Path(row[key]).as_posix(), []).append(tuple(values))
+    return table
+
+
 class FolderSource(_PhotoSource):
     """Any collection: `<root>[/<split>]/<class>/<image>` with masks or boxes.
 
@@ -521,7 +552,8 @@ class FolderSource(_PhotoSource):
         self.crop = size
         self.resize = resize or round(size * 256 / 224)
         self.boxes_file = Path(boxes) if boxes else None
-        self.box_table = self._read_boxes(self.boxes_file) if boxes else None
+        self.box_table = ({rel: [tuple(int(v) for v in box) for box in found]
+                          for rel, found in read_box_csv(self.boxes_file).items()} if boxes else None)
         split_dirs = self._split_dirs()
         names = sorted({p.name for d in split_dirs.values() for p in d.iterdir()
                         if p.is_dir() and not p.name.startswith(".")})
@@ -552,32 +584,6 @@ class FolderSource(_PhotoSource):
             n_val = min(max(round(len(files) * self.val_fraction), least), len(files) - least) if files else 0
             assigned.update({p: "val" if k < n_val else "train" for k, p in enumerate(files)})
         return assigned
-
-    def _read_boxes(self, path: Path) -> dict[str, list[Box]]:
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: box CSV not found")
-        table: dict[str, list[Box]] = {}
-        columns, rows = read_table(path)
-        need = {"path", "xmin", "ymin", "xmax", "ymax"}
-        if not need <= set(columns):
-            missing = ", ".join(sorted(need - set(columns)))
-            raise ValueError(f"{path}: box CSV needs columns {', '.join(sorted(need))} (missing: {missing}; found: "
-                             f"{', '.join(columns[:8]) or 'none'})")
-        for line, row in enumerate(rows, start=2):
-            if any(row.get(k) in (None, "") for k in need):
-                missing = next(k for k in ("path", "xmin", "ymin", "xmax", "ymax") if row.get(k) in (None, ""))
-                raise ValueError(f"{path}:{line}: the row has no {missing}")
-            try:
-                values = [float(row[k].strip().replace(",", ".")) for k in ("xmin", "ymin", "xmax", "ymax")]
-            except ValueError:
-                raise ValueError(f"{path}:{line}: box coordinates must be numbers") from None
-            if not all(math.isfinite(v) for v in values):
-                raise ValueError(f"{path}:{line}: box coordinates must be finite numbers")
-            x0, y0, x1, y1 = (int(v) for v in values)
-            if x0 < 0 or y0 < 0 or x1 < x0 or y1 < y0:
-                raise ValueError(f"{path}:{line}: box {(x0, y0, x1, y1)} is not xmin <= xmax, ymin <= ymax, >= 0")
-            table.setdefault(Path(row["path"]).as_posix(), []).append((x0, y0, x1, y1))
-        return table
 
     def splits(self) -> list[str]:
         if self._assigned is not None:
