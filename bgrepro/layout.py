@@ -59,6 +59,12 @@ def results_dir() -> Path:
     return Path(os.environ.get(RESULTS_ENV, "results"))
 
 
+def generated_data(study: str, *parts: str) -> Path:
+    """Data the book makes for a study of its own (the sensitivity study's synthetic sets at other habitat
+    strengths), inside bgrepro's results folder: never beside a user's data."""
+    return results_dir().joinpath("data", study, *parts)
+
+
 def report_path(out: Path, part: str, run: str | None = None) -> Path:
     """A part of a report folder (see REPORT_PARTS); with `run`, that trained model's run folder."""
     path = Path(out) / REPORT_PARTS[part]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt  # headless machines fall back to Agg; notebooks keep their inline backend
 import numpy as np
+import pandas as pd
 
 from . import layout
 from .variants import MIXED_RAND, MIXED_SAME, ORIGINAL
@@ -105,9 +106,14 @@ def map_grid(images, masks, maps: dict, captions: dict | None = None, boxes: dic
 
 
 def backgrounds_suffice_figure(table, threshold: float = 40.0, out: Path | None = None):
-    """Paper Fig. 2: background-only models on their own test set and on Original, with chance
-    (`table["chance"]`) and the paper's threshold."""
-    ax = table[["own test set", ORIGINAL]].plot.bar(figsize=(6, 3.2), rot=0, color=["#9ecae1", "#3182bd"])
+    """Paper Fig. 2: background-only models on their own test set and on Original (the mean over seeds, with the 95%
+    interval on Original where the table has it), with chance (`table["chance"]`) and the paper's threshold."""
+    bars = table[["own test set", ORIGINAL]]
+    low, high = "Original, 95% interval low", "Original, 95% interval high"
+    errors = None
+    if low in table and table[low].notna().all():  # the 95% interval over seeds on Original
+        errors = pd.DataFrame({"own test set": 0.0, ORIGINAL: (table[high] - table[low]) / 2}, index=table.index)
+    ax = bars.plot.bar(figsize=(6, 3.2), rot=0, color=["#9ecae1", "#3182bd"], yerr=errors, capsize=3)
     ax.axhline(float(table["chance"].iloc[0]), color="k", ls=":", lw=1, label="chance")
     ax.axhline(threshold, color="tab:red", ls="--", lw=1, label=f"paper: > {threshold:.0f}% on Original")
     ax.set_ylabel("accuracy (%)")
@@ -188,6 +194,53 @@ def seed_spread_figure(per_seed, metrics=("bg_gap", "challenge accuracy"), out: 
         ax.set_xlabel("")
         ax.set_ylabel("BG-Gap (points)" if metric == "bg_gap" else f"{metric} (%)")
         ax.tick_params(axis="x", labelsize=8)
+    return _finish(fig, out)
+
+
+def challenge_against_clean(per_seed, paper_points: dict[str, tuple[float, float]] | None = None,
+                            out: Path | None = None):
+    """Claim 3 against its control: each seed model's challenge accuracy (%) against its clean accuracy on Original,
+    one marker per kind of model (`per_seed`: columns model, Original, challenge accuracy, independent-error level);
+    the level independent errors would give as a small grey marker under each; the paper's models (`paper_points`:
+    name -> (clean, challenge)) as stars, and 50% (half the foregrounds fooled) as a line."""
+    fig, ax = plt.subplots(figsize=(6.2, 3.4))
+    for (model, rows), marker in zip(per_seed.groupby("model", sort=False), ("o", "^", "s", "D")):
+        ax.scatter(rows[ORIGINAL], rows["challenge accuracy"], marker=marker, s=40, label=f"ours, {model}")
+        if "independent-error level" in rows:
+            ax.scatter(rows[ORIGINAL], rows["independent-error level"], marker=marker, s=14, color="0.6")
+    for name, (clean, chal) in (paper_points or {}).items():
+        ax.scatter([clean], [chal], marker="*", s=120, color="tab:red")
+        ax.annotate(name, (clean, chal), textcoords="offset points", xytext=(-4, 6), fontsize=7, ha="right")
+    ax.axhline(50, color="k", ls=":", lw=1, label="half the foregrounds fooled")
+    ax.scatter([], [], marker="o", s=14, color="0.6", label="independent errors would leave")
+    ax.set_xlabel("clean accuracy on Original (%)")
+    ax.set_ylabel("challenge accuracy (%)")
+    ax.set_ylim(-3, 103)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    return _finish(fig, out)
+
+
+def sensitivity_figure(table, lines: dict[str, tuple[float, str]], titles: dict[str, str], default: float,
+                       out: Path | None = None):
+    """One panel per claim: its number (mean over seeds, with the 95% interval) against the habitat strength R, the
+    paper's number as a dashed line, the chapters' R as a dotted one; claim 3's panel also shows its control
+    (`table`: rows of strength, claim, measure, mean, 95% interval low/high, as `sensitivity.study` gives)."""
+    claims = list(dict.fromkeys(table["claim"]))
+    fig, axes = plt.subplots(1, len(claims), figsize=(2.6 * len(claims), 2.9), squeeze=False)
+    for ax, claim in zip(axes[0], claims):
+        for k, (_, rows) in enumerate(table[table["claim"] == claim].groupby("measure", sort=False)):
+            low, high = rows["95% interval, low"], rows["95% interval, high"]
+            errors = None if low.isna().any() else [rows["mean"] - low, high - rows["mean"]]
+            ax.errorbar(rows["strength"], rows["mean"], yerr=errors, marker="os"[k % 2], capsize=3, lw=1.2,
+                        label="ours" if k == 0 else "control: Mixed-Rand-trained")
+        value, label = lines[claim]
+        ax.axhline(value, color="tab:red", ls="--", lw=1, label=label)
+        ax.axvline(default, color="0.5", ls=":", lw=1)
+        ax.set_title(f"claim {claim}", fontsize=9)
+        ax.set_ylabel(titles[claim], fontsize=8)
+        ax.set_xlabel("habitat strength R", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.legend(fontsize=6, loc="best")
     return _finish(fig, out)
 
 

@@ -54,6 +54,12 @@ class Profile:
     real_models: tuple[str, ...] = ()
     #: Photos per class of RPS's box benchmark on the photos with boxes (None: every one).
     rps_benchmark_per_class: int | None = None
+    #: The generator sensitivity study (`book.sensitivity`): the habitat strengths R it regenerates the synthetic IN-9
+    #: at (the default 0.8 among them), its images per class (train, test) and its epochs, each strength with the
+    #: profile's `spread_seeds` seeds.
+    sensitivity_strengths: tuple[float, ...] = (0.2, 0.5, 0.8)
+    sensitivity_per_class: tuple[int, int] = (120, 50)
+    sensitivity_epochs: int = 10
 
     def as_dict(self) -> dict[str, object]:
         """Plain-dict form, for records and JSON."""
@@ -65,7 +71,8 @@ PROFILES: dict[str, Profile] = {
                     batch_size=16, lr=0.05, weight_decay=5e-4, gpu=False, zoo_archs=("smallcnn_narrow", "smallcnn"),
                     zoo_epochs=(1, 2), table_archs=("smallcnn",), spread_seeds=2, ssl_epochs=2,
                     real_per_class=4, real_challenge_budget=200, rps_benchmark_per_class=6,
-                    real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant")),
+                    real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant"),
+                    sensitivity_per_class=(8, 4), sensitivity_epochs=1),
     # smoke: sized for `make reproduce` in <= 20 min on 2 CPU cores (every model 12 epochs, the zoo seven nets,
     # the SimSiam backbone 20 epochs: trained 30, its loss fell from -0.136 to -0.872 by epoch 20 and only to -0.876
     # by epoch 30 (issue 31); a 20-epoch version with a wider net took 23-29 min, the machine's speed varying by a
@@ -82,14 +89,16 @@ PROFILES: dict[str, Profile] = {
                     zoo_archs=("alexnet", "shufflenet_v2", "mobilenet_v3_large", "efficientnet_b0", "resnet18",
                                "resnet50", "wide_resnet50_2", "vgg16_bn"),
                     zoo_epochs=(30,), table_archs=("alexnet", "shufflenet_v2", "resnet50", "wide_resnet50_2",
-                                                   "vgg16_bn"), spread_seeds=3, ssl_epochs=20),
+                                                   "vgg16_bn"), spread_seeds=3, ssl_epochs=20,
+                    sensitivity_per_class=(1000, 200), sensitivity_epochs=16),
 }
 #: The full profile's code path on a handful of images: 224 px, the full profile's architectures, one
 #: epoch. The tests run every chapter under it so that the full scale's code never rots.
 PROFILES["fullcheck"] = replace(PROFILES["full"], name="fullcheck", train_per_class=2, test_per_class=2, epochs=1,
                                 batch_size=8, lr=0.01, gpu=False, zoo_epochs=(1,), spread_seeds=2, ssl_epochs=1,
                                 real_per_class=4, real_challenge_budget=200, rps_benchmark_per_class=6,
-                                real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant"))
+                                real_models=("efficientnet_lite0", "mobilenet_v1_0.25_128_quant"),
+                                sensitivity_per_class=(2, 2), sensitivity_epochs=1)
 
 
 def get_profile(name: str | None = None) -> Profile:

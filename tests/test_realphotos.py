@@ -174,30 +174,32 @@ def test_the_chapter_says_what_to_give_it_without_photos(tmp_path):
     from bgrepro.book.realphotos_view import missing_words
 
     words = missing_words(tmp_path / "absent", "tiny")
-    assert "is not a folder" in words and "REALPHOTOS=PATH" in words
+    assert "absent is not a folder" in words and "REALPHOTOS=PATH" in words
+    assert str(tmp_path) not in words  # the folder's name, never the path of the machine that built the book
     assert set(rp.column(None).values()) == {"no photos were given",
                                              "does not apply: it needs models trained on the variants"}
 
 
-def test_real_photo_verdicts_an_upper_bound_and_backgrounds_that_show_objects():
-    """A challenge accuracy that is an upper bound never says most foregrounds resist; backgrounds right far above
-    the paper's Only-BG-T make the variants unable to test a claim; the claims page's cell names each model."""
+def test_real_photo_verdicts_an_upper_bound_and_the_independent_error_control():
+    """A challenge accuracy that is an upper bound never says most foregrounds resist; most fooled is reproduced only
+    below the level independent errors would give; the claims page's cell names each model."""
     from bgrepro.book import verdicts as v
     from bgrepro.book.chapter import _real_cell
 
     above = v.Estimate(70.0, 60.0, 80.0, "40 foregrounds")
     assert v.claim_3(above, [95.0], 11.1).verdict == v.NOT_REPRODUCED
     assert v.claim_3(above, [95.0], 11.1, upper_bound=True).verdict == v.NOT_SHOWN
-    assert v.claim_3(v.Estimate(10.0, 5.0, 20.0, "x"), [95.0], 11.1, upper_bound=True).verdict == v.REPRODUCED
-    assert v.backgrounds_show_objects(v.Estimate(52.0, 44.0, 60.0, "x")) is not None
-    assert v.backgrounds_show_objects(v.Estimate(25.0, 18.0, 32.0, "x")) is None  # its interval reaches 20.7
+    fooled = v.Estimate(10.0, 5.0, 20.0, "x")
+    assert v.claim_3(fooled, [95.0], 11.1, upper_bound=True,
+                     independent=v.Estimate(30.0, 25.0, 35.0, "y")).verdict == v.REPRODUCED
+    assert v.claim_3(fooled, [95.0], 11.1, upper_bound=True,
+                     independent=v.Estimate(0.1, 0.0, 0.5, "y")).verdict == v.NOT_SHOWN
     mixed = [v.Verdict("2", "m", "o", "p", v.REPRODUCED, "EfficientNet-Lite0: a gap"),
-             v.Verdict("2", "m", "o", "p", v.INCONCLUSIVE, "EfficientNet-Lite1: Only-BG-T")]
+             v.Verdict("2", "m", "o", "p", v.INCONCLUSIVE, "EfficientNet-Lite1: masks")]
     cell = rp.column(mixed)["2"]
-    assert cell == "EfficientNet-Lite0: reproduced; EfficientNet-Lite1: inconclusive at this scale"
+    assert cell == "EfficientNet-Lite0: reproduced; EfficientNet-Lite1: inconclusive"
     three = mixed + [v.Verdict("2", "m", "o", "p", v.REPRODUCED, "MobileNet v2: a gap")]
-    assert rp.column(three)["2"] == ("EfficientNet-Lite0, MobileNet v2: reproduced; EfficientNet-Lite1: inconclusive "
-                                     "at this scale")
+    assert rp.column(three)["2"] == "EfficientNet-Lite0, MobileNet v2: reproduced; EfficientNet-Lite1: inconclusive"
     html = _real_cell(cell)
     assert html.count("<span") == 2 and "EfficientNet-Lite1: <span" in html
 
@@ -244,6 +246,22 @@ def test_the_box_route_builds_in9_the_papers_way(tmp_path, monkeypatch):
     assert sorted(p.name for p in photos.rglob("*")) == before
     again = rp.photo_variants(photos, "smoke", progress=False, route="boxes")  # a cached record: nothing rebuilt
     assert again.metrics == m
+    # the mask check against the official boxes: the box route takes out the box itself and GrabCut stays inside it
+    check = rp.mask_check(made, rp.PhotoFolder.of(photos))
+    assert check["photos"] == m["n_kept"] and check["fails"] is None
+    assert check["box_covered"] == pytest.approx(1.0, abs=1e-9) and check["mask_inside"] > 0.97
+
+
+def test_box_rasters_for_the_mask_check():
+    """Half-open float boxes (the crop's) and inclusive integer ones (a mask's) as pixels, clipped to the image."""
+    import numpy as np
+
+    half_open = rp._raster([(1.5, 2.0, 4.0, 5.0)], (8, 8))  # columns 1..3, rows 2..4
+    assert half_open.sum() == 3 * 3 and half_open[2, 1] and half_open[4, 3] and not half_open[5, 3]
+    inclusive = rp._raster([(1, 2, 4, 5)], (8, 8), inclusive=True)  # columns 1..4, rows 2..5
+    assert inclusive.sum() == 4 * 4
+    assert rp._raster([(-3.0, -3.0, 2.0, 2.0), (6.0, 6.0, 20.0, 20.0)], (8, 8)).sum() == 4 + 4
+    assert not rp._raster([(9.0, 9.0, 12.0, 12.0)], (8, 8)).any() and np.dtype(bool) == half_open.dtype
 
 
 def test_the_ladder_is_data_sorted_by_published_top1(tmp_path, monkeypatch):

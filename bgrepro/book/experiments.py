@@ -178,6 +178,10 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, *
 #: Images per batch of an ImageNet model at 224-260 px on the CPU: EfficientNet-Lite0 runs about 64 images/s at 8 and
 #: 23 at 64 on 2 cores (channels-last; its activations leave the cache), so the CPU's default batch of 256 is slow.
 PHOTO_BATCH_CPU = 8
+#: Photos per batch of Grad-CAM on an ImageNet model on the CPU: its backward pass holds every layer's activations,
+#: and at 8 photos of 224-260 px Grad-CAM of EfficientNet-Lite0/1/2 peaked 1.3 / 1.9 / 2.4 GB above the process,
+#: at 2 photos 0.33 / 0.46 / 0.59 GB (measured on 26 photos, 2026-12-05).
+GRADCAM_BATCH_CPU = 2
 
 
 def _photo_inference(precision: str = "fp32") -> Inference:
@@ -257,13 +261,13 @@ def bg_gap_sources(data: Path, archs: tuple[str, ...], profile: str | None = Non
         config = TrainConfig.from_profile(data, profile, arch=arch, seed=seed, **overrides)
         device = trained_model(config).record.provenance["device"]
         rows[f"{arch} (trained)"] = {
-            "weights": f"trained here: {config.epochs} epochs on {config.variant}, seed {config.seed}",
+            "weights": f"trained here: {config.epochs} epochs on {title(config.variant)}, seed {config.seed}",
             "training precision": "bf16 autocast" if device.startswith("cuda") else "fp32",
             "scoring precision": "fp32", "device": device}
     for arch in pretrained:
         record = pretrained_record(arch, data)
         rows[f"{arch} (ImageNet)"] = {
-            "weights": f"torchvision {PAPER_WEIGHTS} ({pretrained_weights_path(arch).name})",
+            "weights": f"torchvision's original ImageNet weights ({pretrained_weights_path(arch).name})",
             "training precision": "(ImageNet-pretrained)", "scoring precision": "fp32",
             "device": record.provenance["device"]}
     return pd.DataFrame(rows).T
@@ -331,7 +335,8 @@ def seed_spread(data: Path, profile: str | None = None, seed: int = 0, seeds: in
             accuracies = {v: 100 * acc[v] for v in (ORIGINAL, MIXED_SAME, MIXED_RAND)}
             rows.append({"model": name, "seed": s, **accuracies,
                          "bg_gap": accuracies[MIXED_SAME] - accuracies[MIXED_RAND],
-                         "challenge accuracy": 100 * chal.challenge_accuracy})
+                         "challenge accuracy": 100 * chal.challenge_accuracy,
+                         "backgrounds": chal.summary["n_backgrounds"]})
     return pd.DataFrame(rows)
 
 
@@ -561,3 +566,43 @@ def zoo_table(data: Path, profile: str | None = None, seed: int = 0, pretrained:
         raise ValueError(f"profile {p.name!r} has no model zoo and no pretrained models were given")
     columns = [ORIGINAL, *[v for v in PROGRESS_VARIANTS if all(v in acc for acc in rows.values())]]
     return pd.DataFrame({name: {v: 100 * acc[v] for v in columns} for name, acc in rows.items()}).T
+
+
+def zoo_halves(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = (),
+               progress: bool = True) -> pd.DataFrame:
+    """`zoo_table` on two halves of the test images that share no image: accuracy (%) on Original on one seeded half
+    (column Original, claim 6's benchmark) and on each variant on the other half, so that no foreground of the x axis
+    is in the Mixed sets it is set against. One cached record per zoo; `attrs["halves"]`: the two halves' sizes."""
+    p = get_profile(profile)
+    models = {f"{arch} ({epochs} epoch{'s' if epochs != 1 else ''})": ("trained", arch, epochs)
+              for arch in p.zoo_archs for epochs in p.zoo_epochs}
+    models.update({f"{arch} (ImageNet)": ("pretrained", arch, 0) for arch in pretrained})
+
+    def compute(cfg: dict) -> dict:
+        ids = sorted(ImageListing.of(data, ORIGINAL, "val").ids)
+        half = set(np.random.default_rng(cfg["seed"]).permutation(ids)[: len(ids) // 2].tolist())
+        rows = {}
+        for name, (kind, arch, epochs) in cfg["models"].items():
+            if kind == "trained":
+                config = TrainConfig.from_profile(data, profile, arch=arch, epochs=epochs, seed=seed)
+                net = trained_model(config, progress=progress).load()
+                scored = correctness(net, data)
+            else:
+                scored = correctness(_imagenet({"arch": arch, "data": str(data), "weights": PAPER_WEIGHTS}), data,
+                                     inference=_photo_inference("fp32"))
+            row = {}
+            for variant, right in scored.correct.items():
+                on_x = np.array([i in half for i in scored.ids[variant]])
+                keep = on_x if variant == ORIGINAL else ~on_x
+                row[variant] = 100 * float(np.asarray(right)[keep].mean())
+            rows[name] = row
+        return {"rows": rows, "halves": [len(half), len(ids) - len(half)]}
+
+    record = cached("zoo_halves", {"data": str(data), "profile": p.name, "seed": seed, "models": models,
+                                   "split": "seeded half of the Original test ids"}, compute)
+    rows = record.metrics["rows"]
+    columns = [ORIGINAL, *[v for v in PROGRESS_VARIANTS if all(v in r for r in rows.values())]]
+    table = pd.DataFrame({name: {v: r[v] for v in columns} for name, r in rows.items()}).T
+    table.attrs["halves"] = record.metrics["halves"]
+    return table
+

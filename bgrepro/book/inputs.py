@@ -27,6 +27,16 @@ def real_models(parameters: dict) -> str:
     return ";".join(f"{m.key}={m.weights}" for m in ladder(parameters.get("profile")))
 
 
+def book_folders(data, synth, realphotos, profile: str | None = None, seed: int = 0) -> tuple[str, ...]:
+    """Every folder the book's records are keyed by: the chapters' data and synthetic source, the generator study's
+    sets (`sensitivity.data_folders`) and the real-photo chapter's photos and variants (`realphotos.data_folders`)."""
+    from . import realphotos as rp
+    from . import sensitivity
+
+    return (str(data), str(synth), *sensitivity.data_folders(profile, seed),
+            *rp.data_folders(realphotos, profile, seed))
+
+
 #: The inputs a chapter may declare, by the name its front matter gives them.
 INPUTS = {"real photos": real_photos, "real models": real_models}
 
@@ -39,4 +49,4 @@ def identity(names: list[str], parameters: dict) -> str:
     return "".join(f"{name}:{INPUTS[name](parameters)}\n" for name in names)
 
 
-__all__ = ["INPUTS", "identity", "real_models", "real_photos"]
+__all__ = ["INPUTS", "book_folders", "identity", "real_models", "real_photos"]

@@ -103,9 +103,24 @@ def cached(kind: str, config: dict, compute: Callable[[dict], dict], root: Path 
         return Record.read(path)
     t0 = time.perf_counter()
     metrics = strict_json(compute(config))
+    release_memory()
     record = Record(kind, config, metrics, provenance(config, time.perf_counter() - t0), path)
     atomic_write_text(path, json.dumps(record.as_dict(), indent=2, sort_keys=True, allow_nan=False) + "\n")
     return record
+
+
+def release_memory() -> None:
+    """Hand what a computation freed back to the system: the book's kernels run one record after another, and glibc
+    keeps freed blocks of torch's tensors resident otherwise (measured: 1.1 GB still resident after Grad-CAM of one
+    EfficientNet-Lite on 26 photos, 0.85 GB after a trim). Does nothing where the C library has no `malloc_trim`."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc (macOS, musl)
+        pass
 
 
 def records(root: Path | None = None) -> list[Record]:
@@ -114,14 +129,15 @@ def records(root: Path | None = None) -> list[Record]:
 
 
 def provenance_table(datasets: tuple[str, ...], root: Path | None = None):
-    """Per experiment kind, over the records of the given datasets: how many, their compute seconds,
-    the devices and the code's git commits."""
+    """Per experiment kind, over the records of the given datasets (a record's `data`, `synthetic` or `photos`
+    folder): how many, their compute seconds, the devices and the code's git commits."""
     import pandas as pd
 
     wanted = {str(d) for d in datasets}
     rows = [{"kind": r.kind, "device": r.provenance["device"], "commit": (r.provenance["git_commit"] or "")[:10],
              "seconds": r.provenance["wall_seconds"]}
-            for r in records(root) if str(r.config.get("data", r.config.get("synthetic", ""))) in wanted]
+            for r in records(root)
+            if str(r.config.get("data", r.config.get("synthetic", r.config.get("photos", "")))) in wanted]
     if not rows:
         return pd.DataFrame(columns=["records", "seconds", "device", "commits"])
     return pd.DataFrame(rows).groupby("kind").agg(

@@ -25,7 +25,7 @@ from ..analyses.rps import activation_maps, estimate
 from ..analyses.saliency import foreground_share, gradcam, saliency_figure
 from ..analyses.wsol import box_from_map
 from ..data.build import read_manifest
-from ..data.datasets import ImageListing, load_variant
+from ..data.datasets import load_variant
 from ..data.previews import habitat_matrices, variant_image, variants_figure
 from ..data.synth import background_only_ceiling
 from ..in9 import NUM_CLASSES
@@ -76,9 +76,24 @@ def top_backgrounds(record: Study, data: Path, per_class: int = 5):
 
 
 # ----------------------------------------------------------------------------- Sec. 3: backgrounds suffice
+def bg_only_seeds(data: Path, profile: str | None = None, seed: int = 0) -> pd.DataFrame:
+    """The background-only models of every seed of the profile's spread: one row per (trained on, seed), with the
+    accuracy (%) on its own test set and on Original."""
+    seeds = range(seed, seed + get_profile(profile).spread_seeds)
+    return pd.concat({s: experiments.backgrounds_suffice(data, profile, s) for s in seeds}, names=["seed"]
+                     ).swaplevel().sort_index(level=0, sort_remaining=False)
+
+
 def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -> Study:
-    """Background-only models (paper Fig. 2) beside the paper's threshold and chance."""
-    table = experiments.backgrounds_suffice(data, profile, seed)
+    """Background-only models (paper Fig. 2) over the profile's seeds: the mean of each, its 95% interval over seeds
+    on Original, beside the paper's threshold and chance; tables["per seed"] every seed's model."""
+    per_seed = bg_only_seeds(data, profile, seed)
+    groups = per_seed.groupby(level=0, sort=False)
+    table = groups.mean()
+    intervals = {name: claim_verdicts.over_seeds(g[ORIGINAL]) for name, g in groups}
+    table["Original, 95% interval low"] = [intervals[n].low for n in table.index]
+    table["Original, 95% interval high"] = [intervals[n].high for n in table.index]
+    table["seeds"] = groups.size()
     table["paper on Original (around 40-50%): lower end"] = paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL
     table["chance"] = 100 / len(layout.class_folders(data))
     weakest = table[ORIGINAL].idxmin()
@@ -91,7 +106,8 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0) -
         "ours, Original": table[ORIGINAL].to_numpy(),
         "paper, Original": [paper.TABLE5.loc[v, ORIGINAL] for v in table.index]}, index=table.index)
     return Study(table, {"best_bg_only": table[ORIGINAL].max(), "worst_bg_only": table[ORIGINAL].min(),
-                         "weakest_note": note, "chance": float(table["chance"].iloc[0])}, {"paper": side})
+                         "weakest_note": note, "chance": float(table["chance"].iloc[0]),
+                         "bg_only_seeds": int(table["seeds"].iloc[0])}, {"paper": side, "per seed": per_seed})
 
 
 # ----------------------------------------------------------------------------- Sec. 3: Mixed-Rand training
@@ -214,7 +230,7 @@ def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
                "backgrounds": r.summary["n_backgrounds"], "composites evaluated": r.summary["composites"],
                "search seconds": r.summary["seconds"]}
         for name, r in records.items()})
-    counts = pd.IndexSlice[["foregrounds", "backgrounds", "composites evaluated"], :]
+    counts = ["foregrounds", "backgrounds", "composites evaluated"]
     ours = {name: 100 * r.challenge_accuracy for name, r in records.items()}
     comparison = pd.DataFrame({"ours": ours.values(),
                                "paper (its closest model)": [paper.number(paper.IN9L_MODEL, "challenge accuracy"),
@@ -240,8 +256,10 @@ def challenge(data: Path, profile: str | None = None, seed: int = 0) -> Study:
             {layout.short_name(c): 100 * v for c, v in pairs["class_fooling"].items()},
             name="other-class foregrounds fooled by some background of the class (%)").to_frame()
         numbers["pairs_fg"] = pairs["n_foregrounds"]
-    styled = summary.style.format(precision=1).format("{:,.0f}", subset=counts)
-    return Study(styled, numbers, tables, {"pairs": pairs, **records})
+    summary = summary.astype(object)  # counts print as counts (`chapter.number`)
+    for row in counts:
+        summary.loc[row] = [v if pd.isna(v) else int(v) for v in summary.loc[row]]
+    return Study(summary, numbers, tables, {"pairs": pairs, **records})
 
 
 # ----------------------------------------------------------------------------- how much the seed moves them
@@ -266,6 +284,40 @@ def seed_spread(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     return Study(table, numbers, {"per seed": per_seed.set_index(["model", "seed"])}, {"per seed": per_seed})
 
 
+def challenge_control(data: Path, profile: str | None = None, seed: int = 0) -> Study:
+    """Claim 3 against its controls, every seed model of the spread: clean accuracy, accuracy on Mixed-Same (its
+    per-composite accuracy with a background of its own class), the backgrounds tried, the challenge accuracy, and
+    the challenge accuracy independent errors would give (`verdicts.independent_level`); the Mixed-Rand-trained
+    models are the control the verdict compares with."""
+    per_seed = seed_measures(data, profile, seed)
+    columns = {ORIGINAL: "clean accuracy (Original)", MIXED_SAME: "Mixed-Same accuracy", "backgrounds":
+               "backgrounds tried", "challenge accuracy": "challenge accuracy",
+               "independent-error level": "challenge accuracy if errors were independent"}
+    table = per_seed.set_index(["model", "seed"])[list(columns)].rename(columns=columns)
+    judged = verdict("3", data, profile, seed, per_seed=per_seed)
+    orig = per_seed[per_seed["model"] == "trained on Original"]
+    mixed = per_seed[per_seed["model"] == "trained on Mixed-Rand"]
+    gap = claim_verdicts.difference(orig["challenge accuracy"], mixed["challenge accuracy"])
+    numbers = {"control_sentence": judged.sentence(), "control_difference": gap.text(sign=True),
+               "independent_level_max": float(per_seed["independent-error level"].max()),
+               "backgrounds_tried": int(per_seed["backgrounds"].max())}
+    return Study(table, numbers, records={"per seed": per_seed}, verdicts=[judged])
+
+
+#: The paper's models on the challenge, as (clean accuracy on Original, challenge accuracy) (%).
+PAPER_CHALLENGE = {"paper: ResNet-50, IN-9L": (paper.number(paper.IN9L_MODEL, ORIGINAL),
+                                               paper.number(paper.IN9L_MODEL, "challenge accuracy")),
+                   "paper: ResNet-50, ImageNet": (float(paper.TABLE2_IMAGENET.loc[ORIGINAL, "ResNet-50"]),
+                                                  paper.number("ResNet-50, ImageNet weights", "challenge accuracy"))}
+
+
+def challenge_control_figure(study: Study):
+    """Challenge accuracy against clean accuracy for every seed model, beside the paper's two ResNet-50s."""
+    from ..plots import challenge_against_clean
+
+    return challenge_against_clean(study.records["per seed"], PAPER_CHALLENGE)
+
+
 # ----------------------------------------------------------------------------- Sec. 5: fine-grained
 def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
     """The fine-grained categories of both models (overview), the paper's two-way split ("2x2"), the
@@ -286,12 +338,16 @@ def finegrained(data: Path, profile: str | None = None, seed: int = 0) -> Study:
 
 # ----------------------------------------------------------------------------- Sec. 6: progress
 def progress(data: Path, profile: str | None = None, seed: int = 0, pretrained: tuple[str, ...] = ()) -> Study:
-    """The model zoo's accuracy per variant (table) and the linear fits against Original ("fits")."""
-    zoo = experiments.zoo_table(data, profile, seed, pretrained=pretrained)
-    fits, judged = progress_verdict(zoo, ORIGINAL, 100 / len(layout.class_folders(data)))
+    """The model zoo's accuracy per variant (table), and claim 6 on two halves of the test images that share no image
+    (`experiments.zoo_halves`, table "halves"): each variant's linear fit against Original on the other half
+    ("fits") and the verdict."""
+    zoo = experiments.zoo_table(data, profile, seed, pretrained=pretrained).rename(index=registry.model_name)
+    halves = experiments.zoo_halves(data, profile, seed, pretrained=pretrained).rename(index=registry.model_name)
+    fits, judged = progress_verdict(halves, ORIGINAL, 100 / len(layout.class_folders(data)))
     rand, bgt = fits.loc[MIXED_RAND, "slope"], fits.loc[ONLY_BG_T, "slope"]
-    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": judged.sentence()}, {"fits": fits},
-                 verdicts=[judged])
+    x_half, y_half = halves.attrs["halves"]
+    return Study(zoo, {"slope_rand": rand, "slope_bgt": bgt, "progress_note": judged.sentence(), "x_half": x_half,
+                       "y_half": y_half}, {"fits": fits, "halves": halves}, verdicts=[judged])
 
 
 def progress_verdict(table: pd.DataFrame, x: str, chance: float) -> tuple[pd.DataFrame, claim_verdicts.Verdict]:
@@ -427,11 +483,15 @@ def seed_measures(data: Path, profile: str | None = None, seed: int = 0) -> pd.D
         for row in per_seed.itertuples()}
     shares = experiments.saliency_on_foreground({f"{m} {s}": c for (m, s), c in configs.items()})
     per_seed["saliency on foreground"] = [shares.loc["all test images", f"{m} {s}"] for m, s in configs]
-    needed = []
+    needed, needed_fg = [], []
     for config in configs.values():
         table = experiments.finegrained_correctness(config)
         needed.append(100 * float((table[ORIGINAL] & ~table[MIXED_RAND]).mean()))
+        needed_fg.append(100 * float((table[ORIGINAL] & ~table[ONLY_FG]).mean()))
     per_seed["needs its background"] = needed
+    per_seed["needs its background (Only-FG reading)"] = needed_fg
+    per_seed["independent-error level"] = [
+        claim_verdicts.independent_level(row[MIXED_SAME], int(row.backgrounds)).value for _, row in per_seed.iterrows()]
     return per_seed
 
 
@@ -447,11 +507,10 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
     p = get_profile(profile)
     chance = 100 / len(layout.class_folders(data))
     if claim == "1":
-        table = experiments.backgrounds_suffice(data, profile, seed)
-        n = len(ImageListing.of(data, ORIGINAL, "val"))
-        return claim_verdicts.claim_1(
-            {title(name): (round(float(table.loc[name, ORIGINAL]) * n / 100), n) for name in table.index},
-            chance, paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
+        per_seed = bg_only_seeds(data, profile, seed)
+        return claim_verdicts.claim_1({title(name): list(g[ORIGINAL]) for name, g in
+                                       per_seed.groupby(level=0, sort=False)}, chance,
+                                      paper.BACKGROUNDS_SUFFICE_ON_ORIGINAL)
     if claim in SEED_CLAIMS:
         per_seed = seed_measures(data, profile, seed) if per_seed is None else per_seed
         orig = per_seed[per_seed["model"] == "trained on Original"]
@@ -461,7 +520,8 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
         if claim == "2":
             return claim_verdicts.claim_2(list(orig["bg_gap"]), list(orig[ORIGINAL]), chance)
         if claim == "3":
-            return claim_verdicts.claim_3(list(orig["challenge accuracy"]), list(orig[ORIGINAL]), chance)
+            return claim_verdicts.claim_3(list(orig["challenge accuracy"]), list(orig[ORIGINAL]), chance,
+                                          control=list(mixed["challenge accuracy"]))
         if claim == "4a":
             return claim_verdicts.claim_4a(list(orig["bg_gap"]), list(mixed["bg_gap"]), both, chance)
         if claim == "4b":
@@ -469,7 +529,8 @@ def verdict(claim: str, data: Path, profile: str | None = None, seed: int = 0, s
         if claim == "4c":
             return claim_verdicts.claim_4c(list(orig["saliency on foreground"]), list(mixed["saliency on foreground"]),
                                            both, chance)
-        return claim_verdicts.claim_5(list(orig["needs its background"]), list(orig[ORIGINAL]), chance)
+        return claim_verdicts.claim_5(list(orig["needs its background"]), list(orig[ORIGINAL]), chance,
+                                      only_fg=list(orig["needs its background (Only-FG reading)"]))
     if claim == "6":  # the progress chapter's, on the same zoo (with the ImageNet models on disk)
         return progress(data, profile, seed, pretrained=available_pretrained()).verdicts[0]
     if claim == "RPS":  # judged on the self-supervised backbone, as the method is published
@@ -583,7 +644,8 @@ def what_ran(data: Path, profile: str | None = None) -> str:
     IN-9 have been run for it, and where the GPU measurements come from."""
     p = get_profile(profile)
     kind = layout.data_kind(data)
-    data_words = {"synthetic": "the synthetic IN-9", "in9": "the official IN-9"}.get(kind, f"the data in {data}")
+    data_words = {"synthetic": "the synthetic IN-9", "in9": "the official IN-9"}.get(
+        kind, f"the data in the folder {Path(data).name}")
     ran = f"This build of the book ran the {p.name} profile on {data_words}."
     if p.name != "full" or kind != "in9":
         missing = [what for what, done in (("the full profile", p.name == "full"), ("the official IN-9", kind == "in9"))
@@ -608,14 +670,14 @@ _EMPTY_MEANS = {"real_per_class": "every photo", "real_models": "every model ins
 
 
 def profile_settings(profile) -> pd.DataFrame:
-    """A profile's settings as a reader reads them: names in words, lists joined, an empty setting in words where it
+    """A profile's settings by name (a page shows them in words, `chapter.WORDS`), an empty setting in words where it
     means something (`_EMPTY_MEANS`), else a dash."""
     def shown(key, value):
         if value is None or value == () or value == []:
             return _EMPTY_MEANS.get(key, "\u2014")
-        return ", ".join(map(str, value)) if isinstance(value, tuple | list) else str(value)
+        return value
 
-    return pd.DataFrame({"value": {k.replace("_", " "): shown(k, v) for k, v in profile.as_dict().items()}})
+    return pd.DataFrame({"value": pd.Series({k: shown(k, v) for k, v in profile.as_dict().items()}, dtype=object)})
 
 
 def profile_sizes() -> pd.DataFrame:
@@ -658,10 +720,11 @@ def full_budget(measured: dict, profile: str = "full") -> pd.DataFrame:
     p = get_profile(profile)
     train = measured["train"]
     per_model = (p.epochs * NUM_CLASSES * p.train_per_class / train["images_per_second"] + train["decode_seconds"]) / 60
-    rows = {}
+    rows, name = {}, registry.model_name(train["arch"])
     for chapter, models in chapter_models(p).items():
         timed = [m for m in models if m[0] == train["arch"]]
-        rows[chapter] = {"models trained": len(models), f"{train['arch']} models": len(timed),
-                         f"{train['arch']} training (min)": round(len(timed) * per_model, 1),
-                         "not measured": ", ".join(sorted({a for a, _ in models if a != train["arch"]})) or "-"}
+        rows[chapter] = {"models trained": len(models), f"{name} models": len(timed),
+                         f"{name} training (min)": round(len(timed) * per_model, 1),
+                         "not measured": ", ".join(sorted({registry.model_name(a) for a, _ in models
+                                                           if a != train["arch"]})) or "-"}
     return pd.DataFrame(rows).T
