@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 
+import pandas as pd
 import pytest
 
 from bgrepro.book.runner import BOOK, ORDER, execute
@@ -100,7 +102,9 @@ def test_the_book_check_fails_a_page_a_reader_would_not_trust():
     figure = ('<figure class="align-default" id="fig-x"><img src="_images/a.png"><figcaption><p>'
               '<span class="caption-number">Fig. 3 </span><span class="caption-text">x</span></p></figcaption>'
               '</figure>')
-    assert page_problems("p", f"<main>{figure}<table><tr><td>\u2014</td></tr></table></main>", "0") == []
+    captioned = ('<table><caption><span class="caption-number">Table 1 </span><span class="caption-text">x</span>'
+                 '</caption><tr><td>\u2014</td></tr></table>')
+    assert page_problems("p", f"<main>{figure}{captioned}</main>", "0") == []
     bare = '<main><div class="cell_output"><img src="_images/b.png"></div></main>'
     assert page_problems("p", f"<main>{figure}</main>{bare}", "0") == ["p: 1 figure(s) without a numbered caption"]
     assert page_problems("p", f"<main>{figure}<td>NaN</td></main>", "0") == ["p: NaN shown where a number is missing"]
@@ -110,6 +114,53 @@ def test_the_book_check_fails_a_page_a_reader_would_not_trust():
     assert page_problems("p", "<main><p>text</p></main>", "0") == ["p: no figure"]
     # a chapter with nothing to run on (the real-photo chapter without photos) says so in a box instead
     assert page_problems("p", "<main><div class='admonition warning chapter-not-run'>no photos</div></main>", "0") == []
+
+
+def test_the_book_check_fails_a_table_without_a_numbered_caption():
+    from bgrepro.book.chapter import setup, table_html, words_table
+    from bgrepro.book.runner import page_problems
+
+    figure = ('<figure><img src="_images/a.png"><figcaption><span class="caption-number">Fig. 1 </span>'
+              '</figcaption></figure>')
+    frame = pd.DataFrame({"only_bg_t": [1.0]}, index=["original"])
+    setup("tiny")
+    numbered = table_html(frame, "Accuracy on Only-BG-T.") + words_table([{"a": "b"}], caption="Words.").data
+    assert page_problems("p", f"<main>{figure}{numbered}</main>", "0") == []
+    assert re.findall(r"Table \d+", numbered) == ["Table 1", "Table 2"]  # numbered in the page's order
+    for bare in (table_html(frame), words_table([{"a": "b"}]).data,  # no caption, or one without a number
+                 "<table><caption>Accuracy</caption><tr><td>1</td></tr></table>"):
+        assert page_problems("p", f"<main>{figure}{numbered}{bare}</main>", "0") == [
+            "p: 1 table(s) without a numbered caption"]
+
+
+def test_the_book_check_fails_the_packages_names_and_the_machines_paths():
+    """A page speaks the paper's words and names no path of the machine that built it; code, file names, repositories,
+    links and a command a reader types may hold what they hold."""
+    from bgrepro.book.runner import page_problems
+
+    figure = ('<figure><img src="_images/a.png"><figcaption><span class="caption-number">Fig. 1 </span>'
+              '</figcaption></figure>')
+
+    def problems(body):
+        return page_problems("p", f"<html><head><title>a_b</title></head><body><main>{figure}{body}</main></body>"
+                                  "</html>", "0")
+
+    clean = ("<p>The small CNN, narrow (2 epochs) on Mixed-Rand; <code>bgrepro localize --backbone dino_resnet50"
+             "</code>; the folder <code>data/variants-smoke</code>; val/00_dog/val_0_00000.png, mixed_rand.tar.gz, "
+             "MadryLab/backgrounds_challenge, <a href='https://github.com/a/b_c'>the code</a>, 1/2 and and/or.</p>"
+             "<div class='cell_input'><pre>data = \"/tmp/pytest-0/variants\"</pre></div>"
+             "<span class='math'>x_i</span><script>var a_b = '/tmp/x/y';</script>")
+    assert problems(clean) == []
+    assert problems("<table><tr><th>smallcnn_narrow (1 epoch)</th><td>trained_model</td></tr></table>"
+                    "<p>Mixed-Rand, mobilenet_v1_0.25_128_quant.</p>")[1:] == [
+        "p: the package's names instead of words: smallcnn_narrow, trained_model, mobilenet_v1_0.25_128_quant"]
+    assert problems("<p>Photos from /work/shared/realphotos/imagenet-val-227 and (../shared/realmodels); an output: "
+                    "<pre>/tmp/pytest-0/variants0/tiny</pre> <code>C:\\Users\\me\\photos</code></p>") == [
+        "p: a path of the machine that built it: /work/shared/realphotos/imagenet-val-227, ../shared/realmodels, "
+        "/tmp/pytest-0/variants0/tiny, C:\\Users\\me\\photos"]
+    assert problems("<p>x</p>") == []
+    assert page_problems("p", f"<main>{figure}</main>", "0", ["Original", "PxAP"]) == [
+        "p: table header(s) broken inside a word at 1280 px: Original, PxAP"]
 
 
 @pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser")), reason="no Chromium")
@@ -132,6 +183,57 @@ def test_the_book_check_measures_tables_inside_scroll_containers(tmp_path):
     assert sorted(p for p in problems if "wider" in p) == [
         "bare: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)",
         "scrolled: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)"]
+
+
+@pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser")), reason="no Chromium")
+def test_the_book_check_measures_headers_broken_inside_a_word(tmp_path):
+    """In the browser at 1280 px: a header squeezed until a word breaks ("Origina|l", "Only-BG-|T") fails the check; one
+    that wraps between words, or at a hyphen between words (Mixed-|Rand), does not; and the book's own tables
+    (`table_html`) in a narrow column keep every word of their headers whole."""
+    from bgrepro.book.chapter import setup, table_html
+    from bgrepro.book.runner import check_site
+
+    figure = ('<figure><img src="_images/a.png"><figcaption><span class="caption-number">Fig. 1 </span>'
+              '</figcaption></figure>')
+
+    def squeezed(text, em=3.5):
+        return (f"<table style='table-layout:fixed;width:{em}em'><caption><span class='caption-number'>Table 1 </span>"
+                f"</caption><tr><th style='overflow-wrap:anywhere'>{text}</th></tr></table>")
+
+    setup("tiny")
+    frame = pd.DataFrame([[1.0] * 9], columns=["original", "only_bg_t", "mixed_same", "mixed_rand", "mixed_next",
+                                               "only_fg", "no_fg", "only_bg_b", "bg_gap"], index=["PxAP per class"])
+    pages = {"anywhere": squeezed("Original"), "hyphen": squeezed("Only-BG-T"), "compound": squeezed("Mixed-Rand"),
+             "words": squeezed("trained on Original", 6), "book": table_html(frame, "Accuracy per variant.")}
+    for name, body in pages.items():
+        (tmp_path / f"{name}.html").write_text(f"<html><body><main style='max-width:420px'>{figure}{body}</main>"
+                                               "</body></html>")
+    problems = check_site(tmp_path, tmp_path / "shots", tuple(pages))
+    assert sorted(p for p in problems if "broken" in p) == [
+        "anywhere: table header(s) broken inside a word at 1280 px: Original",
+        "hyphen: table header(s) broken inside a word at 1280 px: Only-BG-T"]
+
+
+def test_every_name_the_package_shows_has_words_for_a_reader():
+    """Every profile setting, kind of experiment record, architecture and ImageNet model reads as words on a page
+    (`chapter.label`), so a setting or a model added later cannot show its identifier."""
+    from dataclasses import fields
+    from pathlib import Path
+
+    from bgrepro.book.chapter import label, number
+    from bgrepro.profiles import Profile
+    from bgrepro.registry import ARCHS, PACKAGED, PUBLISHED_FILES, SELF_SUPERVISED
+
+    package = Path(__file__).resolve().parents[1] / "bgrepro"
+    kinds = {k for f in package.rglob("*.py") for k in re.findall(r'cached\(\s*"(\w+)"', f.read_text())}
+    models = [*ARCHS, *PACKAGED, *(Path(f).stem for f in PUBLISHED_FILES), *SELF_SUPERVISED]
+    assert "trained_model" in kinds and "smallcnn_narrow" in models
+    for name in [f.name for f in fields(Profile)] + sorted(kinds) + models:
+        assert not re.search(r"[a-z0-9]_[a-z0-9]", label(name)), f"{name} -> {label(name)}"
+    assert label("smallcnn_narrow (2 epochs)") == "small CNN, narrow (2 epochs)"
+    assert number(("smallcnn_narrow", "resnet50")) == "small CNN, narrow; ResNet-50"  # a list of names stays readable
+    assert number(("efficientnet_lite0", "mobilenet_v1_0.25_128_quant")) == (
+        "EfficientNet-Lite0, MobileNet v1 0.25/128 (8-bit)")
 
 
 def test_tables_speak_the_papers_names_not_the_packages():

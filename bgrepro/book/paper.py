@@ -1,4 +1,4 @@
-"""The numbers the papers report (from ../shared/PAPER.md), for setting ours beside them.
+"""The numbers the papers report (from the paper's text, PAPER.md), for setting ours beside them.
 
 Accuracies in %. Table 2 columns marked * are trained on IN-9L; the others are ImageNet-pretrained
 1000-class models mapped to IN-9.

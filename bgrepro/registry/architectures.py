@@ -87,6 +87,15 @@ SMALL_ARCHS = {  # stage widths: the zoo of the smoke scale varies width (narrow
 
 ARCHS = tuple(SMALL_ARCHS) + tuple(TORCHVISION_ARCHS)
 
+#: Each architecture as a page names it (the paper's spelling of its Table 2 where it has one).
+ARCH_NAMES = {
+    "smallcnn": "small CNN", "smallcnn_narrow": "small CNN, narrow", "smallcnn_wide": "small CNN, wide",
+    "smallcnn_shallow": "small CNN, shallow", "smallcnn_deep": "small CNN, deep",
+    "resnet18": "ResNet-18", "resnet50": "ResNet-50", "resnet152": "ResNet-152", "wide_resnet50_2": "WRN-50x2",
+    "vgg16_bn": "VGG16-BN", "alexnet": "AlexNet", "shufflenet_v2": "ShuffleNet", "mobilenet_v3_large": "MobileNet-v3",
+    "efficientnet_b0": "EfficientNet-b0",
+}
+
 
 def _timm():
     try:

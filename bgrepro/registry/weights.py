@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..io import first_line
-from .architectures import TORCHVISION_ARCHS
+from .architectures import ARCH_NAMES, TORCHVISION_ARCHS
 
 #: The ImageNet weights the paper's pretrained numbers were measured with: torchvision's original ones
 #: (IMAGENET1K_V1, `resnet50-0676ba61.pth`, once published as `resnet50-19c8e357.pth`), not today's
@@ -92,6 +92,24 @@ PUBLISHED_FILES = {
     "mobilenet_v1_0.75_192_quant.tflite": Published("MobileNet v1 0.75/192 (8-bit)", 66.1, _TFLITE),
     "mobilenet_v2_1.0_224_quant.tflite": Published("MobileNet v2 1.0/224 (8-bit)", 70.8, _TFLITE),
 }
+
+#: The RPS paper's self-supervised backbones as a page names them.
+SELF_SUPERVISED_NAMES = {"dino_resnet50": "DINO ResNet-50", "dino_vits16": "DINO ViT-S/16",
+                         "mocov2_resnet50": "MoCo v2 ResNet-50", "mocov3_resnet50": "MoCo v3 ResNet-50"}
+
+
+def model_name(name: str) -> str:
+    """A model as a page names it: an architecture (`ARCH_NAMES`), packaged ImageNet weights or a TFLite file by
+    its stem (what their authors call them), a self-supervised backbone, also before a parenthesis ("small CNN, narrow
+    (2 epochs)"); other names as they are."""
+    head, paren, rest = name.partition(" (")
+    if paren:
+        return model_name(head) + paren + rest
+    published = {**{k: e.published for k, e in PACKAGED.items()},
+                 **{Path(k).stem: p for k, p in PUBLISHED_FILES.items()}}
+    if name in published:
+        return published[name].display
+    return ARCH_NAMES.get(name) or SELF_SUPERVISED_NAMES.get(name, name)
 
 
 def packaged_weights(name: str) -> Path:
