@@ -8,8 +8,9 @@ meantime shows). The book's total divided by the mean of the
 two references is its cost in reference units, which compares across machines and days where seconds
 alone do not (this project's machines differ by up to 2x from day to day).
 
-Each run appends one entry to `bench/results/book.json`: per chapter seconds, the total, the references,
-the total in reference units, the commit measured and the machine.
+Each run appends one entry to `bench/results/book.json`: per chapter seconds and peak resident memory (the
+runner's process and the chapter's kernel together, and the largest process alone, `runner.PeakMemory`), the
+total, the references, the total in reference units, the commit measured and the machine.
 
     python bench/book.py --label after --data data/variants-smoke-grabcut --synth data/synth-smoke
 """
@@ -119,7 +120,8 @@ def main() -> None:
     from bgrepro.book.runner import ORDER
 
     chosen = tuple(args.chapters.split(",")) if args.chapters else ORDER
-    chapters = execute(args.profile, data, synth, chapters=chosen, out=work / "notebooks")
+    peaks: dict[str, dict[str, float]] = {}
+    chapters = execute(args.profile, data, synth, chapters=chosen, out=work / "notebooks", peaks=peaks)
     total = time.perf_counter() - t0
     references.append(reference_seconds(data, args.profile, work))
     unit = sum(references) / len(references)
@@ -137,13 +139,19 @@ def main() -> None:
                       "seconds": [round(r, 1) for r in references], "mean_seconds": round(unit, 1)},
         "total_units": round(total / unit, 2),
         "chapters_units": {k: round(v / unit, 2) for k, v in chapters.items()},
+        "chapters_peak_mib": {k: round(v["all"]) for k, v in peaks.items()},
+        "chapters_largest_process_mib": {k: round(v["largest"]) for k, v in peaks.items()},
+        "peak_mib": round(max((v["all"] for v in peaks.values()), default=0)),
     }
     entries = json.loads(args.out.read_text()) if args.out.exists() else []
     entries.append(entry)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(entries, indent=2) + "\n")
+    for name, seconds in chapters.items():
+        print(f"[bench-book]   {name:<22}{seconds:7.1f} s {seconds / unit:6.2f} units, "
+              f"peak {peaks[name]['all']:,.0f} MiB (largest process {peaks[name]['largest']:,.0f})")
     print(f"[bench-book] {args.label}: {total:.0f} s = {total / unit:.1f} reference units "
-          f"(reference {unit:.1f} s); written to {args.out}", flush=True)
+          f"(reference {unit:.1f} s), peak {entry['peak_mib']:,} MiB; written to {args.out}", flush=True)
     sys.exit(0)
 
 
