@@ -5,6 +5,7 @@ route of the real-photo chapter on a photo with a true mask."""
 from __future__ import annotations
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -305,6 +306,24 @@ def test_a_chapter_reexecutes_when_what_it_declares_changes_and_no_other(tmp_pat
     assert changed != before[0] and real() == changed
     with pytest.raises(ValueError, match="unknown chapter input 'photo'"):
         identity(["photo"], params)
+    with pytest.raises(ValueError, match="unknown chapter input 'photo'"):  # said the same from the child process
+        _digest(BOOK / "realphotos.md", params, ["photo"])
+
+
+def test_the_runner_reads_declared_inputs_without_loading_torch(tmp_path):
+    """Reading the photos and models a chapter declares loads torch; the runner does it in a child process, so that it
+    does not keep 600 MB resident beside every chapter's kernel."""
+    import subprocess
+    import sys
+
+    photos = tmp_path / "photos"
+    _jpeg(photos / "00_dog" / "a.jpg", 0)
+    code = ("import sys, json; from bgrepro.book.runner import BOOK, _digest; "
+            "d = _digest(BOOK / 'realphotos.md', json.loads(sys.argv[1]), ['real photos', 'real models']); "
+            "print(len(d), 'torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps({"realphotos": str(photos), "profile": "tiny"})],
+                          capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["64", "False"]
 
 
 @needs_boxes

@@ -54,7 +54,21 @@ def _digest(source: Path, parameters: dict, inputs: list[str]) -> str:
     code = "".join(p.read_text() for p in sorted(Path(__file__).resolve().parents[1].rglob("*.py")))
     measured = layout.GPU_RESULTS.read_text() if layout.GPU_RESULTS.exists() else ""
     text = source.read_text() + json.dumps(parameters, sort_keys=True) + code + measured
-    return hashlib.sha256((text + identity(inputs, parameters)).encode()).hexdigest()
+    return hashlib.sha256((text + _identity_apart(inputs, parameters)).encode()).hexdigest()
+
+
+def _identity_apart(inputs: list[str], parameters: dict) -> str:
+    """`inputs.identity` computed in a child process: reading what a chapter declares loads torch and the models'
+    registry (600 MB), which this process would otherwise keep resident beside every chapter's kernel."""
+    if not inputs:
+        return identity(inputs, parameters)
+    code = ("import json, sys; from bgrepro.book.inputs import identity; "
+            "sys.stdout.write(identity(json.loads(sys.argv[1]), json.loads(sys.argv[2])))")
+    done = subprocess.run([sys.executable, "-c", code, json.dumps(inputs), json.dumps(parameters)],
+                          capture_output=True, text=True)
+    if done.returncode != 0:  # the child's last line is the error (an unknown input, an unreadable folder)
+        raise ValueError((done.stderr.strip().splitlines() or ["reading the chapter's inputs failed"])[-1])
+    return done.stdout
 
 
 def execute(profile: str, data: Path, synth: Path, seed: int = 0, chapters: tuple[str, ...] = ORDER,
