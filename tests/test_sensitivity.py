@@ -18,6 +18,8 @@ def test_where_a_claim_holds_is_said_from_its_verdicts():
     assert "holds only from R = 0.5 up" in above and "R = 0.2: not shown" in above
     nowhere = sensitivity.sentence("2", _verdicts({0.2: v.NOT_SHOWN, 0.5: v.CONTRADICTS, 0.8: v.INCONCLUSIVE}))
     assert "holds at no habitat strength tested" in nowhere and "R = 0.5: contradicts the paper" in nowhere
+    top = sensitivity.sentence("2", _verdicts({0.2: v.NOT_REPRODUCED, 0.5: v.PARTLY, 0.8: v.REPRODUCED}))
+    assert "holds only at the strongest habitat tested (R = 0.8)" in top
     odd = sensitivity.sentence("2", _verdicts({0.2: v.REPRODUCED, 0.5: v.NOT_SHOWN, 0.8: v.REPRODUCED}))
     assert "not in order of strength" in odd
 

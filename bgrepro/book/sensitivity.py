@@ -190,6 +190,9 @@ def sentence(claim: str, verdicts: dict[float, dict[str, v.Verdict]]) -> str:
         where = f"holds at every habitat strength tested ({', '.join(f'{r:g}' for r in strengths)})"
     elif not holds:
         where = "holds at no habitat strength tested"
+    elif holds == strengths[-1:]:
+        where = (f"holds only at the strongest habitat tested (R = {holds[0]:g}): at weaker habitats it is a property "
+                 "the generator can take away")
     elif holds == strengths[strengths.index(holds[0]):]:
         where = (f"holds only from R = {holds[0]:g} up: at weaker habitats it is a property the generator can "
                  "take away")
