@@ -65,6 +65,10 @@ def number(value) -> str:
 #: record, the chapters.
 WORDS = {"bg_gap": "BG-Gap", "imagenet": "ImageNet", "split_2x2": "split", "ci95 low": "95% interval, low",
          "ci95 high": "95% interval, high", "fg_mask": "foreground masks", "cpu_cores": "CPU cores",
+         # the build's rejection reasons (`composite.Rejected`)
+         "box_outside_crop": "box outside the crop", "box_too_large": "box too large for the crop",
+         "grabcut_too_small": "GrabCut kept too little of the box", "no_mask": "no mask",
+         "not_one_box": "not exactly one box",
          # `profiles.Profile`
          "image_size": "image side (px)", "train_per_class": "training images per class",
          "test_per_class": "test images per class", "arch": "network", "batch_size": "batch size",
