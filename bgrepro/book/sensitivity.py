@@ -162,7 +162,7 @@ def study(profile: str | None = None, seed: int = 0, progress: bool = True) -> S
     """Run (or read) the study and judge every claim at every strength."""
     plan = Plan.of(profile, seed)
     rows = measures(profile, seed, progress)
-    chance = 100 / 9
+    chance = 100 / len(layout.class_folders(folders(plan.strengths[0], plan)[1]))  # classes come from the data
     verdicts, table = {}, []
     for strength, group in rows.groupby("strength", sort=True):
         verdicts[float(strength)] = judge(group, chance)
