@@ -104,16 +104,16 @@ def test_the_book_check_fails_a_page_a_reader_would_not_trust():
               '</figure>')
     captioned = ('<table><caption><span class="caption-number">Table 1 </span><span class="caption-text">x</span>'
                  '</caption><tr><td>\u2014</td></tr></table>')
-    assert page_problems("p", f"<main>{figure}{captioned}</main>", "0") == []
+    assert page_problems("p", f"<main>{figure}{captioned}</main>", []) == []
     bare = '<main><div class="cell_output"><img src="_images/b.png"></div></main>'
-    assert page_problems("p", f"<main>{figure}</main>{bare}", "0") == ["p: 1 figure(s) without a numbered caption"]
-    assert page_problems("p", f"<main>{figure}<td>NaN</td></main>", "0") == ["p: NaN shown where a number is missing"]
-    assert page_problems("p", f"<main>{figure}<pre>x = float('NaN')</pre></main>", "0") == []  # code is not output
-    assert page_problems("p", f"<main>{figure}</main>", "2") == [
-        "p: 2 table(s) wider than the page at 1280 px (columns hidden or scrolled)"]
-    assert page_problems("p", "<main><p>text</p></main>", "0") == ["p: no figure"]
+    assert page_problems("p", f"<main>{figure}</main>{bare}", []) == ["p: 1 figure(s) without a numbered caption"]
+    assert page_problems("p", f"<main>{figure}<td>NaN</td></main>", []) == ["p: NaN shown where a number is missing"]
+    assert page_problems("p", f"<main>{figure}<pre>x = float('NaN')</pre></main>", []) == []  # code is not output
+    assert page_problems("p", f"<main>{figure}</main>", ["Table 2", "Table 5"]) == [
+        "p: 2 table(s) wider than the page at 1280 px (columns hidden or scrolled): Table 2, Table 5"]
+    assert page_problems("p", "<main><p>text</p></main>", []) == ["p: no figure"]
     # a chapter with nothing to run on (the real-photo chapter without photos) says so in a box instead
-    assert page_problems("p", "<main><div class='admonition warning chapter-not-run'>no photos</div></main>", "0") == []
+    assert page_problems("p", "<main><div class='admonition warning chapter-not-run'>no photos</div></main>", []) == []
 
 
 def test_the_book_check_fails_a_table_without_a_numbered_caption():
@@ -125,11 +125,11 @@ def test_the_book_check_fails_a_table_without_a_numbered_caption():
     frame = pd.DataFrame({"only_bg_t": [1.0]}, index=["original"])
     setup("tiny")
     numbered = table_html(frame, "Accuracy on Only-BG-T.") + words_table([{"a": "b"}], caption="Words.").data
-    assert page_problems("p", f"<main>{figure}{numbered}</main>", "0") == []
+    assert page_problems("p", f"<main>{figure}{numbered}</main>", []) == []
     assert re.findall(r"Table \d+", numbered) == ["Table 1", "Table 2"]  # numbered in the page's order
     for bare in (table_html(frame), words_table([{"a": "b"}]).data,  # no caption, or one without a number
                  "<table><caption>Accuracy</caption><tr><td>1</td></tr></table>"):
-        assert page_problems("p", f"<main>{figure}{numbered}{bare}</main>", "0") == [
+        assert page_problems("p", f"<main>{figure}{numbered}{bare}</main>", []) == [
             "p: 1 table(s) without a numbered caption"]
 
 
@@ -143,7 +143,7 @@ def test_the_book_check_fails_the_packages_names_and_the_machines_paths():
 
     def problems(body):
         return page_problems("p", f"<html><head><title>a_b</title></head><body><main>{figure}{body}</main></body>"
-                                  "</html>", "0")
+                                  "</html>", [])
 
     clean = ("<p>The small CNN, narrow (2 epochs) on Mixed-Rand; <code>bgrepro localize --backbone dino_resnet50"
              "</code>; the folder <code>data/variants-smoke</code>; val/00_dog/val_0_00000.png, mixed_rand.tar.gz, "
@@ -159,7 +159,7 @@ def test_the_book_check_fails_the_packages_names_and_the_machines_paths():
         "p: a path of the machine that built it: /work/shared/realphotos/imagenet-val-227, ../shared/realmodels, "
         "/tmp/pytest-0/variants0/tiny, C:\\Users\\me\\photos"]
     assert problems("<p>x</p>") == []
-    assert page_problems("p", f"<main>{figure}</main>", "0", ["Original", "PxAP"]) == [
+    assert page_problems("p", f"<main>{figure}</main>", [], ["Original", "PxAP"]) == [
         "p: table header(s) broken inside a word at 1280 px: Original, PxAP"]
 
 
@@ -171,9 +171,11 @@ def test_the_book_check_measures_tables_inside_scroll_containers(tmp_path):
 
     figure = ('<figure><img src="_images/a.png"><figcaption><span class="caption-number">Fig. 1 </span>'
               '</figcaption></figure>')
-    wide = "<table><tr>" + "".join(f"<td>column {k} with a long heading</td>" for k in range(40)) + "</tr></table>"
+    cells = "<tr>" + "".join(f"<td>column {k} with a long heading</td>" for k in range(40)) + "</tr></table>"
+    wide, numbered = "<table>" + cells, ('<table><caption><span class="caption-number">Table 4 </span></caption>'
+                                         + cells)
     narrow = "<table><tr><td>1</td><td>2</td></tr></table>"
-    pages = {"scrolled": f"<div style='overflow-x:auto'>{wide}</div>", "bare": wide, "fits": narrow,
+    pages = {"scrolled": f"<div style='overflow-x:auto'>{wide}</div>", "bare": numbered, "fits": narrow,
              "wrapped": "<div style='overflow-x:auto'><table style='width:100%;table-layout:fixed'><tr>"
                         + "".join(f"<td>word {k}</td>" for k in range(8)) + "</tr></table></div>"}
     for name, body in pages.items():
@@ -181,8 +183,8 @@ def test_the_book_check_measures_tables_inside_scroll_containers(tmp_path):
                                                "</body></html>")
     problems = check_site(tmp_path, tmp_path / "shots", tuple(pages))
     assert sorted(p for p in problems if "wider" in p) == [
-        "bare: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)",
-        "scrolled: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled)"]
+        "bare: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled): Table 4",
+        "scrolled: 1 table(s) wider than the page at 1280 px (columns hidden or scrolled): one without a caption"]
 
 
 @pytest.mark.skipif(not any(shutil.which(b) for b in ("chromium", "chromium-browser")), reason="no Chromium")

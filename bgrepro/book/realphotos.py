@@ -409,15 +409,18 @@ def needs_background(record: Record) -> tuple[int, int]:
 
 
 def finegrained_table(records: dict[RealModel, Record]) -> pd.DataFrame:
-    """The fine-grained categories (% of photos, `analyses.finegrained`) of each model."""
+    """The fine-grained categories (% of photos, `analyses.finegrained`), one row a model (as the page's other
+    per-model tables: seven models as columns were wider than the page at 1280 px)."""
     from ..analyses import finegrained
 
-    columns = {}
+    rows = {}
     for model, record in records.items():
         t = record.metrics["finegrained"]
         frame = pd.DataFrame({c: t[c] for c in ("label", *finegrained.VARIANTS_USED)}, index=t["ids"])
-        columns[model.display] = finegrained.summary(frame)["share %"]
-    return pd.DataFrame(columns)
+        rows[model.display] = finegrained.summary(frame)["share %"]
+    table = pd.DataFrame(rows).T
+    table.index.name = "model"
+    return table
 
 
 def first_photos(data: Path, per_class: int) -> ImageSet:

@@ -238,7 +238,7 @@ TRACEBACK = re.compile(r"Traceback \(most recent call last\)|Error\w*: .*\n.*Fil
 #: rule `chapter._header` lays headers out by).
 _MEASURE_TABLES = """<script>window.addEventListener('load', () => {
   const main = document.querySelector('main') || document.body;
-  let wide = 0;
+  const wide = [];
   for (const table of document.querySelectorAll('table')) {
     let limit = main.getBoundingClientRect().right + 1, hidden = false;
     for (let node = table.parentElement; node && node !== document.body; node = node.parentElement) {
@@ -246,9 +246,12 @@ _MEASURE_TABLES = """<script>window.addEventListener('load', () => {
       limit = Math.min(limit, node.getBoundingClientRect().right + 1);
       if (node.scrollWidth > node.clientWidth + 1) hidden = true;
     }
-    if (hidden || table.getBoundingClientRect().right > limit) wide += 1;
+    if (hidden || table.getBoundingClientRect().right > limit) {
+      const number = table.querySelector('caption .caption-number');
+      wide.push(number ? number.textContent.trim() : 'one without a caption');
+    }
   }
-  document.body.setAttribute('data-wide-tables', String(wide));
+  document.body.setAttribute('data-wide-tables', JSON.stringify(wide));
   const broken = [];
   for (const th of document.querySelectorAll('th')) {
     const texts = document.createTreeWalker(th, NodeFilter.SHOW_TEXT);
@@ -335,12 +338,12 @@ def internal_names(prose: str) -> list[str]:
     return list(dict.fromkeys(found))
 
 
-def page_problems(page: str, html_text: str, measured: str | None = None,
+def page_problems(page: str, html_text: str, wide: list[str] | None = None,
                   broken: list[str] | None = None) -> list[str]:
     """What a rendered page must not show: no figure at all, a figure or a table without a numbered caption, NaN
-    where a number is missing (an em dash is), a Python traceback, a table wider than the page, a table header
-    broken inside a word (`broken`: the words, measured in the browser), the package's identifiers instead of
-    words, a path of the machine that built it."""
+    where a number is missing (an em dash is), a Python traceback, a table wider than the page (`wide`: their
+    numbers), a table header broken inside a word (`broken`: the words; both measured in the browser), the package's
+    identifiers instead of words, a path of the machine that built it."""
     problems = []
     images = re.findall(r'<img[^>]+src="[^"]*_images/', html_text)
     if not images and NOT_RUN not in html_text:
@@ -362,8 +365,9 @@ def page_problems(page: str, html_text: str, measured: str | None = None,
     outputs = " ".join(re.findall(r'<div class="cell_output[^"]*">(.*?)</div>\s*</div>', html_text, re.S))
     if "Traceback" in html_text and TRACEBACK.search(re.sub(r"<[^>]+>", "", outputs or html_text)):
         problems.append(f"{page}: a Python traceback in an output cell")
-    if measured and measured != "0":
-        problems.append(f"{page}: {measured} table(s) wider than the page at 1280 px (columns hidden or scrolled)")
+    if wide:
+        problems.append(f"{page}: {len(wide)} table(s) wider than the page at 1280 px (columns hidden or scrolled): "
+                        + ", ".join(wide))
     if broken:
         problems.append(f"{page}: table header(s) broken inside a word at 1280 px: {', '.join(broken)}")
     seen = PageText(html_text)
@@ -406,9 +410,9 @@ def check_site(html: Path, shots: Path, pages: tuple[str, ...] = ("intro", "bg_g
             probe.unlink(missing_ok=True)
         subprocess.run([*common, "--hide-scrollbars", f"--screenshot={shots / f'{page}.png'}",
                         "--window-size=1280,2400", path.as_uri()], capture_output=True, timeout=120)
-        measured = re.search(r'data-wide-tables="(\d+)"', dom.stdout)
+        wide = re.search(r'data-wide-tables="([^"]*)"', dom.stdout)
         broken = re.search(r'data-broken-headers="([^"]*)"', dom.stdout)
-        problems += page_problems(page, dom.stdout, measured.group(1) if measured else None,
+        problems += page_problems(page, dom.stdout, json.loads(unescape(wide.group(1))) if wide else None,
                                   json.loads(unescape(broken.group(1))) if broken else None)
         if not (shots / f"{page}.png").exists():
             problems.append(f"{page}: no screenshot")
