@@ -10,16 +10,35 @@ function here is the identity of one process and no process group is made.
 
 Files are read and written by path, so ranks on several machines need the data and the output on a
 shared file system, as torchrun's own multi-node training does.
+
+torch is imported only where a process group is used: the data builder's worker processes import this module, and
+torch cost each of them about 500 MB.
 """
 
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
+
+
+def _torch():
+    import torch
+
+    return torch
+
+
+def _group_made() -> bool:
+    """Whether a process group exists (none can without torch loaded)."""
+    torch = sys.modules.get("torch")
+    return torch is not None and torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
 class Stopped(Exception):
@@ -34,7 +53,7 @@ PEER_GONE = 3
 def peer_gone(err: BaseException) -> bool:
     """Whether an error is the process group's notice that another rank has ended (gloo's closed connection,
     NCCL's aborted communicator), not a failure of this rank's own."""
-    backend_error = getattr(torch.distributed, "DistBackendError", ())
+    backend_error = getattr(_torch().distributed, "DistBackendError", ())
     text = str(err)
     return isinstance(err, backend_error) or any(s in text for s in (
         "Connection closed by peer", "Connection reset by peer", "Broken pipe", "NCCL communicator was aborted"))
@@ -53,10 +72,11 @@ def rank() -> int:
     if world_size() == 1:
         return 0
     _init()
-    return torch.distributed.get_rank()
+    return _torch().distributed.get_rank()
 
 
 def _init() -> None:
+    torch = _torch()
     if torch.distributed.is_initialized():
         return
     if torch.cuda.is_available():
@@ -68,13 +88,14 @@ def _init() -> None:
 
 def rank_label() -> str:
     """This process's rank for messages, without making a process group (which may be what failed)."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return str(torch.distributed.get_rank())
+    if _group_made():
+        return str(_torch().distributed.get_rank())
     return os.environ.get("RANK", "?")
 
 
 def local_device() -> torch.device:
     """This rank's device: its own GPU (LOCAL_RANK) when there are GPUs, else the CPU."""
+    torch = _torch()
     if torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")) % torch.cuda.device_count())
     return torch.device("cpu")
@@ -108,21 +129,21 @@ def shard_batches(n: int, batch_size: int) -> slice:
 def barrier() -> None:
     if active():
         rank()
-        torch.distributed.barrier()
+        _torch().distributed.barrier()
 
 
 def finish(ok: bool) -> None:
     """End the process group (if one was made): after the others when this rank succeeded, so that no rank
     leaves while one still needs it, and without waiting after an error."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
+    if _group_made():
         if ok:
-            torch.distributed.barrier()
-        torch.distributed.destroy_process_group()
+            _torch().distributed.barrier()
+        _torch().distributed.destroy_process_group()
 
 
 def _all(obj):
     out = [None] * world_size()
-    torch.distributed.all_gather_object(out, obj)
+    _torch().distributed.all_gather_object(out, obj)
     return out
 
 
@@ -132,6 +153,7 @@ def gather(part):
     if not active():
         return part
     rank()
+    torch = _torch()
     if isinstance(part, torch.Tensor):
         return torch.cat([p for p in _all(part.cpu())])
     if isinstance(part, np.ndarray):
@@ -149,7 +171,7 @@ def broadcast(obj):
         return obj
     rank()
     box = [obj]
-    torch.distributed.broadcast_object_list(box, src=0)
+    _torch().distributed.broadcast_object_list(box, src=0)
     return box[0]
 
 

@@ -236,3 +236,12 @@ def test_a_rebuild_with_other_arguments_is_refused_or_replaced_whole(tmp_path, t
     # the same arguments again: nothing to do, nothing changes
     report = build(SyntheticSource(tiny_dataset), out, seed=1, workers=1, progress=False)
     assert report.written == 0 and tree_digest(out) == tree_digest(fresh)
+
+
+def test_the_builders_worker_processes_do_not_load_torch():
+    """A build's (and the generator's) spawned workers import the module of what they run; torch would cost each
+    of them about 500 MB resident beside the chapter's kernel (the real-photo chapter's peak)."""
+    code = ("import sys, bgrepro.data.build, bgrepro.data.synth, bgrepro.data.parallel; "
+            "print('torch' in sys.modules)")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.split() == ["False"]

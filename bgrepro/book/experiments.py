@@ -175,8 +175,10 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, *
     return pd.DataFrame(rows).set_index("trained on")
 
 
-#: Images per batch of an ImageNet model at 224-260 px on the CPU: EfficientNet-Lite0 runs about 64 images/s at 8 and
-#: 23 at 64 on 2 cores (channels-last; its activations leave the cache), so the CPU's default batch of 256 is slow.
+#: Images per batch of an ImageNet model at 224-320 px on the CPU: EfficientNet-Lite0 runs about 64 images/s at 8 and
+#: 23 at 64 on 2 cores (channels-last; its activations leave the cache), so the CPU's default batch of 256 is slow;
+#: and memory grows with it: w* of EfficientNet-Lite2's trunk at 320 px took 1,077 MB above the process at 32 images
+#: a batch, 359 MB at 8 (and ran in 13 s instead of 18), Lite0's at 224 px 1.9 GB at 128, 185 MB at 8 (2026-12-05).
 PHOTO_BATCH_CPU = 8
 #: Photos per batch of Grad-CAM on an ImageNet model on the CPU: its backward pass holds every layer's activations,
 #: and at 8 photos of 224-260 px Grad-CAM of EfficientNet-Lite0/1/2 peaked 1.3 / 1.9 / 2.4 GB above the process,
@@ -187,6 +189,11 @@ GRADCAM_BATCH_CPU = 2
 def _photo_inference(precision: str = "fp32") -> Inference:
     """The inference policy of ImageNet models on photos: small batches on the CPU (`PHOTO_BATCH_CPU`)."""
     return Inference.at(None, precision, PHOTO_BATCH_CPU if default_device().type == "cpu" else None)
+
+
+def photo_batch() -> int:
+    """Photos per batch of an ImageNet model's forward pass (features, w*, maps): `_photo_inference`'s."""
+    return _photo_inference().batch_size
 
 
 def pretrained_record(arch: str, data: Path, weights_tag: str = PAPER_WEIGHTS, bootstrap: int = 1000) -> Record:

@@ -290,10 +290,10 @@ def _rps_masks(photos: Path, folder: Path, selection, seed: int, progress: bool)
         rps = RPS.load(saved)
     else:
         files = [f for c in selection.chosen for f in _draw(layout.images_in(photos / c), ESTIMATE_PER_CLASS, seed)]
-        rps = estimate(trunk, images_at(files, SIDE, progress), progress=progress)
+        rps = estimate(trunk, images_at(files, SIDE, progress), batch_size=experiments.photo_batch(), progress=progress)
         rps.save(saved)
         (folder / "rps-photos.txt").write_text(f"{len(files)}\n")
-    write_masks(trunk, rps, photos, folder / "masks", SIDE, refine="grabcut", batch_size=experiments.PHOTO_BATCH_CPU,
+    write_masks(trunk, rps, photos, folder / "masks", SIDE, refine="grabcut", batch_size=experiments.photo_batch(),
                 progress=progress)
     masked = {c: len(list((folder / "masks" / c).glob("*.npy"))) for c in selection.chosen}
     short_of = [c for c, n in masked.items() if n < 2]
@@ -546,7 +546,7 @@ def _maps_at(trunk, images: torch.Tensor, side: int, rps: RPS | None) -> np.ndar
     """RPS maps (w* given) or CAAM maps (None) of the images run at `side`, brought back to SIDE."""
     import torch.nn.functional as F
 
-    maps = activation_maps(trunk, _resized(images, side), rps, batch_size=32)
+    maps = activation_maps(trunk, _resized(images, side), rps, batch_size=experiments.photo_batch())
     if side != SIDE:
         maps = F.interpolate(maps[:, None].float(), size=(SIDE, SIDE), mode="bilinear", align_corners=False)[:, 0]
     return maps.numpy()
@@ -605,7 +605,7 @@ def rps_benchmark(photos: Path | PhotoFolder, profile: str | None = None, seed: 
         for name in cfg["trunks"]:
             trunk = registry.load(name, offline=True).trunk()
             for side in cfg["sides"]:
-                rps = estimate(trunk, _resized(estimate_images, side), batch_size=32)
+                rps = estimate(trunk, _resized(estimate_images, side), batch_size=experiments.photo_batch())
                 maps_of = lambda x, trunk=trunk, side=side, rps=rps: _maps_at(trunk, x, side, rps)  # noqa: E731
                 threshold, score = threshold_of(_ious(held, maps_of, CAM_THRESHOLDS))
                 candidates.append({"trunk": name, "side": side, "maxboxaccv2": score, "threshold": threshold,

@@ -110,12 +110,16 @@ def cached(kind: str, config: dict, compute: Callable[[dict], dict], root: Path 
 
 
 def release_memory() -> None:
-    """Hand what a computation freed back to the system: the book's kernels run one record after another, and glibc
-    keeps freed blocks of torch's tensors resident otherwise (measured: 1.1 GB still resident after Grad-CAM of one
-    EfficientNet-Lite on 26 photos, 0.85 GB after a trim). Does nothing where the C library has no `malloc_trim`."""
+    """Hand what a computation used back to the system: the book's kernels run one record after another. The decoded
+    test sets are dropped (`evaluate.forget_test_sets`: the next record decodes its own in about a second), and glibc,
+    which keeps freed blocks of torch's tensors resident otherwise (measured: 1.1 GB still resident after Grad-CAM of
+    one EfficientNet-Lite on 26 photos, 0.85 GB after a trim), is trimmed where it has `malloc_trim`."""
     import ctypes
     import gc
 
+    from ..analyses.evaluate import forget_test_sets
+
+    forget_test_sets()
     gc.collect()
     try:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
