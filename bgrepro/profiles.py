@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import asdict, dataclass, replace
+from typing import NamedTuple
 
 from .variants import MIXED_RAND, NO_FG, ONLY_BG_B, ONLY_BG_T, ORIGINAL
 
@@ -113,18 +114,37 @@ def get_profile(name: str | None = None) -> Profile:
         ) from None
 
 
-def chapter_models(profile: Profile) -> dict[str, list[tuple[str, str]]]:
-    """The models each chapter trains under a profile (a model shared by chapters counts once, first)."""
-    seen: set[tuple[str, str]] = set()
+class Planned(NamedTuple):
+    """One model a chapter trains: its architecture, training variant, seed and epochs, the training images per
+    class, and the data (IN-9, or the generator's at one habitat strength)."""
+
+    arch: str
+    variant: str
+    seed: int
+    epochs: int
+    train_per_class: int
+    data: str = "IN-9"
+
+
+def chapter_models(profile: Profile, seed: int = 0) -> dict[str, list[Planned]]:
+    """The models each chapter trains under a profile, every seed and the generator study's models included (a model
+    shared by chapters counts once, where it is first)."""
+    seeds = range(seed, seed + profile.spread_seeds)
+
+    def model(arch=profile.arch, variant=ORIGINAL, s=seed, epochs=profile.epochs):
+        return Planned(arch, variant, s, epochs, profile.train_per_class)
+
+    train, _ = profile.sensitivity_per_class
     plan = {
-        "backgrounds_suffice": [(profile.arch, v) for v in (ONLY_BG_B, ONLY_BG_T, NO_FG)],
-        "bg_gap": [(a, ORIGINAL) for a in profile.table_archs],
-        "mixed_rand_training": [(profile.arch, v) for v in (ORIGINAL, MIXED_RAND, "mixed_rand (on the fly)")],
-        "adversarial": [(profile.arch, ORIGINAL)],
-        "progress": [(a, ORIGINAL) for a in profile.zoo_archs],
-        "localization": [(profile.arch, ORIGINAL)],
+        "backgrounds_suffice": [model(variant=v, s=s) for s in seeds for v in (ONLY_BG_B, ONLY_BG_T, NO_FG)],
+        "bg_gap": [*(model(a) for a in profile.table_archs), *(model(variant=v, s=s) for v in (ORIGINAL, MIXED_RAND)
+                                                                for s in seeds)],
+        "mixed_rand_training": [model(variant=v) for v in (ORIGINAL, MIXED_RAND, "mixed_rand (on the fly)")],
+        "adversarial": [model(variant=v, s=s) for v in (ORIGINAL, MIXED_RAND) for s in seeds],
+        "progress": [model(a, epochs=e) for a in profile.zoo_archs for e in profile.zoo_epochs],
+        "localization": [model()],
+        "generator": [Planned(profile.arch, v, s, profile.sensitivity_epochs, train, f"generator R={r}")
+                      for r in profile.sensitivity_strengths for s in seeds for v in (ONLY_BG_T, ORIGINAL, MIXED_RAND)],
     }
-    out = {}
-    for chapter, models in plan.items():
-        out[chapter] = [m for m in models if not (m in seen or seen.add(m))]
-    return out
+    seen: set[Planned] = set()
+    return {chapter: [m for m in models if not (m in seen or seen.add(m))] for chapter, models in plan.items()}

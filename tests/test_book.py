@@ -81,6 +81,18 @@ def test_second_run_reuses_the_executions(executed):
     assert sum(first.values()) > 0
 
 
+def test_the_full_budget_counts_every_model_the_book_trains(executed):
+    """The full-scale page's budget counts what the book trains (`chapter_models`): every seed and the generator
+    study's models too. The tiny book's trained-model records, one per model trained, are the count it must match."""
+    from bgrepro.profiles import chapter_models, get_profile
+
+    out, *_ = executed
+    planned = chapter_models(get_profile("tiny"))
+    trained = list((out.parent / "results" / "records").glob("trained_model-*.json"))
+    assert len(trained) == sum(len(models) for models in planned.values())
+    assert len(planned["generator"]) == 3 * 2 * 3  # three strengths, two seeds, three models each
+
+
 @pytest.mark.parametrize("name", ORDER)
 def test_chapter_cells_are_calls_not_logic(name):
     """Chapters hold narrative, parameters and calls: no code cell beyond the parameters is longer than

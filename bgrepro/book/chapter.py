@@ -93,7 +93,8 @@ WORDS = {"bg_gap": "BG-Gap", "imagenet": "ImageNet", "split_2x2": "split", "ci95
          "sensitivity_data": "generator study: variants built",
          # chapters (`runner.ORDER`), by their titles
          "backgrounds_suffice": "Backgrounds suffice", "mixed_rand_training": "Training on Mixed-Rand",
-         "adversarial": "Adversarial backgrounds", "progress": "Benchmark progress", "localization": "Localization"}
+         "adversarial": "Adversarial backgrounds", "progress": "Benchmark progress", "localization": "Localization",
+         "generator": "How much is the generator?"}
 
 
 def _word(name: str) -> str:

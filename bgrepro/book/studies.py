@@ -714,17 +714,23 @@ def gpu_rates(measured: dict) -> pd.DataFrame:
 
 
 def full_budget(measured: dict, profile: str = "full") -> pd.DataFrame:
-    """Per chapter: the models it trains at `profile` and the minutes the measured rate gives for those of
-    the measured architecture (30 epochs over IN-9's training set, decoding included); other
-    architectures' rates are not measured and are listed, not guessed."""
+    """Per chapter: the models it trains at `profile` (`chapter_models`: every seed, the generator study's too) and
+    the minutes the measured rate gives for those of the measured architecture (their epochs over their training
+    images, decoding included, the measured decoding time scaled by the images); other architectures' rates are not
+    measured and are listed, not guessed."""
     p = get_profile(profile)
     train = measured["train"]
-    per_model = (p.epochs * NUM_CLASSES * p.train_per_class / train["images_per_second"] + train["decode_seconds"]) / 60
+
+    def minutes(m) -> float:
+        images = NUM_CLASSES * m.train_per_class
+        decoding = train["decode_seconds"] * images / train["images"]
+        return (m.epochs * images / train["images_per_second"] + decoding) / 60
+
     rows, name = {}, registry.model_name(train["arch"])
     for chapter, models in chapter_models(p).items():
-        timed = [m for m in models if m[0] == train["arch"]]
+        timed = [m for m in models if m.arch == train["arch"]]
         rows[chapter] = {"models trained": len(models), f"{name} models": len(timed),
-                         f"{name} training (min)": round(len(timed) * per_model, 1),
-                         "not measured": ", ".join(sorted({registry.model_name(a) for a, _ in models
-                                                           if a != train["arch"]})) or "-"}
+                         f"{name} training (min)": round(sum(minutes(m) for m in timed), 1),
+                         "not measured": ", ".join(sorted({registry.model_name(m.arch) for m in models
+                                                           if m.arch != train["arch"]})) or "-"}
     return pd.DataFrame(rows).T
