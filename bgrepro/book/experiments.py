@@ -182,8 +182,10 @@ def backgrounds_suffice(data: Path, profile: str | None = None, seed: int = 0, *
 PHOTO_BATCH_CPU = 8
 #: Photos per batch of Grad-CAM on an ImageNet model on the CPU: its backward pass holds every layer's activations,
 #: and at 8 photos of 224-260 px Grad-CAM of EfficientNet-Lite0/1/2 peaked 1.3 / 1.9 / 2.4 GB above the process,
-#: at 2 photos 0.33 / 0.46 / 0.59 GB (measured on 26 photos, 2026-12-05).
-GRADCAM_BATCH_CPU = 2
+#: at 2 photos 0.33 / 0.46 / 0.59 GB (measured on 26 photos, 2026-12-05). At 1 photo, on 45 photos at 224 px:
+#: Lite0 180 MB (355 at 2), Lite2 339 MB (671 at 2), in the same time; the real-photo chapter's peak (2,009 MiB
+#: in a fresh clone's `make reproduce`) came at its Grad-CAM.
+GRADCAM_BATCH_CPU = 1
 
 
 def _photo_inference(precision: str = "fp32") -> Inference:
