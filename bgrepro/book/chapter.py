@@ -230,13 +230,14 @@ def imagenet_note(data, pretrained: tuple[str, ...], what: str):
                        + ("the synthetic stand-in, whose classes an ImageNet model was never taught)" if kind ==
                           "synthetic" else f"the folder {folder(data)})"))
     if not pretrained:
-        missing.append("ImageNet weights, none of which is in this machine's torch cache")
-    return Markdown(f"{what}: no counterpart here; it needs {' and '.join(missing)}. With a network, "
+        missing.append("the paper's ImageNet weights (torchvision's, for its ResNet-50 and the other models of "
+                       "Table 2), which are not in this machine's torch cache")
+    return Markdown(f"{what}: no counterpart on this page; it needs {' and '.join(missing)}. With a network, "
                     "`make reproduce DATA=in9` fetches IN-9, and `bgrepro eval --data data/in9 --arch resnet50 "
                     "--pretrained` (or `--weights FILE` for a local file) fetches torchvision's original weights; the "
-                    "chapter then computes it beside the paper's. The real-photo chapter measures it offline, on "
-                    "ImageNet validation photos built into IN-9's variants the paper's way, with seven ImageNet "
-                    "models.")
+                    "chapter then computes it beside the paper's. The real-photo chapter measures the same offline, "
+                    "on ImageNet validation photos built into IN-9's variants the paper's way, with the ImageNet "
+                    "models installed here (EfficientNet-Lites and MobileNets, not the paper's).")
 
 
 def scale_text(profile: Profile, data, synth=None, rps: bool = False) -> str:
