@@ -879,6 +879,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         finish(code == 0)
+        if active():  # the command has ended: a SIGTERM now (the launcher ending the ranks) has nothing to clean up,
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # and raised during shutdown it printed a traceback
 
 
 def _stopped_by_launcher(signum, frame) -> None:
